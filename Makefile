@@ -1,0 +1,38 @@
+# darkport: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN := target/debug/darkport
+
+.PHONY: all build demo test lint fmt deps bench clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+# Install the Debian packages and tools the demo and the tests use (idempotent).
+deps:
+	./scripts/deps.sh
+
+# The main job end to end on this machine.
+demo: deps build
+	./scripts/demo.sh
+
+# Every test: unit + integration on real sshd nodes, registries and skopeo.
+test: deps
+	$(CARGO) test --all-targets -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: deps
+	$(CARGO) build --release
+	for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
+
+clean:
+	$(CARGO) clean
+	rm -rf dist .nodes

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the demo, the tests and the benchmarks need, from Debian's packages and PyPI.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+PKGS=(skopeo docker-registry minisign openssh-server openssh-client busybox-static zstd
+      pkg-config libssl-dev debootstrap iproute2 hyperfine rsync sudo)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  echo "deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,1 @@
+//! bundle: see the architecture map in lib.rs.

@@ -1,0 +1,35 @@
+//! Command-line types only (clap). Each subcommand's behaviour lives in `commands/`.
+
+use crate::ui::ProgressMode;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "darkport",
+    version,
+    about = "Ship a containerised product to dark sites: one signed bundle, agentless install and upgrade over SSH"
+)]
+pub struct Cli {
+    /// Progress display: a bar on a TTY, plain lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, global = true)]
+    pub progress: ProgressMode,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the sha256 digest and size of files (the hashing floor of every darkport operation).
+    Hash(HashArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HashArgs {
+    /// Files to hash, in parallel.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// One JSON object per file plus the throughput.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,12 @@
+//! Thin subcommand wrappers: CLI types in, ops called, results printed via `ui`.
+
+mod hash;
+
+use crate::cli::{Cli, Command};
+
+/// Run one parsed command line; the returned code is the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Hash(a) => hash::run(a),
+    }
+}

@@ -1,0 +1,1 @@
+//! inventory: see the architecture map in lib.rs.

@@ -1,0 +1,22 @@
+use clap::Parser;
+use darkport::{cli::Cli, commands, ui};
+
+fn main() {
+    // A panic is an internal error: exit 2, not Rust's default 101.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("darkport: internal error; please report it with the command line used");
+        std::process::exit(2);
+    }));
+    let cli = Cli::parse();
+    let code = match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprint!("{}", ui::render_error(&e));
+            // User and target failures (bad input, signature, unreachable host) exit 1.
+            1
+        }
+    };
+    std::process::exit(code);
+}

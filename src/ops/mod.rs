@@ -1,0 +1,1 @@
+//! ops: see the architecture map in lib.rs.

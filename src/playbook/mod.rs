@@ -1,0 +1,1 @@
+//! playbook: see the architecture map in lib.rs.

@@ -1,0 +1,1 @@
+//! registry: see the architecture map in lib.rs.

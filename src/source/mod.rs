@@ -1,0 +1,1 @@
+//! source: see the architecture map in lib.rs.

@@ -1,0 +1,1 @@
+//! state: see the architecture map in lib.rs.

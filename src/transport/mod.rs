@@ -1,0 +1,198 @@
+//! Remote execution: a [`Transport`] per host (SSH via `ssh2`, or `local`), one session for
+//! a whole run. Everything darkport does on a node goes through this trait, so a system-OpenSSH
+//! backend can be added behind it if measurements ever demand it.
+
+pub mod local;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The host could not be reached or the session died: the host counts as unreachable.
+    #[error("host {host} is unreachable: {msg}")]
+    Unreachable { host: String, msg: String },
+    #[error("authentication to {host} failed: {msg}")]
+    Auth { host: String, msg: String },
+    #[error("host key of {host} is not trusted: {msg}")]
+    HostKey { host: String, msg: String },
+    #[error("command on {host} timed out after {secs:.1}s: {cmd}")]
+    Timeout {
+        host: String,
+        cmd: String,
+        secs: f64,
+    },
+    #[error("{op} on {host} failed: {msg}")]
+    Failed {
+        host: String,
+        op: String,
+        msg: String,
+    },
+    #[error("{op} on {host}: i/o error")]
+    Io {
+        host: String,
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl TransportError {
+    /// True when the host must be treated as unreachable for the rest of the run.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Unreachable { .. }
+                | TransportError::Auth { .. }
+                | TransportError::HostKey { .. }
+        )
+    }
+}
+
+/// Privilege escalation for one command (`become`): via `sudo`, optionally with a password.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Become {
+    /// Target user (`ansible_become_user`, default root).
+    pub user: Option<String>,
+    /// Password fed to `sudo -S` (`ansible_become_password`).
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecOpts {
+    /// Bytes written to the command's stdin, then stdin is closed.
+    pub stdin: Option<Vec<u8>>,
+    /// Kill the command (and report [`TransportError::Timeout`]) after this long.
+    pub timeout: Option<Duration>,
+    pub become_: Option<Become>,
+    /// Extra environment for the command (exported in the remote shell).
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UploadOpts {
+    /// File mode of the final file (octal bits), if set.
+    pub mode: Option<u32>,
+    /// Expected sha256 of the content, checked on the node before the rename into place.
+    /// When `None`, the digest is computed while sending and still checked on the node.
+    pub sha256: Option<crate::digest::Digest>,
+    pub become_: Option<Become>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Bytes actually sent (less than the file size when an interrupted upload resumed).
+    pub bytes_sent: u64,
+    /// Bytes already present on the node from an earlier interrupted attempt.
+    pub resumed_from: u64,
+}
+
+/// One open connection to one host. Implementations keep a single session for the whole
+/// run; methods take `&mut self` so one thread drives one session.
+pub trait Transport: Send {
+    /// Inventory name of the host this transport talks to.
+    fn host(&self) -> &str;
+
+    /// Run `cmd` through the node's POSIX shell (`sh -c`).
+    fn exec(&mut self, cmd: &str, opts: &ExecOpts) -> Result<ExecOutput, TransportError>;
+
+    /// Stream `size` bytes from `src` to `dest` on the node: written to `dest.part`, resumed if
+    /// a partial `.part` exists, sha256-checked on the node, then renamed into place.
+    fn upload(
+        &mut self,
+        src: &mut dyn ReadSeek,
+        size: u64,
+        dest: &str,
+        opts: &UploadOpts,
+    ) -> Result<UploadReport, TransportError>;
+
+    /// Stream the remote file `src` into `dest`; returns the byte count.
+    fn download(&mut self, src: &str, dest: &mut dyn Write) -> Result<u64, TransportError>;
+}
+
+/// `Read + Seek`, so an interrupted upload can resume from an offset.
+pub trait ReadSeek: Read + std::io::Seek + Send {}
+impl<T: Read + std::io::Seek + Send> ReadSeek for T {}
+
+/// Quote a string for a POSIX shell (single quotes, `'` as `'\''`).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Wrap `cmd` for `become` via sudo. With a password, sudo reads it from stdin (`-S`) and the
+/// caller must prepend `password\n` to the command's stdin; `-p ''` keeps the prompt out of stderr.
+pub fn become_wrap(cmd: &str, b: &Become) -> String {
+    let user = b.user.as_deref().unwrap_or("root");
+    let flag = if b.password.is_some() {
+        "-S -p ''"
+    } else {
+        "-n"
+    };
+    format!(
+        "sudo {flag} -H -u {} -- /bin/sh -c {}",
+        shell_quote(user),
+        shell_quote(cmd)
+    )
+}
+
+/// Prefix `export K=V;` lines for an environment.
+pub fn env_prefix(env: &[(String, String)]) -> String {
+    env.iter()
+        .map(|(k, v)| format!("export {k}={}; ", shell_quote(v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("abc/d.txt"), "abc/d.txt");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn become_wrapping() {
+        let b = Become {
+            user: None,
+            password: None,
+        };
+        assert_eq!(
+            become_wrap("id -u", &b),
+            "sudo -n -H -u root -- /bin/sh -c 'id -u'"
+        );
+        let b = Become {
+            user: Some("app".into()),
+            password: Some("pw".into()),
+        };
+        assert!(become_wrap("true", &b).starts_with("sudo -S -p '' -H -u app"));
+    }
+}
