@@ -10,6 +10,8 @@
 //! `started` before and `finished` after it runs ([`NodeState::begin_step`],
 //! [`NodeState::finish_step`]), and a re-run skips finished steps.
 
+pub mod probe;
+
 use crate::digest::Digest;
 use crate::transport::{shell_quote, ExecOpts, Transport, TransportError};
 use serde::{Deserialize, Serialize};

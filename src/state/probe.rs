@@ -1,0 +1,127 @@
+//! One round trip that tells the controller what a node has: architecture, free space under
+//! `darkport_root`, init system, container runtimes, and the blobs already in its CAS.
+
+use super::StateError;
+use crate::digest::Digest;
+use crate::transport::{shell_quote, ExecOpts, Transport};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NodeProbe {
+    /// `uname -m`, e.g. `x86_64`.
+    pub machine: String,
+    /// The OCI architecture name (`amd64`, `arm64`, ...).
+    pub arch: String,
+    /// `ID` and `VERSION_ID` from /etc/os-release.
+    pub os: String,
+    /// Bytes available to darkport in the filesystem holding `darkport_root`.
+    pub free_bytes: u64,
+    /// systemd is PID 1.
+    pub systemd: bool,
+    /// Container runtimes found on the node (`docker`, `podman`, `containerd`, `skopeo`).
+    pub runtimes: Vec<String>,
+    /// Blobs present in `<root>/blobs/sha256/` (names only: their content is checked on arrival
+    /// and by the registry when served).
+    pub blobs: BTreeSet<Digest>,
+}
+
+/// Map `uname -m` to the OCI architecture name.
+pub fn oci_arch(machine: &str) -> &str {
+    match machine {
+        "x86_64" | "amd64" => "amd64",
+        "aarch64" | "arm64" => "arm64",
+        "armv7l" | "armv7" | "armv6l" => "arm",
+        "i386" | "i686" => "386",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+pub fn probe(t: &mut dyn Transport, root: &str) -> Result<NodeProbe, StateError> {
+    let r = shell_quote(root.trim_end_matches('/'));
+    // The nearest existing ancestor of root tells the free space even before the first install.
+    let script = format!(
+        r#"r={r}; d="$r"; while [ ! -d "$d" ]; do d=$(dirname "$d"); done
+echo "machine=$(uname -m)"
+. /etc/os-release 2>/dev/null; echo "os=${{ID:-unknown}} ${{VERSION_ID:-}}"
+echo "free=$(df -Pk "$d" | awk 'NR==2 {{print $4}}')"
+if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
+for x in docker podman containerd skopeo; do command -v $x >/dev/null 2>&1 && echo "runtime=$x"; done
+if [ -d "$r/blobs/sha256" ]; then ls "$r/blobs/sha256" | sed 's/^/blob=/'; fi
+"#
+    );
+    let out = t.exec(&script, &ExecOpts::default())?;
+    if !out.success() {
+        return Err(StateError::Remote {
+            host: t.host().to_string(),
+            op: "probe".into(),
+            path: root.to_string(),
+            msg: out.stderr_str().trim().to_string(),
+        });
+    }
+    let mut p = NodeProbe::default();
+    for line in out.stdout_str().lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k {
+            "machine" => {
+                p.machine = v.to_string();
+                p.arch = oci_arch(v).to_string();
+            }
+            "os" => p.os = v.trim().to_string(),
+            "free" => p.free_bytes = v.trim().parse::<u64>().unwrap_or(0) * 1024,
+            "systemd" => p.systemd = v == "1",
+            "runtime" => p.runtimes.push(v.to_string()),
+            // Partial uploads (`.part`) and anything not a digest are ignored.
+            "blob" => {
+                if let Ok(d) = Digest::from_hex(v) {
+                    p.blobs.insert(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalTransport;
+
+    #[test]
+    fn probes_this_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("not/yet/created");
+        let mut t = LocalTransport::new("local");
+        let p = probe(&mut t, root.to_str().unwrap()).unwrap();
+        assert_eq!(
+            p.machine,
+            std::process::Command::new("uname")
+                .arg("-m")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap()
+        );
+        assert!(p.free_bytes > 0);
+        assert!(p.blobs.is_empty());
+
+        let blobs = dir.path().join("dp/blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let d = Digest::of(b"x");
+        std::fs::write(blobs.join(d.hex()), b"x").unwrap();
+        std::fs::write(blobs.join(format!("{}.part", Digest::of(b"y").hex())), b"").unwrap();
+        let p = probe(&mut t, dir.path().join("dp").to_str().unwrap()).unwrap();
+        assert_eq!(p.blobs.into_iter().collect::<Vec<_>>(), vec![d]);
+    }
+
+    #[test]
+    fn arch_names() {
+        assert_eq!(oci_arch("x86_64"), "amd64");
+        assert_eq!(oci_arch("aarch64"), "arm64");
+    }
+}
