@@ -10,6 +10,7 @@
 //! `started` before and `finished` after it runs ([`NodeState::begin_step`],
 //! [`NodeState::finish_step`]), and a re-run skips finished steps.
 
+pub mod plan;
 pub mod probe;
 
 use crate::digest::Digest;
