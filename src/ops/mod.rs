@@ -1,1 +1,4 @@
-//! ops: see the architecture map in lib.rs.
+//! The flows (build, install, upgrade, ...): the only place that sequences domain modules.
+//! `anyhow` is allowed here; domain modules keep their own error types.
+
+pub mod push;
