@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/darkport
 
-.PHONY: all build demo test lint fmt deps bench clean
+.PHONY: all build demo test lint fmt deps bench clean nodes nodes-down
 
 all: build
 
@@ -28,6 +28,15 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+# Test nodes by hand: `make nodes N=5` (fast sshd nodes; CLUSTER=1 for Docker nodes) prints the
+# inventory path; `make nodes-down` stops them.
+N ?= 3
+nodes:
+	@CLUSTER=$(CLUSTER) ./scripts/nodes.sh up $(N)
+
+nodes-down:
+	@./scripts/nodes.sh down
 
 bench: deps
 	$(CARGO) build --release
