@@ -1,5 +1,7 @@
 //! Command-line types only (clap). Each subcommand's behaviour lives in `commands/`.
 
+pub mod inventory;
+
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the sha256 digest and size of files (the hashing floor of every darkport operation).
     Hash(HashArgs),
+    /// Show an Ansible inventory as darkport reads it (like `ansible-inventory`).
+    Inventory(inventory::InventoryArgs),
 }
 
 #[derive(clap::Args, Debug)]

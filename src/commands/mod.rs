@@ -1,6 +1,7 @@
 //! Thin subcommand wrappers: CLI types in, ops called, results printed via `ui`.
 
 mod hash;
+mod inventory;
 
 use crate::cli::{Cli, Command};
 
@@ -8,5 +9,6 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Hash(a) => hash::run(a),
+        Command::Inventory(a) => inventory::run(a),
     }
 }
