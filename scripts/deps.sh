@@ -14,3 +14,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# ansible-core (PyPI): the inventory compatibility test compares with `ansible-inventory`.
+if ! python3 -c "import ansible.cli.inventory" >/dev/null 2>&1 || ! command -v ansible-inventory >/dev/null 2>&1; then
+  echo "deps: installing ansible-core from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check ansible-core
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi

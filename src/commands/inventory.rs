@@ -50,7 +50,9 @@ fn ansible_json(v: &Value) -> String {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    sorted.serialize(&mut ser).expect("serialising JSON to memory");
+    sorted
+        .serialize(&mut ser)
+        .expect("serialising JSON to memory");
     String::from_utf8(buf).expect("serde_json writes UTF-8")
 }
 

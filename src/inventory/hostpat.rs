@@ -93,7 +93,11 @@ pub fn expand_range(line: &str) -> Result<Vec<String>, String> {
             let letters: Vec<char> = LETTERS.chars().collect();
             let slice = &letters[ib..=ie];
             if step > 0 {
-                slice.iter().step_by(step as usize).map(|c| c.to_string()).collect()
+                slice
+                    .iter()
+                    .step_by(step as usize)
+                    .map(|c| c.to_string())
+                    .collect()
             } else {
                 // Python's slice with a negative step over [ib:ie+1] walks backwards
                 slice
@@ -105,8 +109,10 @@ pub fn expand_range(line: &str) -> Result<Vec<String>, String> {
             }
         }
         _ => {
-            let b = py_int(beg).ok_or_else(|| format!("host range [{nrange}] is not numeric or alphabetic"))?;
-            let e = py_int(end).ok_or_else(|| format!("host range [{nrange}] is not numeric or alphabetic"))?;
+            let b = py_int(beg)
+                .ok_or_else(|| format!("host range [{nrange}] is not numeric or alphabetic"))?;
+            let e = py_int(end)
+                .ok_or_else(|| format!("host range [{nrange}] is not numeric or alphabetic"))?;
             let mut v = Vec::new();
             let mut x = b;
             let stop = e + 1;
@@ -211,7 +217,9 @@ fn is_hostname(s: &str) -> bool {
             None => return false,
         };
         (first.is_alphanumeric() || first == '_')
-            && label.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            && label
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
             && !label.ends_with('_')
             && !label.ends_with('-')
     })
@@ -223,21 +231,33 @@ mod tests {
 
     #[test]
     fn ports_and_addresses() {
-        assert_eq!(parse_address("web1:2222"), Some(("web1".into(), Some(2222))));
+        assert_eq!(
+            parse_address("web1:2222"),
+            Some(("web1".into(), Some(2222)))
+        );
         assert_eq!(parse_address("[::1]:22"), Some(("::1".into(), Some(22))));
         assert_eq!(parse_address("::1"), Some(("::1".into(), None)));
-        assert_eq!(parse_address("10.0.0.1:22"), Some(("10.0.0.1".into(), Some(22))));
+        assert_eq!(
+            parse_address("10.0.0.1:22"),
+            Some(("10.0.0.1".into(), Some(22)))
+        );
         assert_eq!(
             parse_address("web[01:03]:22"),
             Some(("web[01:03]".into(), Some(22)))
         );
         assert_eq!(parse_address("bad_:22"), None);
-        assert_eq!(parse_address("a.b-c.example"), Some(("a.b-c.example".into(), None)));
+        assert_eq!(
+            parse_address("a.b-c.example"),
+            Some(("a.b-c.example".into(), None))
+        );
     }
 
     #[test]
     fn ranges() {
-        assert_eq!(expand_range("web[01:03]").unwrap(), ["web01", "web02", "web03"]);
+        assert_eq!(
+            expand_range("web[01:03]").unwrap(),
+            ["web01", "web02", "web03"]
+        );
         assert_eq!(expand_range("w[1:9:4]").unwrap(), ["w1", "w5", "w9"]);
         assert_eq!(expand_range("db-[a:c]").unwrap(), ["db-a", "db-b", "db-c"]);
         assert_eq!(

@@ -2,8 +2,8 @@
 //!
 //! `[g]` hosts (`host:port`, ranges, inline `k=v` typed by Python `literal_eval` after shell
 //! quoting), `[g:vars]` (`k=v`, also `literal_eval`ed: `x=1` is an int, `x=FALSE` the string
-//! "FALSE"), `[g:children]` (groups may be declared later in the file). Group names in section
-//! headers have invalid characters replaced by `_`, as Ansible does.
+//! "FALSE"), `[g:children]` (groups may be declared later in the file). Group names are kept
+//! as written (Ansible's default `TRANSFORM_INVALID_GROUP_CHARS=never` only warns).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,21 +36,6 @@ fn groupname_re() -> &'static Regex {
     R.get_or_init(|| Regex::new(r"^([^:\]\s]+)\s*(?:#.*)?$").expect("regex"))
 }
 
-/// Ansible's `to_safe_group_name(force=True)`: invalid characters become `_`.
-pub fn safe_group_name(name: &str) -> String {
-    name.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            let word = c.is_alphanumeric() || c == '_';
-            if !word || (i == 0 && c.is_numeric()) {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
 pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<(), InventoryError> {
     let err = |line: usize, msg: String| InventoryError::Parse {
         path: path.to_path_buf(),
@@ -70,7 +55,7 @@ pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<(), Invento
             continue;
         }
         if let Some(m) = section_re().captures(line) {
-            let gname = safe_group_name(&m[1]);
+            let gname = m[1].to_string();
             let kind = m.get(2).map(|k| k.as_str()).unwrap_or("hosts");
             state = match kind {
                 "hosts" => State::Hosts,
@@ -117,10 +102,17 @@ pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<(), Invento
         }
         match state {
             State::Hosts => {
-                let tokens = pylit::shlex_split(line)
-                    .map_err(|e| err(lineno, format!("error parsing host definition {line:?}: {e}")))?;
+                let tokens = pylit::shlex_split(line).map_err(|e| {
+                    err(
+                        lineno,
+                        format!("error parsing host definition {line:?}: {e}"),
+                    )
+                })?;
                 let Some(first) = tokens.first() else {
-                    return Err(err(lineno, format!("expected a host definition, got {line:?}")));
+                    return Err(err(
+                        lineno,
+                        format!("expected a host definition, got {line:?}"),
+                    ));
                 };
                 let (names, port) = hostpat::expand_hostpattern(first)
                     .map_err(|e| err(lineno, format!("bad host range in {first:?}: {e}")))?;
@@ -197,7 +189,11 @@ pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<(), Invento
                     format!("section [{name}:vars] not valid for undefined group '{name}'"),
                 )
             } else {
-                let parent = p.parents.last().map(|&g| inv.groups[g].name.clone()).unwrap_or_default();
+                let parent = p
+                    .parents
+                    .last()
+                    .map(|&g| inv.groups[g].name.clone())
+                    .unwrap_or_default();
                 err(
                     p.line,
                     format!("section [{parent}:children] includes undefined group '{name}'"),
@@ -235,7 +231,15 @@ fn py_splitlines(text: &str) -> Vec<&str> {
     while let Some((i, c)) = it.next() {
         let brk = matches!(
             c,
-            '\n' | '\r' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            '\n' | '\r'
+                | '\x0b'
+                | '\x0c'
+                | '\x1c'
+                | '\x1d'
+                | '\x1e'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
         );
         if brk {
             out.push(&text[start..i]);

@@ -481,10 +481,15 @@ impl Inventory {
         Ok(HostConnection {
             name: host.to_string(),
             connection,
-            address: text(&["ansible_host", "ansible_ssh_host"]).unwrap_or_else(|| host.to_string()),
+            address: text(&["ansible_host", "ansible_ssh_host"])
+                .unwrap_or_else(|| host.to_string()),
             port,
             user: text(&["ansible_user", "ansible_ssh_user"]),
-            password: text(&["ansible_password", "ansible_ssh_pass", "ansible_ssh_password"]),
+            password: text(&[
+                "ansible_password",
+                "ansible_ssh_pass",
+                "ansible_ssh_password",
+            ]),
             private_key_file: text(&["ansible_ssh_private_key_file", "ansible_private_key_file"])
                 .map(PathBuf::from),
             become_,
@@ -506,6 +511,14 @@ impl Inventory {
     fn add_group(&mut self, name: &str) -> usize {
         if let Some(&g) = self.group_idx.get(name) {
             return g;
+        }
+        let valid = name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| (c.is_alphanumeric() || c == '_') && !(i == 0 && c.is_numeric()));
+        let warn = "Invalid characters were found in group names but not replaced".to_string();
+        if !valid && !self.warnings.contains(&warn) {
+            self.warnings.push(warn);
         }
         self.groups.push(Group {
             name: name.to_string(),
@@ -1023,7 +1036,9 @@ impl Inventory {
                             other => {
                                 return Err(perr(
                                     hk,
-                                    format!("host pattern {other} must be a string (quote numbers)"),
+                                    format!(
+                                        "host pattern {other} must be a string (quote numbers)"
+                                    ),
                                 ))
                             }
                         };
@@ -1169,7 +1184,8 @@ fn load_vars_file(path: &Path) -> Result<Option<Map<String, Value>>, InventoryEr
             "vault-encrypted files are not supported yet".into(),
         ));
     }
-    let node = yaml::parse(&text).map_err(|e| verr(e.line, Some(e.col), format!("YAML error: {}", e.msg)))?;
+    let node = yaml::parse(&text)
+        .map_err(|e| verr(e.line, Some(e.col), format!("YAML error: {}", e.msg)))?;
     match node {
         None => Ok(None),
         Some(n) => match n.to_json() {

@@ -72,11 +72,10 @@ pub fn select(
         let mut parts = Vec::new();
         for p in split_pattern(limit) {
             if let Some(file) = p.strip_prefix('@') {
-                let text =
-                    std::fs::read_to_string(file).map_err(|e| InventoryError::Pattern {
-                        pattern: p.clone(),
-                        msg: format!("cannot read limit file {file}: {e}"),
-                    })?;
+                let text = std::fs::read_to_string(file).map_err(|e| InventoryError::Pattern {
+                    pattern: p.clone(),
+                    msg: format!("cannot read limit file {file}: {e}"),
+                })?;
                 parts.extend(
                     text.lines()
                         .map(|l| l.trim().to_string())
@@ -90,7 +89,10 @@ pub fn select(
         hosts.retain(|h| allowed.contains(h));
     }
     Ok(Selection {
-        hosts: hosts.into_iter().map(|h| inv.hosts[h].name.clone()).collect(),
+        hosts: hosts
+            .into_iter()
+            .map(|h| inv.hosts[h].name.clone())
+            .collect(),
         warnings,
     })
 }

@@ -75,7 +75,11 @@ pub fn shlex_split(line: &str) -> Result<Vec<String>, String> {
                     tok.push('\\');
                 }
                 tok.push(c);
-                st = if from == 'a' { St::Word } else { St::Quote(from) };
+                st = if from == 'a' {
+                    St::Word
+                } else {
+                    St::Quote(from)
+                };
             }
         }
     }
@@ -138,7 +142,9 @@ impl Py {
             Py::None => Value::Null,
             Py::Bool(b) => Value::Bool(b),
             Py::Int(i) => int_json(i),
-            Py::Float(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+            Py::Float(f) => Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             Py::Str(s) => Value::String(s),
             Py::List(v) => Value::Array(v.into_iter().map(Py::into_json).collect()),
             Py::Dict(kv) => {
@@ -678,7 +684,10 @@ mod tests {
             vec!["h", "a=1", "b=x y", "c=q", "d=e f"]
         );
         assert_eq!(shlex_split("h a=b#c d=e").unwrap(), vec!["h", "a=b"]);
-        assert_eq!(shlex_split(r#"h a="x\"y\n""#).unwrap(), vec!["h", "a=x\"y\\n"]);
+        assert_eq!(
+            shlex_split(r#"h a="x\"y\n""#).unwrap(),
+            vec!["h", "a=x\"y\\n"]
+        );
         assert_eq!(shlex_split("h ''").unwrap(), vec!["h", ""]);
         assert!(shlex_split("h a='x").is_err());
         assert!(shlex_split("h a=\\").is_err());

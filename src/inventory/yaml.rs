@@ -272,7 +272,9 @@ fn yaml11_int(s: &str) -> Option<Value> {
     } else if body.contains(':') {
         let mut acc: i128 = 0;
         for part in body.split(':') {
-            acc = acc.checked_mul(60)?.checked_add(part.parse::<i128>().ok()?)?;
+            acc = acc
+                .checked_mul(60)?
+                .checked_add(part.parse::<i128>().ok()?)?;
         }
         acc
     } else {
@@ -338,7 +340,9 @@ mod tests {
 
     #[test]
     fn merge_keys_and_positions() {
-        let n = parse("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n").unwrap().unwrap();
+        let n = parse("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(n.to_json()["c"], json!({"y": 3, "x": 1}));
         let e = parse("a: 1\nb: [1\n").unwrap_err();
         assert!(e.line >= 2, "{e:?}");
