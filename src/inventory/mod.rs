@@ -355,18 +355,10 @@ impl Inventory {
             .unwrap_or_default()
     }
 
-    /// The groups a host belongs to, directly or through a child group, sorted, without
-    /// `all` and `ungrouped`. (Ansible's `group_names` also lists `ungrouped` for a host
-    /// that is only in `ungrouped`; [`Inventory::ansible_group_names`] gives that.)
+    /// The groups a host belongs to, directly or through a child group: Ansible's
+    /// `group_names` magic variable (sorted, without `all`; a host in no group has
+    /// `["ungrouped"]`, as `ansible -m debug -a var=group_names` shows).
     pub fn group_names(&self, host: &str) -> Vec<String> {
-        self.ansible_group_names(host)
-            .into_iter()
-            .filter(|g| g != "ungrouped")
-            .collect()
-    }
-
-    /// Exactly Ansible's `group_names` magic variable (sorted, without `all`).
-    pub fn ansible_group_names(&self, host: &str) -> Vec<String> {
         let Some(&h) = self.host_idx.get(host) else {
             return Vec::new();
         };
@@ -804,10 +796,21 @@ impl Inventory {
             }
         }
         if with_vars {
-            let mut vars: Vec<(&String, &Value)> = self.groups[g].vars.iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(b.0));
+            // like ansible-inventory: inline vars, then group_vars/ files, and the priority
+            let grp = &self.groups[g];
+            let mut merged = grp.vars.clone();
+            for dv in self.inventory_vars.iter().chain(&self.playbook_vars) {
+                if let Some(v) = dv.groups.get(&grp.name) {
+                    extend(&mut merged, v);
+                }
+            }
+            if grp.priority != 1 {
+                merged.insert("ansible_group_priority".into(), Value::from(grp.priority));
+            }
+            let mut vars: Vec<(String, Value)> = merged.into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
             for (k, v) in vars {
-                out.push(name(format!("{{{k} = {}}}", display_value(v)), depth + 1));
+                out.push(name(format!("{{{k} = {}}}", display_value(&v)), depth + 1));
             }
         }
     }
@@ -1158,7 +1161,7 @@ fn vars_dir_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InventoryErr
         } else if p.is_file()
             && ext
                 .as_deref()
-                .is_none_or(|e| matches!(e, ".yml" | ".yaml" | ".json"))
+                .map_or(true, |e| matches!(e, ".yml" | ".yaml" | ".json"))
         {
             out.push(p);
         }
@@ -1224,11 +1227,16 @@ fn extend(into: &mut Map<String, Value>, from: &Map<String, Value>) {
 pub fn ansible_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f == 1.0 => Some(true),
-            Some(f) if f == 0.0 => Some(false),
-            _ => None,
-        },
+        Value::Number(n) => {
+            let f = n.as_f64();
+            if f == Some(1.0) {
+                Some(true)
+            } else if f == Some(0.0) {
+                Some(false)
+            } else {
+                None
+            }
+        }
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "y" | "yes" | "on" | "1" | "true" | "t" | "1.0" => Some(true),
             "n" | "no" | "off" | "0" | "false" | "f" | "0.0" | "" => Some(false),

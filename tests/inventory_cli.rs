@@ -1,0 +1,186 @@
+//! `darkport inventory` as a user runs it: bad inventories give `file:line` and exit 1; the
+//! other actions (--host, --graph, --limit) behave and exit as documented.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inventory")
+}
+
+fn darkport(cwd: &Path) -> Command {
+    let mut c = Command::cargo_bin("darkport").unwrap();
+    c.current_dir(cwd);
+    c
+}
+
+#[test]
+fn bad_inventories_report_file_line_and_exit_1() {
+    let bad = fixtures().join("bad");
+    // (file, location printed, words in the message)
+    let cases = [
+        (
+            "unknown-section.ini",
+            "unknown-section.ini:6",
+            "unknown type: varz",
+        ),
+        (
+            "spaced-section.ini",
+            "spaced-section.ini:3",
+            "invalid section entry",
+        ),
+        ("bad-range.ini", "bad-range.ini:2", "equal-length"),
+        (
+            "bad-range-letters.ini",
+            "bad-range-letters.ini:3",
+            "begin <= end",
+        ),
+        ("cycle.ini", "cycle.ini:6", "creates a cycle"),
+        ("self-child.ini", "self-child.ini:4", "child of itself"),
+        (
+            "undefined-child.ini",
+            "undefined-child.ini:3",
+            "undefined group 'dbs'",
+        ),
+        (
+            "undefined-vars.ini",
+            "undefined-vars.ini:3",
+            "undefined group 'db'",
+        ),
+        ("bad-hostvar.ini", "bad-hostvar.ini:2", "key=value"),
+        (
+            "unclosed-quote.ini",
+            "unclosed-quote.ini:2",
+            "No closing quotation",
+        ),
+        ("yaml-error.yml", "yaml-error.yml:6:8", "YAML error"),
+        (
+            "yaml-flow-error.yml",
+            "yaml-flow-error.yml:2:24",
+            "YAML error",
+        ),
+        ("cycle.yml", "cycle.yml:5:9", "creates a cycle"),
+        (
+            "duplicate-key.yml",
+            "duplicate-key.yml:5:5",
+            "duplicated key",
+        ),
+        (
+            "not-a-mapping.yml",
+            "not-a-mapping.yml:1:1",
+            "must be a mapping",
+        ),
+        (
+            "yaml-bad-range.yaml",
+            "yaml-bad-range.yaml:3:5",
+            "bad host range",
+        ),
+    ];
+    let mut listed: Vec<String> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    listed.sort();
+    let mut covered: Vec<String> = cases.iter().map(|c| c.0.to_string()).collect();
+    covered.sort();
+    assert_eq!(listed, covered, "every bad fixture has an expectation here");
+    for (file, loc, words) in cases {
+        darkport(&bad)
+            .args(["inventory", "-i", file, "--list"])
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(
+                predicate::str::contains(format!("{loc}:"))
+                    .or(predicate::str::contains(format!("{loc} "))),
+            )
+            .stderr(predicate::str::contains(words));
+    }
+}
+
+#[test]
+fn list_prints_ansible_json() {
+    let dir = fixtures().join("ok/01-ini-basic");
+    let out = darkport(&dir)
+        .args(["inventory", "-i", "hosts.ini", "--list"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["prod"]["children"], serde_json::json!(["web", "db"]));
+    assert_eq!(v["_meta"]["hostvars"]["web2"]["ansible_port"], 2201);
+    assert_eq!(v["_meta"]["hostvars"]["db1"]["env"], "prod");
+    // same text layout as ansible-inventory: sorted keys, 4-space indent
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("{\n    \"_meta\": {\n        \"hostvars\": {"),
+        "{text}"
+    );
+}
+
+#[test]
+fn host_graph_and_limit() {
+    let dir = fixtures().join("ok/05-vars-files");
+    let out = darkport(&dir)
+        .args(["inventory", "-i", "hosts", "--host", "w1"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["level"], "host");
+    assert_eq!(v["web_list"], serde_json::json!(["c"]));
+
+    darkport(&dir)
+        .args(["inventory", "-i", "hosts", "--host", "nobody"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nobody"));
+
+    darkport(&dir)
+        .args(["inventory", "-i", "hosts", "--graph", "app"])
+        .assert()
+        .success()
+        .stdout("@app:\n  |--@web:\n  |  |--w1\n  |  |--w2\n  |--@db:\n  |  |--d1\n");
+
+    darkport(&dir)
+        .args(["inventory", "-i", "hosts", "--graph", "--vars", "db"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("{octal = 493}"));
+
+    let out = darkport(&dir)
+        .args([
+            "inventory",
+            "-i",
+            "hosts",
+            "--list",
+            "--limit",
+            "web:!w2:nope",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "Could not match supplied host pattern, ignoring: nope",
+        ))
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["web"]["hosts"], serde_json::json!(["w1"]));
+    assert!(v["_meta"]["hostvars"].get("w2").is_none());
+    assert!(v.get("db").is_none());
+}
+
+#[test]
+fn missing_source_exits_1() {
+    darkport(&fixtures())
+        .args(["inventory", "-i", "no/such/inventory.ini", "--list"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no/such/inventory.ini"));
+}
