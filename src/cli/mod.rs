@@ -1,6 +1,7 @@
 //! Command-line types only (clap). Each subcommand's behaviour lives in `commands/`.
 
 pub mod inventory;
+pub mod registry;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ pub enum Command {
     Hash(HashArgs),
     /// Show an Ansible inventory as darkport reads it (like `ansible-inventory`).
     Inventory(inventory::InventoryArgs),
+    /// The embedded pull-only OCI registry and the site CA.
+    Registry(registry::RegistryArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -2,6 +2,7 @@
 
 mod hash;
 mod inventory;
+mod registry;
 
 use crate::cli::{Cli, Command};
 
@@ -10,5 +11,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Hash(a) => hash::run(a),
         Command::Inventory(a) => inventory::run(a),
+        Command::Registry(a) => registry::run(a, cli.progress),
     }
 }

@@ -1,0 +1,95 @@
+//! `darkport registry ...`: the embedded pull-only registry and the site CA.
+
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct RegistryArgs {
+    #[command(subcommand)]
+    pub command: RegistryCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Serve the OCI distribution pull API from a node's CAS (`<root>/blobs/sha256`) and tag
+    /// index (`<root>/registry/repositories.json`, re-read when it changes or on SIGHUP).
+    Serve(ServeArgs),
+    /// Site certificate authority.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Issue a server certificate signed by the site CA (SANs for every --host).
+    Cert(CertArgs),
+    /// Add or replace a user in a registry password file (PBKDF2-SHA256).
+    Passwd(PasswdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The darkport root holding blobs/ and registry/.
+    #[arg(long, default_value = "/var/lib/darkport")]
+    pub root: PathBuf,
+    /// Address and port to listen on (port 0 picks a free one; the URL is printed).
+    #[arg(long, default_value = "0.0.0.0:5000")]
+    pub listen: SocketAddr,
+    /// PEM certificate (chain) for TLS; needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require basic auth with users from this password file (see `registry passwd`).
+    #[arg(long)]
+    pub auth: Option<PathBuf>,
+    /// Realm named in the basic auth challenge.
+    #[arg(long, default_value = "darkport-registry")]
+    pub realm: String,
+    /// Log one line per request even on a terminal (always on with --progress plain).
+    #[arg(long)]
+    pub log_requests: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Create the site CA in DIR (ca.crt, ca.key), or keep and show the one already there.
+    Init(CaInitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CaInitArgs {
+    /// Directory of the CA (kept for the life of the site).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Common name of a new CA.
+    #[arg(long, default_value = "darkport site CA")]
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CertArgs {
+    /// Directory of the site CA (from `registry ca init`).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Host name or IP address the registry is reached at (repeat, or comma-separate).
+    #[arg(long = "host", required = true, value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Output directory: server.crt, server.key, ca.crt.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PasswdArgs {
+    /// The password file (created if missing).
+    #[arg(long)]
+    pub file: PathBuf,
+    #[arg(long)]
+    pub user: String,
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
