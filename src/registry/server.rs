@@ -478,7 +478,7 @@ fn paginate<'a>(
     };
     let n: Option<usize> = get("n").and_then(|n| n.parse().ok());
     let last = get("last");
-    let mut rest = items.filter(|t| last.as_ref().is_none_or(|l| t.as_str() > l.as_str()));
+    let mut rest = items.filter(|t| last.as_ref().map_or(true, |l| t.as_str() > l.as_str()));
     let page: Vec<String> = match n {
         Some(n) => rest.by_ref().take(n).cloned().collect(),
         None => rest.by_ref().cloned().collect(),
