@@ -2,7 +2,7 @@
 # Installs what the demo, the tests and the benchmarks need, from Debian's packages and PyPI.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
-PKGS=(skopeo docker-registry minisign openssh-server openssh-client busybox-static zstd
+PKGS=(skopeo docker-registry minisign openssh-server openssh-client busybox-static zstd curl
       pkg-config libssl-dev debootstrap iproute2 hyperfine rsync sudo)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -33,9 +33,20 @@ pub fn run(a: RegistryArgs, progress: ProgressMode) -> anyhow::Result<i32> {
             Ok(0)
         }
         RegistryCommand::Cert(c) => {
-            let info = tls::issue_server_cert(&c.ca, &c.hosts, &c.out).context(Hint(
-                "create the CA first: darkport registry ca init --dir DIR".into(),
-            ))?;
+            let mut r =
+                tls::issue_server_cert(&c.ca, &c.hosts, &c.out).map_err(anyhow::Error::from);
+            if !c.ca.join(tls::CA_CERT).exists() {
+                r = r.context(Hint(format!(
+                    "create the site CA first: darkport registry ca init --dir {}",
+                    c.ca.display()
+                )));
+            }
+            let info = r.with_context(|| {
+                format!(
+                    "failed to issue a server certificate into {}",
+                    c.out.display()
+                )
+            })?;
             if c.json {
                 println!("{}", serde_json::to_string(&info)?);
             } else {

@@ -128,10 +128,20 @@ impl RepoIndex {
             );
     }
 
+    /// The exact bytes of the file (pretty JSON + newline), validated: what an installer
+    /// writes to a remote node with its own atomic write.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        self.validate()?;
+        let mut data = serde_json::to_vec_pretty(self).expect("index serialises");
+        data.push(b'\n');
+        Ok(data)
+    }
+
     /// Write `<root>/registry/repositories.json` atomically: temp file, fsync, rename, fsync dir.
     /// A running server picks the change up on its next request.
     pub fn save_atomic(&self, root: &Path) -> Result<(), RegistryError> {
-        self.validate()
+        let data = self
+            .to_bytes()
             .map_err(|reason| RegistryError::IndexInvalid {
                 path: index_path(root),
                 reason,
@@ -152,8 +162,6 @@ impl RepoIndex {
         std::fs::create_dir_all(&dir).map_err(io("create directory", &dir))?;
         let mut tmp =
             tempfile::NamedTempFile::new_in(&dir).map_err(io("create temp file in", &dir))?;
-        let mut data = serde_json::to_vec_pretty(self).expect("index serialises");
-        data.push(b'\n');
         tmp.write_all(&data).map_err(io("write", tmp.path()))?;
         tmp.as_file().sync_all().map_err(io("fsync", &path))?;
         tmp.persist(&path).map_err(|e| RegistryError::Io {
