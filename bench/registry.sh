@@ -127,16 +127,43 @@ for r in $(seq "$ROUNDS"); do
   dp+=("$(pull_all "$DP_PORT")")
   dr+=("$(pull_all "$DR_PORT")")
 done
-python3 - "$TOTAL" "$dp_first" "$dr_first" "${dp[*]}" "${dr[*]}" <<'EOF'
+
+# The servers alone, without skopeo's own cost: GET every blob with curl into /dev/null,
+# 4 at a time (blob list from the manifests).
+python3 - "$WORK/layout" >"$WORK/blobs.txt" <<'EOF'
+import json, sys
+root = sys.argv[1]
+idx = json.load(open(f"{root}/index.json"))
+for i, m in enumerate(idx["manifests"]):
+    man = json.load(open(f"{root}/blobs/sha256/{m['digest'][7:]}"))
+    for d in [man["config"]] + man["layers"]:
+        print(f"bench/img{i} {d['digest']}")
+EOF
+curl_all() {
+  local port=$1 s e
+  s=$(date +%s.%N)
+  xargs -P4 -L1 sh -c 'curl -fsS -o /dev/null "http://127.0.0.1:'"$port"'/v2/$0/blobs/$1"' <"$WORK/blobs.txt"
+  e=$(date +%s.%N)
+  python3 -c "print(f'{$e-$s:.3f}')"
+}
+cdp=(); cdr=()
+for r in $(seq "$ROUNDS"); do
+  cdp+=("$(curl_all "$DP_PORT")")
+  cdr+=("$(curl_all "$DR_PORT")")
+done
+
+python3 - "$TOTAL" "$dp_first" "$dr_first" "${dp[*]}" "${dr[*]}" "${cdp[*]}" "${cdr[*]}" <<'EOF'
 import statistics, sys
 total = int(sys.argv[1]); mib = total / 1048576
 dpf, drf = float(sys.argv[2]), float(sys.argv[3])
 dp = [float(x) for x in sys.argv[4].split()]; dr = [float(x) for x in sys.argv[5].split()]
 def row(name, a, b):
     ra, rb = mib / a, mib / b
-    print(f"{name:<34} {a:7.2f}s {ra:7.0f} MiB/s   {b:7.2f}s {rb:7.0f} MiB/s   {ra/rb:5.2f}x")
-print(f"{'pull all images (' + f'{mib:.0f} MiB)':<34} {'darkport serve':>22}   {'docker-registry':>22}   ratio (darkport/docker-registry)")
+    print(f"{name:<40} {a:7.2f}s {ra:7.0f} MiB/s   {b:7.2f}s {rb:7.0f} MiB/s   {ra/rb:5.2f}x")
+print(f"{'pull all images (' + f'{mib:.0f} MiB)':<40} {'darkport serve':>22}   {'docker-registry':>22}   ratio (darkport/docker-registry)")
 row("first pull after start", dpf, drf)
 row("median of warm rounds", statistics.median(dp), statistics.median(dr))
 row("best warm round", min(dp), min(dr))
+cdp = [float(x) for x in sys.argv[6].split()]; cdr = [float(x) for x in sys.argv[7].split()]
+row("curl GET every blob, 4 parallel (median)", statistics.median(cdp), statistics.median(cdr))
 EOF
