@@ -77,6 +77,14 @@ fn manifests_by_tag_and_digest_exact_bytes_and_headers() {
         assert_eq!(h.header("docker-content-digest"), Some(dg.as_str()));
         assert_eq!(h.header("content-type"), Some(OCI_MANIFEST));
     }
+    // Unknown query parameters (containerd adds `ns` for mirrors) are ignored.
+    let r = http(
+        s.addr,
+        "GET",
+        "/v2/test/app/manifests/1.0?ns=docker.io&x=1",
+        &[],
+    );
+    assert_eq!(r.body, f.app.manifest_bytes);
     // Digest escaped by the client.
     let p = format!("/v2/test/app/manifests/{}", dg.replace(':', "%3A"));
     assert_eq!(http(s.addr, "GET", &p, &[]).status, 200);
