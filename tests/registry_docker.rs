@@ -106,8 +106,15 @@ fn docker_pulls_and_runs_a_busybox_image() {
 /// `/etc/containerd/certs.d/<host:port>/`), with basic auth; by tag (an index) and by digest.
 #[test]
 fn containerd_fetches_over_tls_trusting_the_ca_via_hosts_toml() {
-    const SOCK: &str = "/var/run/docker/containerd/containerd.sock";
-    if !require_tool("ctr", &["--address", SOCK, "version"]) {
+    // The system containerd (Debian's containerd service) or the one dockerd runs itself.
+    let sock = [
+        "/run/containerd/containerd.sock",
+        "/var/run/docker/containerd/containerd.sock",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or("/run/containerd/containerd.sock");
+    if !require_tool("ctr", &["--address", sock, "version"]) {
         return;
     }
     let f = fixture();
@@ -176,19 +183,15 @@ fn containerd_fetches_over_tls_trusting_the_ca_via_hosts_toml() {
     let ns = format!("darkport-test-{}", std::process::id());
     let ctr = |args: &[&str]| {
         Command::new("ctr")
-            .args(["--address", SOCK, "--namespace", &ns])
+            .args(["--address", sock, "--namespace", &ns])
             .args(args)
             .output()
             .unwrap()
     };
-    struct Cleanup(Vec<String>, String);
+    struct Cleanup(Vec<String>, String, String);
     impl Drop for Cleanup {
         fn drop(&mut self) {
-            let base = [
-                "--address",
-                "/var/run/docker/containerd/containerd.sock",
-                "--namespace",
-            ];
+            let base = ["--address", &self.2, "--namespace"];
             for r in &self.0 {
                 let _ = Command::new("ctr")
                     .args(base)
@@ -197,19 +200,17 @@ fn containerd_fetches_over_tls_trusting_the_ca_via_hosts_toml() {
                     .output();
             }
             let _ = Command::new("ctr")
-                .args([
-                    "--address",
-                    "/var/run/docker/containerd/containerd.sock",
-                    "namespaces",
-                    "rm",
-                    &self.1,
-                ])
+                .args(["--address", &self.2, "namespaces", "rm", &self.1])
                 .output();
         }
     }
     let by_tag = format!("{host}/org/team/multi:2.0");
     let by_digest = format!("{host}/test/app@{}", f.app.manifest);
-    let _c = Cleanup(vec![by_tag.clone(), by_digest.clone()], ns.clone());
+    let _c = Cleanup(
+        vec![by_tag.clone(), by_digest.clone()],
+        ns.clone(),
+        sock.to_string(),
+    );
     let hd_arg = hosts_dir.to_str().unwrap();
 
     // Without credentials: refused.
