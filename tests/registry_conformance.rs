@@ -1,7 +1,13 @@
 //! Our pull-conformance suite for `darkport registry serve`, written from the OCI
 //! distribution spec (pull category + content discovery): status codes, headers, bodies, HEAD,
-//! Range, error JSON, pagination, tags vs digests, names with several segments. The official
-//! conformance binary cannot be built on this machine (see docs/BENCHMARKS.md / the report).
+//! Range, error JSON, pagination, tags vs digests, names with several segments.
+//!
+//! Why not the official suite (opencontainers/distribution-spec `conformance/`): it cannot be
+//! built here. Debian's golang-go is 1.19.8 (the current suite needs Go >= 1.24), and its Go
+//! module dependencies (ginkgo/gomega, reggie, ...) cannot be fetched: `go install
+//! github.com/opencontainers/distribution-spec/conformance@v1.1.1` fails with `dial tcp: lookup
+//! proxy.golang.org ...: no such host` (only crates.io, PyPI and Debian are reachable), and
+//! reggie is not packaged in Debian. This suite is the substitute.
 
 mod registry_support;
 
