@@ -6,6 +6,8 @@ pub mod registry;
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
 
+pub mod bundle;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "darkport",
@@ -29,6 +31,14 @@ pub enum Command {
     Inventory(inventory::InventoryArgs),
     /// The embedded pull-only OCI registry and the site CA.
     Registry(registry::RegistryArgs),
+    /// Generate a minisign key pair for signing bundles (PREFIX.key, PREFIX.pub).
+    Keygen(bundle::KeygenArgs),
+    /// Build one signed, deduplicated bundle from a bundle spec.
+    BuildBundle(bundle::BuildBundleArgs),
+    /// Check a bundle's signature and every member; exit 0 only if all is intact.
+    Verify(bundle::VerifyArgs),
+    /// Show what a bundle holds: product, images, blobs, dedup saving, delta base.
+    Inspect(bundle::InspectArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -1,8 +1,12 @@
 //! Thin subcommand wrappers: CLI types in, ops called, results printed via `ui`.
 
+mod build_bundle;
 mod hash;
 mod inventory;
 mod registry;
+mod inspect;
+mod keygen;
+mod verify;
 
 use crate::cli::{Cli, Command};
 
@@ -12,5 +16,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Hash(a) => hash::run(a),
         Command::Inventory(a) => inventory::run(a),
         Command::Registry(a) => registry::run(a, cli.progress),
+        Command::Keygen(a) => keygen::run(a),
+        Command::BuildBundle(a) => build_bundle::run(a, cli.progress),
+        Command::Verify(a) => verify::run(a, cli.progress),
+        Command::Inspect(a) => inspect::run(a),
     }
 }

@@ -1,4 +1,6 @@
 //! The flows (build, install, upgrade, ...): the only place that sequences domain modules.
 //! `anyhow` is allowed here; domain modules keep their own error types.
 
+pub mod build;
 pub mod push;
+pub mod trust;

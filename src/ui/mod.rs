@@ -1,6 +1,7 @@
 //! Everything that prints: progress (indicatif on a TTY, plain lines otherwise) and error
 //! rendering. Domain modules never print; they call small reporter traits implemented here.
 
+pub mod bundle;
 pub mod progress;
 
 use std::io::IsTerminal;

@@ -1,0 +1,293 @@
+//! The bundle spec (`bundle/darkport.yaml`), documented in `docs/BUNDLE-SPEC.md`.
+//! Parsed with serde-saphyr; every error names `file:line`.
+
+use crate::source::RegistryOptions;
+use crate::source::{ImageConfigSpec, Platform, SourceRef};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("failed to read bundle spec {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    product: Spanned<String>,
+    version: Spanned<String>,
+    #[serde(default)]
+    upgrades_from: Option<Spanned<String>>,
+    #[serde(default)]
+    platforms: Option<Spanned<Vec<String>>>,
+    images: Spanned<Vec<RawImage>>,
+    #[serde(default)]
+    playbooks: Option<Spanned<String>>,
+    #[serde(default)]
+    registries: BTreeMap<String, crate::source::registry_settings::RegistrySettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    name: Spanned<String>,
+    source: Spanned<String>,
+    #[serde(default)]
+    config: Option<ImageConfigSpec>,
+}
+
+/// A validated image entry.
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    pub name: String,
+    pub source: SourceRef,
+    pub source_text: String,
+    pub config: Option<ImageConfigSpec>,
+    /// `file:line` of the entry, for error messages.
+    pub at: String,
+}
+
+/// A validated bundle spec; relative paths are resolved against the spec's directory.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub path: PathBuf,
+    pub product: String,
+    pub version: semver::Version,
+    pub upgrades_from: Option<String>,
+    pub platforms: Vec<Platform>,
+    pub images: Vec<ImageSpec>,
+    pub playbooks: Option<PathBuf>,
+    pub registry: RegistryOptions,
+}
+
+/// Image names: `[host[:port]/]path[:tag]`, lowercase path components, like a registry
+/// reference without digest.
+pub fn valid_image_name(n: &str) -> bool {
+    let re = regex::Regex::new(
+        r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+    )
+    .expect("regex");
+    re.is_match(n)
+}
+
+fn valid_product(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Spec {
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        let raw: RawSpec = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            // The crate's message carries a snippet; keep its first line only.
+            let full = e.to_string();
+            let message = full
+                .lines()
+                .next()
+                .unwrap_or("invalid YAML")
+                .trim()
+                .to_string();
+            SpecError::Syntax {
+                path: path.into(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        let invalid = |line: u64, message: String| SpecError::Invalid {
+            path: path.into(),
+            line,
+            message,
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        if !valid_product(&raw.product.value) {
+            return Err(invalid(
+                raw.product.referenced.line(),
+                format!(
+                    "product {:?}: use lowercase letters, digits, '-' and '_'",
+                    raw.product.value
+                ),
+            ));
+        }
+        let version = semver::Version::parse(&raw.version.value).map_err(|e| {
+            invalid(
+                raw.version.referenced.line(),
+                format!("version {:?} is not semver: {e}", raw.version.value),
+            )
+        })?;
+        let upgrades_from = match raw.upgrades_from {
+            Some(u) => {
+                semver::VersionReq::parse(&u.value).map_err(|e| {
+                    invalid(
+                        u.referenced.line(),
+                        format!(
+                            "upgrades_from {:?} is not a semver requirement: {e}",
+                            u.value
+                        ),
+                    )
+                })?;
+                Some(u.value)
+            }
+            None => None,
+        };
+        let platforms = match raw.platforms {
+            Some(ps) => {
+                if ps.value.is_empty() {
+                    return Err(invalid(ps.referenced.line(), "platforms is empty".into()));
+                }
+                ps.value
+                    .iter()
+                    .map(|s| {
+                        Platform::parse(s).ok_or_else(|| {
+                            invalid(
+                                ps.referenced.line(),
+                                format!("platform {s:?}: expected os/arch[/variant]"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => vec![Platform::parse("linux/amd64").unwrap()],
+        };
+        if raw.images.value.is_empty() {
+            return Err(invalid(
+                raw.images.referenced.line(),
+                "images is empty".into(),
+            ));
+        }
+        let mut images = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for im in raw.images.value {
+            let line = im.name.referenced.line();
+            if !valid_image_name(&im.name.value) {
+                return Err(invalid(
+                    line,
+                    format!(
+                        "image name {:?}: expected repo/path:tag (lowercase path, explicit tag)",
+                        im.name.value
+                    ),
+                ));
+            }
+            if !names.insert(im.name.value.clone()) {
+                return Err(invalid(
+                    line,
+                    format!("image name {:?} appears twice", im.name.value),
+                ));
+            }
+            let source = SourceRef::parse(&im.source.value, &base)
+                .map_err(|e| invalid(im.source.referenced.line(), e.to_string()))?;
+            if im.config.is_some() && !matches!(source, SourceRef::Dir { .. }) {
+                return Err(invalid(
+                    line,
+                    "config: is only allowed for dir: sources".into(),
+                ));
+            }
+            images.push(ImageSpec {
+                name: im.name.value,
+                source,
+                source_text: im.source.value,
+                config: im.config,
+                at: format!("{}:{line}", path.display()),
+            });
+        }
+        Ok(Spec {
+            path: path.into(),
+            product: raw.product.value,
+            version,
+            upgrades_from,
+            platforms,
+            images,
+            playbooks: raw.playbooks.map(|p| base.join(p.value)),
+            registry: RegistryOptions {
+                registries: raw.registries,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_example_and_reports_lines() {
+        let ok = "product: dockercoins\nversion: 1.1.0\nupgrades_from: \">=1.0.0, <1.1.0\"\nplatforms: [linux/amd64]\nimages:\n  - name: dockercoins/rng:1.1.0\n    source: oci:build/rng:1.1.0\nplaybooks: ../playbooks\n";
+        let s = Spec::parse(ok, Path::new("/x/bundle/darkport.yaml")).unwrap();
+        assert_eq!(s.images[0].name, "dockercoins/rng:1.1.0");
+        assert_eq!(
+            s.playbooks.unwrap(),
+            PathBuf::from("/x/bundle/../playbooks")
+        );
+
+        let bad_key = "product: p\nversion: 1.0.0\nimages:\n  - name: a/b:1\n    sorce: oci:x\n";
+        let e = Spec::parse(bad_key, Path::new("s.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:5:"), "{e}");
+
+        let bad_ver = "product: p\nversion: one\nimages:\n  - name: a/b:1\n    source: oci:x\n";
+        let e = Spec::parse(bad_ver, Path::new("s.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:2:"), "{e}");
+
+        let bad_src = "product: p\nversion: 1.0.0\nimages:\n  - name: a/b:1\n    source: ftp:x\n";
+        let e = Spec::parse(bad_src, Path::new("s.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:5:"), "{e}");
+
+        let dup = "product: p\nversion: 1.0.0\nimages:\n  - name: a/b:1\n    source: oci:x\n  - name: a/b:1\n    source: oci:y\n";
+        let e = Spec::parse(dup, Path::new("s.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:6:"), "{e}");
+    }
+
+    #[test]
+    fn image_names() {
+        assert!(valid_image_name("dockercoins/rng:1.1.0"));
+        assert!(valid_image_name("redis:7"));
+        assert!(!valid_image_name("Dockercoins/rng:1"));
+        assert!(!valid_image_name("rng"));
+        assert!(!valid_image_name("../x:1"));
+    }
+}
