@@ -6,7 +6,15 @@ use bundle_common::*;
 use std::path::Path;
 
 fn build(spec: &Path, out: &Path, key: &Path, extra: &[&str]) -> String {
-    let mut a = vec!["build-bundle", "-f", spec.to_str().unwrap(), "-o", out.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    let mut a = vec![
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
     a.extend_from_slice(extra);
     ok(&run(&a))
 }
@@ -22,7 +30,12 @@ fn round_trip_dedup_reproducible_delta() {
     let imgs = |v: &[(String, String, u64)], dir: &str| -> Vec<(String, String)> {
         v.iter()
             .enumerate()
-            .map(|(i, (tag, _, _))| (format!("testprod/app{i}:{}", tag.rsplit('v').next().unwrap()), format!("oci:{dir}:{tag}")))
+            .map(|(i, (tag, _, _))| {
+                (
+                    format!("testprod/app{i}:{}", tag.rsplit('v').next().unwrap()),
+                    format!("oci:{dir}:{tag}"),
+                )
+            })
             .collect()
     };
     write_spec(&spec1, "1.0.0", &imgs(&v1, "layout-v1"), "");
@@ -32,10 +45,19 @@ fn round_trip_dedup_reproducible_delta() {
     // Reproducible: a second build of the same inputs is byte-identical.
     let b1b = d.join("v1-again.darkport");
     build(&spec1, &b1b, &key, &[]);
-    assert_eq!(std::fs::read(&b1).unwrap(), std::fs::read(&b1b).unwrap(), "builds differ");
+    assert_eq!(
+        std::fs::read(&b1).unwrap(),
+        std::fs::read(&b1b).unwrap(),
+        "builds differ"
+    );
 
     // Verify passes and names the signing key.
-    let out = ok(&run(&["verify", "--pubkey", pubk.to_str().unwrap(), b1.to_str().unwrap()]));
+    let out = ok(&run(&[
+        "verify",
+        "--pubkey",
+        pubk.to_str().unwrap(),
+        b1.to_str().unwrap(),
+    ]));
     assert!(out.starts_with("OK "), "{out}");
 
     // Dedup: stored blob bytes = unique blob bytes of the layout; file ≤ 1.01 × that + metadata.
@@ -51,7 +73,10 @@ fn round_trip_dedup_reproducible_delta() {
     let file = std::fs::metadata(&b1).unwrap().len();
     let blobs = j["blob_count"].as_u64().unwrap();
     // Per member: one 512-byte header plus < 512 bytes of padding; plus the manifest files.
-    assert!(file <= unique + 1024 * (blobs + 8) + 64 * 1024, "file {file} vs unique {unique}");
+    assert!(
+        file <= unique + 1024 * (blobs + 8) + 64 * 1024,
+        "file {file} vs unique {unique}"
+    );
     // Manifest digests are the layout's digests.
     for (i, (_, md, _)) in v1.iter().enumerate() {
         assert_eq!(j["images"][i]["digest"].as_str().unwrap(), md);
@@ -60,14 +85,20 @@ fn round_trip_dedup_reproducible_delta() {
 
     // Delta: v2 --since v1 holds only the blobs v1 lacks (app layers, configs, manifests).
     let spec2 = d.join("v2.yaml");
-    write_spec(&spec2, "1.1.0", &imgs(&v2, "layout-v2"), "upgrades_from: \">=1.0.0, <1.1.0\"\n");
+    write_spec(
+        &spec2,
+        "1.1.0",
+        &imgs(&v2, "layout-v2"),
+        "upgrades_from: \">=1.0.0, <1.1.0\"\n",
+    );
     let b2 = d.join("v2-delta.darkport");
     build(&spec2, &b2, &key, &["--since", b1.to_str().unwrap()]);
     let j2 = inspect_json(&b2, &pubk);
-    let v1_blobs: std::collections::BTreeSet<String> = std::fs::read_dir(d.join("layout-v1/blobs/sha256"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
+    let v1_blobs: std::collections::BTreeSet<String> =
+        std::fs::read_dir(d.join("layout-v1/blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
     let mut new_bytes = 0u64;
     for e in std::fs::read_dir(d.join("layout-v2/blobs/sha256")).unwrap() {
         let e = e.unwrap();
@@ -78,10 +109,19 @@ fn round_trip_dedup_reproducible_delta() {
     assert_eq!(j2["stored_blob_bytes"].as_u64().unwrap(), new_bytes);
     assert_eq!(j2["delta_base"][0]["version"], "1.0.0");
     assert_eq!(j2["delta_base"][0]["bundle_id"], j["bundle_id"]);
-    assert_eq!(j2["missing_blobs"].as_array().unwrap().len(), 1, "only the shared base layer is left out");
+    assert_eq!(
+        j2["missing_blobs"].as_array().unwrap().len(),
+        1,
+        "only the shared base layer is left out"
+    );
     assert_eq!(j2["upgrades_from"], ">=1.0.0, <1.1.0");
     assert!(std::fs::metadata(&b2).unwrap().len() < file / 2);
-    let out = ok(&run(&["verify", "--pubkey", pubk.to_str().unwrap(), b2.to_str().unwrap()]));
+    let out = ok(&run(&[
+        "verify",
+        "--pubkey",
+        pubk.to_str().unwrap(),
+        b2.to_str().unwrap(),
+    ]));
     assert!(out.contains("delta bundle: 1 blobs"), "{out}");
 
     // A full v2 bundle written to a directory gets its canonical name.
@@ -99,8 +139,11 @@ fn skopeo_copies_every_image_out_with_identical_digests() {
     let d = t.path();
     let (key, _) = keys(d, "k");
     let v1 = write_oci_layout(&d.join("layout"), &product_images(1, 3));
-    let images: Vec<(String, String)> =
-        v1.iter().enumerate().map(|(i, (tag, _, _))| (format!("testprod/app{i}:1.0"), format!("oci:layout:{tag}"))).collect();
+    let images: Vec<(String, String)> = v1
+        .iter()
+        .enumerate()
+        .map(|(i, (tag, _, _))| (format!("testprod/app{i}:1.0"), format!("oci:layout:{tag}")))
+        .collect();
     let spec = d.join("s.yaml");
     write_spec(&spec, "1.0.0", &images, "");
     let b = d.join("b.darkport");
@@ -128,14 +171,22 @@ fn minisign_cli_verifies_the_manifest_and_sha256sums_the_members() {
     let (key, pubk) = keys(d, "k");
     write_oci_layout(&d.join("layout"), &product_images(1, 1));
     let spec = d.join("s.yaml");
-    write_spec(&spec, "1.0.0", &[("testprod/app0:1".into(), "oci:layout:app0-v1".into())], "");
+    write_spec(
+        &spec,
+        "1.0.0",
+        &[("testprod/app0:1".into(), "oci:layout:app0-v1".into())],
+        "",
+    );
     let b = d.join("b.darkport");
     build(&spec, &b, &key, &[]);
     let x = d.join("x");
     std::fs::create_dir(&x).unwrap();
     sh(&format!("cd {} && tar -xf {} && minisign -Vm darkport.json -p {} && sha256sum -c --quiet SHA256SUMS", x.display(), b.display(), pubk.display()));
     // And minisign rejects a changed manifest.
-    sh(&format!("cd {} && sed -i 's/testprod/testprad/' darkport.json", x.display()));
+    sh(&format!(
+        "cd {} && sed -i 's/testprod/testprad/' darkport.json",
+        x.display()
+    ));
     let o = std::process::Command::new("minisign")
         .args(["-Vm", "darkport.json", "-p", pubk.to_str().unwrap()])
         .current_dir(&x)
@@ -149,21 +200,47 @@ fn encrypted_key_needs_its_password() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     let prefix = d.join("enc");
-    ok(&run_env(&["keygen", "--out", prefix.to_str().unwrap()], &[("DARKPORT_KEY_PASSWORD", "s3cret")]));
+    ok(&run_env(
+        &["keygen", "--out", prefix.to_str().unwrap()],
+        &[("DARKPORT_KEY_PASSWORD", "s3cret")],
+    ));
     let text = std::fs::read_to_string(d.join("enc.key")).unwrap();
     assert!(text.starts_with("untrusted comment:"));
     write_oci_layout(&d.join("layout"), &product_images(1, 1));
     let spec = d.join("s.yaml");
-    write_spec(&spec, "1.0.0", &[("testprod/app0:1".into(), "oci:layout:app0-v1".into())], "");
+    write_spec(
+        &spec,
+        "1.0.0",
+        &[("testprod/app0:1".into(), "oci:layout:app0-v1".into())],
+        "",
+    );
     let (bp, kp) = (d.join("b.darkport"), d.join("enc.key"));
-    let args = ["build-bundle", "-f", spec.to_str().unwrap(), "-o", bp.to_str().unwrap(), "--key", kp.to_str().unwrap()];
+    let args = [
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        bp.to_str().unwrap(),
+        "--key",
+        kp.to_str().unwrap(),
+    ];
     let err = fails(&run_env(&args, &[("DARKPORT_KEY_PASSWORD", "wrong")]));
     assert!(err.contains("Wrong password"), "{err}");
     let err = fails(&run(&args));
     assert!(err.contains("DARKPORT_KEY_PASSWORD"), "{err}");
     ok(&run_env(&args, &[("DARKPORT_KEY_PASSWORD", "s3cret")]));
-    ok(&run(&["verify", "--pubkey", d.join("enc.pub").to_str().unwrap(), d.join("b.darkport").to_str().unwrap()]));
+    ok(&run(&[
+        "verify",
+        "--pubkey",
+        d.join("enc.pub").to_str().unwrap(),
+        d.join("b.darkport").to_str().unwrap(),
+    ]));
     // keygen refuses to overwrite
-    let err = fails(&run(&["keygen", "--out", prefix.to_str().unwrap(), "--no-password"]));
+    let err = fails(&run(&[
+        "keygen",
+        "--out",
+        prefix.to_str().unwrap(),
+        "--no-password",
+    ]));
     assert!(err.contains("refusing to overwrite"), "{err}");
 }

@@ -8,12 +8,32 @@ use std::io::Read;
 use std::path::Path;
 
 fn build_ok(d: &Path, spec: &Path, extra: &[&str]) -> (std::path::PathBuf, serde_json::Value) {
-    let (key, pubk) = if d.join("k.key").exists() { (d.join("k.key"), d.join("k.pub")) } else { keys(d, "k") };
-    let b = d.join(format!("{}.darkport", spec.file_stem().unwrap().to_string_lossy()));
-    let mut a = vec!["build-bundle", "-f", spec.to_str().unwrap(), "-o", b.to_str().unwrap(), "--key", key.to_str().unwrap()];
+    let (key, pubk) = if d.join("k.key").exists() {
+        (d.join("k.key"), d.join("k.pub"))
+    } else {
+        keys(d, "k")
+    };
+    let b = d.join(format!(
+        "{}.darkport",
+        spec.file_stem().unwrap().to_string_lossy()
+    ));
+    let mut a = vec![
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        b.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
     a.extend_from_slice(extra);
     ok(&run(&a));
-    ok(&run(&["verify", "--pubkey", pubk.to_str().unwrap(), b.to_str().unwrap()]));
+    ok(&run(&[
+        "verify",
+        "--pubkey",
+        pubk.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]));
     let j = inspect_json(&b, &pubk);
     (b, j)
 }
@@ -23,7 +43,10 @@ fn blob(bundle: &Path, pubk: &Path, digest: &str) -> Vec<u8> {
     let k = darkport::bundle::TrustedKey::load(pubk).unwrap();
     let b = darkport::bundle::Bundle::open(bundle, &darkport::bundle::Trust::key(k)).unwrap();
     let mut v = Vec::new();
-    b.open_blob(&digest.parse().unwrap()).unwrap().read_to_end(&mut v).unwrap();
+    b.open_blob(&digest.parse().unwrap())
+        .unwrap()
+        .read_to_end(&mut v)
+        .unwrap();
     v
 }
 
@@ -57,7 +80,8 @@ fn write_docker_save(path: &Path, images: &[GenImage], tags: &[&str]) -> Vec<Str
         .unwrap();
         let cname = format!("{}.json", &sha(&cfg)[7..]);
         add(&cname, &cfg);
-        manifest.push(serde_json::json!({"Config": cname, "RepoTags": [tag], "Layers": layer_paths}));
+        manifest
+            .push(serde_json::json!({"Config": cname, "RepoTags": [tag], "Layers": layer_paths}));
         diff_sets.push(diff_ids);
     }
     add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
@@ -72,7 +96,10 @@ fn docker_archive_plain_gzipped_and_multi_image() {
     keys(d, "k");
     let imgs = product_images(1, 2);
     let diff_ids = write_docker_save(&d.join("save.tar"), &imgs, &["gen/app0:1", "gen/app1:1"]);
-    sh(&format!("gzip -1 -c {0}/save.tar > {0}/save.tar.gz", d.display()));
+    sh(&format!(
+        "gzip -1 -c {0}/save.tar > {0}/save.tar.gz",
+        d.display()
+    ));
     for (ext, comp, magic_ok) in [
         ("tar", "zstd", &[0x28u8, 0xb5, 0x2f, 0xfd][..]),
         ("tar.gz", "gzip", &[0x1fu8, 0x8b][..]),
@@ -82,8 +109,14 @@ fn docker_archive_plain_gzipped_and_multi_image() {
             &spec,
             "1.0.0",
             &[
-                ("testprod/app0:1".into(), format!("docker-archive:save.{ext}:gen/app0:1")),
-                ("testprod/app1:1".into(), format!("docker-archive:save.{ext}:@1")),
+                (
+                    "testprod/app0:1".into(),
+                    format!("docker-archive:save.{ext}:gen/app0:1"),
+                ),
+                (
+                    "testprod/app1:1".into(),
+                    format!("docker-archive:save.{ext}:@1"),
+                ),
             ],
             "",
         );
@@ -103,7 +136,9 @@ fn docker_archive_plain_gzipped_and_multi_image() {
                 zstd::decode_all(&data[..]).unwrap()
             } else {
                 let mut v = Vec::new();
-                flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut v).unwrap();
+                flate2::read::GzDecoder::new(&data[..])
+                    .read_to_end(&mut v)
+                    .unwrap();
                 v
             };
             assert_eq!(sha(&raw), diff_ids[i]);
@@ -111,9 +146,24 @@ fn docker_archive_plain_gzipped_and_multi_image() {
     }
     // Several images and no name: a clear error listing the tags.
     let spec = d.join("ambiguous.yaml");
-    write_spec(&spec, "1.0.0", &[("testprod/x:1".into(), "docker-archive:save.tar".into())], "");
-    let err = fails(&run(&["build-bundle", "-f", spec.to_str().unwrap(), "-o", d.join("a.darkport").to_str().unwrap(), "--unsigned"]));
-    assert!(err.contains("holds 2 images") && err.contains("gen/app1:1"), "{err}");
+    write_spec(
+        &spec,
+        "1.0.0",
+        &[("testprod/x:1".into(), "docker-archive:save.tar".into())],
+        "",
+    );
+    let err = fails(&run(&[
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        d.join("a.darkport").to_str().unwrap(),
+        "--unsigned",
+    ]));
+    assert!(
+        err.contains("holds 2 images") && err.contains("gen/app1:1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,7 +172,8 @@ fn oci_archive_and_multi_platform_index() {
     let d = t.path();
     let v = write_oci_layout(&d.join("layout"), &product_images(1, 2));
     // Make a two-platform index of app0 (amd64) and app1 (declared arm64).
-    let read = |digest: &str| std::fs::read(d.join("layout/blobs/sha256").join(&digest[7..])).unwrap();
+    let read =
+        |digest: &str| std::fs::read(d.join("layout/blobs/sha256").join(&digest[7..])).unwrap();
     let idx = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [
@@ -131,19 +182,33 @@ fn oci_archive_and_multi_platform_index() {
         ]})).unwrap();
     let id = sha(&idx);
     std::fs::write(d.join("layout/blobs/sha256").join(&id[7..]), &idx).unwrap();
-    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("layout/index.json")).unwrap()).unwrap();
-    index["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("layout/index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
         "mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": idx.len(),
         "annotations": {"org.opencontainers.image.ref.name": "multi"}}));
-    std::fs::write(d.join("layout/index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    sh(&format!("tar -C {0}/layout -cf {0}/layout.tar .", d.display()));
+    std::fs::write(
+        d.join("layout/index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    sh(&format!(
+        "tar -C {0}/layout -cf {0}/layout.tar .",
+        d.display()
+    ));
 
     let spec = d.join("s.yaml");
     write_spec(
         &spec,
         "1.0.0",
         &[
-            ("testprod/a:1".into(), "oci-archive:layout.tar:app0-v1".into()),
+            (
+                "testprod/a:1".into(),
+                "oci-archive:layout.tar:app0-v1".into(),
+            ),
             ("testprod/multi:1".into(), "oci:layout:multi".into()),
         ],
         "",
@@ -152,22 +217,50 @@ fn oci_archive_and_multi_platform_index() {
     assert_eq!(j["images"][0]["digest"].as_str().unwrap(), v[0].1);
     // The index keeps its bytes (digest) but only the amd64 child is carried.
     assert_eq!(j["images"][1]["digest"].as_str().unwrap(), id);
-    assert_eq!(j["images"][1]["platforms"], serde_json::json!(["linux/amd64"]));
+    assert_eq!(
+        j["images"][1]["platforms"],
+        serde_json::json!(["linux/amd64"])
+    );
     // index + app0 manifest/config/base/app layer; app1's own layer and config are not there
     assert_eq!(j["blob_count"], 5, "{j}");
 
     // Asking for arm64 too brings the second child.
     let spec2 = d.join("s2.yaml");
-    std::fs::write(&spec2, std::fs::read_to_string(&spec).unwrap().replace("[linux/amd64]", "[linux/amd64, linux/arm64/v8]")).unwrap();
+    std::fs::write(
+        &spec2,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("[linux/amd64]", "[linux/amd64, linux/arm64/v8]"),
+    )
+    .unwrap();
     let (_, j2) = build_ok(d, &spec2, &[]);
-    assert_eq!(j2["images"][1]["platforms"], serde_json::json!(["linux/amd64", "linux/arm64/v8"]));
+    assert_eq!(
+        j2["images"][1]["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64/v8"])
+    );
     assert_eq!(j2["blob_count"], 8, "{j2}");
 
     // A platform nobody has is an error naming the image and what it has.
     let spec3 = d.join("s3.yaml");
-    std::fs::write(&spec3, std::fs::read_to_string(&spec).unwrap().replace("[linux/amd64]", "[linux/s390x]")).unwrap();
-    let err = fails(&run(&["build-bundle", "-f", spec3.to_str().unwrap(), "-o", d.join("x.darkport").to_str().unwrap(), "--unsigned"]));
-    assert!(err.contains("linux/s390x") && err.contains("testprod/a:1"), "{err}");
+    std::fs::write(
+        &spec3,
+        std::fs::read_to_string(&spec)
+            .unwrap()
+            .replace("[linux/amd64]", "[linux/s390x]"),
+    )
+    .unwrap();
+    let err = fails(&run(&[
+        "build-bundle",
+        "-f",
+        spec3.to_str().unwrap(),
+        "-o",
+        d.join("x.darkport").to_str().unwrap(),
+        "--unsigned",
+    ]));
+    assert!(
+        err.contains("linux/s390x") && err.contains("testprod/a:1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,21 +280,34 @@ fn dir_source_makes_a_config_from_the_spec() {
     .unwrap();
     let (b, j) = build_ok(d, &spec, &[]);
     let pubk = d.join("k.pub");
-    let m: serde_json::Value = serde_json::from_slice(&blob(&b, &pubk, j["images"][0]["digest"].as_str().unwrap())).unwrap();
-    let cfg: serde_json::Value = serde_json::from_slice(&blob(&b, &pubk, m["config"]["digest"].as_str().unwrap())).unwrap();
-    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/bin/sh", "/run.sh"]));
-    assert_eq!(cfg["config"]["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    let m: serde_json::Value =
+        serde_json::from_slice(&blob(&b, &pubk, j["images"][0]["digest"].as_str().unwrap()))
+            .unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&blob(&b, &pubk, m["config"]["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/bin/sh", "/run.sh"])
+    );
+    assert_eq!(
+        cfg["config"]["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}})
+    );
     assert_eq!(cfg["architecture"], "amd64");
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
     // The base layer holds the symlink as a symlink.
-    let layer = zstd::decode_all(&blob(&b, &pubk, m["layers"][0]["digest"].as_str().unwrap())[..]).unwrap();
+    let layer =
+        zstd::decode_all(&blob(&b, &pubk, m["layers"][0]["digest"].as_str().unwrap())[..]).unwrap();
     let mut ar = tar::Archive::new(&layer[..]);
     let kinds: Vec<(String, bool)> = ar
         .entries()
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.path().unwrap().to_string_lossy().to_string(), e.header().entry_type().is_symlink())
+            (
+                e.path().unwrap().to_string_lossy().to_string(),
+                e.header().entry_type().is_symlink(),
+            )
         })
         .collect();
     assert!(kinds.contains(&("bin/alias".into(), true)), "{kinds:?}");
@@ -222,7 +328,11 @@ impl Drop for Registry {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_registry() -> Registry {
@@ -237,7 +347,7 @@ fn start_registry() -> Registry {
         ),
     )
     .unwrap();
-    let child = std::process::Command::new("docker-registry")
+    let mut child = std::process::Command::new("docker-registry")
         .args(["serve", cfg.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -245,10 +355,16 @@ fn start_registry() -> Registry {
         .unwrap();
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Registry { child, port, _dir: dir };
+            return Registry {
+                child,
+                port,
+                _dir: dir,
+            };
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("docker-registry did not start on port {port}");
 }
 
@@ -273,16 +389,28 @@ fn registry_source_against_docker_registry() {
         &spec,
         "1.0.0",
         &[
-            ("testprod/app0:1".into(), format!("docker://127.0.0.1:{}/gen/app0-v1:1", reg.port)),
-            ("testprod/app1:1".into(), format!("docker://127.0.0.1:{}/gen/app1-v1:1", reg.port)),
+            (
+                "testprod/app0:1".into(),
+                format!("docker://127.0.0.1:{}/gen/app0-v1:1", reg.port),
+            ),
+            (
+                "testprod/app1:1".into(),
+                format!("docker://127.0.0.1:{}/gen/app1-v1:1", reg.port),
+            ),
         ],
-        &format!("registries:\n  \"127.0.0.1:{}\": {{plain_http: true}}\n", reg.port),
+        &format!(
+            "registries:\n  \"127.0.0.1:{}\": {{plain_http: true}}\n",
+            reg.port
+        ),
     );
     let (b, j) = build_ok(d, &spec, &[]);
     assert_eq!(j["images"][0]["digest"].as_str().unwrap(), v[0].1);
     assert_eq!(j["images"][1]["digest"].as_str().unwrap(), v[1].1);
     // Layers keep their exact bytes: same unique blob set as the layout.
-    let unique: u64 = std::fs::read_dir(d.join("layout/blobs/sha256")).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let unique: u64 = std::fs::read_dir(d.join("layout/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     assert_eq!(j["stored_blob_bytes"].as_u64().unwrap(), unique);
     // And skopeo can push every image from the bundle back into the registry, same digest.
     for (i, name) in ["testprod/app0:1", "testprod/app1:1"].iter().enumerate() {
@@ -291,7 +419,10 @@ fn registry_source_against_docker_registry() {
             b.display(),
             reg.port
         ));
-        let o = sh(&format!("skopeo inspect --raw --tls-verify=false docker://127.0.0.1:{}/back/{name}", reg.port));
+        let o = sh(&format!(
+            "skopeo inspect --raw --tls-verify=false docker://127.0.0.1:{}/back/{name}",
+            reg.port
+        ));
         assert_eq!(sha(&o.stdout), v[i].1);
     }
     // A tag that is not there: exit 1, naming the image and the spec line.
@@ -299,11 +430,27 @@ fn registry_source_against_docker_registry() {
     write_spec(
         &spec2,
         "1.0.0",
-        &[("testprod/none:1".into(), format!("docker://127.0.0.1:{}/gen/nothing:1", reg.port))],
-        &format!("registries:\n  \"127.0.0.1:{}\": {{plain_http: true}}\n", reg.port),
+        &[(
+            "testprod/none:1".into(),
+            format!("docker://127.0.0.1:{}/gen/nothing:1", reg.port),
+        )],
+        &format!(
+            "registries:\n  \"127.0.0.1:{}\": {{plain_http: true}}\n",
+            reg.port
+        ),
     );
-    let err = fails(&run(&["build-bundle", "-f", spec2.to_str().unwrap(), "-o", d.join("m.darkport").to_str().unwrap(), "--unsigned"]));
-    assert!(err.contains("testprod/none:1") && err.contains("missing.yaml:7"), "{err}");
+    let err = fails(&run(&[
+        "build-bundle",
+        "-f",
+        spec2.to_str().unwrap(),
+        "-o",
+        d.join("m.darkport").to_str().unwrap(),
+        "--unsigned",
+    ]));
+    assert!(
+        err.contains("testprod/none:1") && err.contains("missing.yaml:7"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -315,10 +462,23 @@ fn unreachable_registry_fails_clearly() {
     write_spec(
         &spec,
         "1.0.0",
-        &[("testprod/app:1".into(), format!("docker://127.0.0.1:{port}/gen/app:1"))],
+        &[(
+            "testprod/app:1".into(),
+            format!("docker://127.0.0.1:{port}/gen/app:1"),
+        )],
         &format!("registries:\n  \"127.0.0.1:{port}\": {{plain_http: true}}\n"),
     );
-    let err = fails(&run(&["build-bundle", "-f", spec.to_str().unwrap(), "-o", d.join("x.darkport").to_str().unwrap(), "--unsigned"]));
-    assert!(err.contains(&format!("registry 127.0.0.1:{port}")) && err.contains("testprod/app:1"), "{err}");
+    let err = fails(&run(&[
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        d.join("x.darkport").to_str().unwrap(),
+        "--unsigned",
+    ]));
+    assert!(
+        err.contains(&format!("registry 127.0.0.1:{port}")) && err.contains("testprod/app:1"),
+        "{err}"
+    );
     assert!(!d.join("x.darkport").exists());
 }

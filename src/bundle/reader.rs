@@ -370,10 +370,7 @@ impl Bundle {
         let mut seen = vec![false; expected.len()];
         let mut next = 0usize;
         let mut last_name = members.last().unwrap().name.clone();
-        loop {
-            let Some(raw) = read_header(pos, &last_name)? else {
-                break;
-            };
+        while let Some(raw) = read_header(pos, &last_name)? {
             check_raw(&raw, pos)?;
             let Some(&i) = expected_idx.get(raw.name.as_str()) else {
                 if raw.name == MANIFEST_NAME || raw.name == SIGNATURE_NAME {
@@ -627,7 +624,7 @@ impl Bundle {
         rep.start("verifying", total);
         // Big members first so the two cores stay busy to the end.
         let mut order: Vec<&Member> = self.members.iter().collect();
-        order.sort_by(|a, b| b.size.cmp(&a.size));
+        order.sort_by_key(|m| std::cmp::Reverse(m.size));
         order
             .par_iter()
             .with_max_len(1)

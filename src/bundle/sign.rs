@@ -241,8 +241,42 @@ impl TrustedKey {
         self.key
             .verify(data, &sig, false)
             .map_err(|e| SigError::Invalid(e.to_string()))?;
+        check_canonical_signature(sig_text)?;
         Ok(sig.trusted_comment().to_string())
     }
+}
+
+/// Check that a signature file is exactly what darkport writes (the untrusted comment and
+/// the base64 encoding are not covered by the signature itself, so a changed byte there
+/// would otherwise go unnoticed).
+pub fn check_canonical_signature(sig_text: &str) -> Result<(), SigError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad =
+        |why: &str| SigError::Malformed(format!("signature file is not in canonical form ({why})"));
+    let lines: Vec<&str> = sig_text.split_inclusive('\n').collect();
+    if lines.len() != 4 || !lines.iter().all(|l| l.ends_with('\n')) {
+        return Err(bad("expected exactly 4 lines"));
+    }
+    let l: Vec<&str> = lines.iter().map(|l| l.trim_end_matches('\n')).collect();
+    let bin1 = b64.decode(l[1]).map_err(|_| bad("line 2 is not base64"))?;
+    let bin2 = b64.decode(l[3]).map_err(|_| bad("line 4 is not base64"))?;
+    if bin1.len() != 74 || bin2.len() != 64 {
+        return Err(bad("wrong signature length"));
+    }
+    if b64.encode(&bin1) != l[1] || b64.encode(&bin2) != l[3] {
+        return Err(bad("non-canonical base64"));
+    }
+    let expected = format!(
+        "untrusted comment: signature from darkport secret key {}",
+        keynum_hex(&bin1[2..10])
+    );
+    if l[0] != expected {
+        return Err(bad("unexpected untrusted comment"));
+    }
+    if !l[2].starts_with("trusted comment: ") {
+        return Err(bad("line 3 is not a trusted comment"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

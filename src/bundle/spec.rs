@@ -114,12 +114,16 @@ impl Spec {
                 .unwrap_or((0, 0));
             // The crate's message carries a snippet; keep its first line only.
             let full = e.to_string();
-            let message = full
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .trim()
-                .to_string();
+            let first = full.lines().next().unwrap_or("invalid YAML").trim();
+            // Drop the crate's own "error: line N column M: " prefix; we print file:line:col.
+            let message = match first.strip_prefix("error: ") {
+                Some(rest) if rest.starts_with("line ") => {
+                    rest.split_once(": ").map(|x| x.1).unwrap_or(rest)
+                }
+                Some(rest) => rest,
+                None => first,
+            }
+            .to_string();
             SpecError::Syntax {
                 path: path.into(),
                 line,

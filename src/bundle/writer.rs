@@ -210,7 +210,7 @@ pub fn write_bundle(
     out: &Path,
     rep: &dyn Reporter,
 ) -> Result<WriteSummary, BundleError> {
-    manifest.blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+    manifest.blobs.sort_by_key(|b| b.digest);
     let index = layout_index(&manifest);
     let layout = vec![
         ("oci-layout".to_string(), OCI_LAYOUT.to_vec()),

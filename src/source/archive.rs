@@ -49,7 +49,7 @@ pub(crate) fn compress_into_store(
 ) -> Result<(Digest, BlobRef), SourceError> {
     let sterr = |source| SourceError::StoreOp {
         location: origin.to_string(),
-        source,
+        source: Box::new(source),
     };
     let ioerr = |source| SourceError::Io {
         what: "and compress layer",
@@ -209,7 +209,7 @@ pub(crate) fn fetch_docker_archive(
         .put_bytes(&cfg_bytes)
         .map_err(|source| SourceError::StoreOp {
             location: location.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let platform = Platform {
         architecture: cfg.architecture.clone(),
@@ -325,7 +325,7 @@ pub(crate) fn fetch_docker_archive(
         .put_bytes(&mbytes)
         .map_err(|source| SourceError::StoreOp {
             location: location.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let mut blobs = vec![
         BlobRef {

@@ -239,7 +239,7 @@ pub(crate) fn fetch_dir(
     let cfg_bytes = serde_json::to_vec(&cfg).expect("json");
     let st = |source| SourceError::StoreOp {
         location: location.clone(),
-        source,
+        source: Box::new(source),
     };
     let cfg_digest = cx.store.put_bytes(&cfg_bytes).map_err(st)?;
     let manifest = serde_json::json!({

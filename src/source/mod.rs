@@ -82,13 +82,13 @@ pub enum SourceError {
         digest: String,
         location: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("store error while reading {location}")]
     StoreOp {
         location: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("registry {registry}: failed to {op} {reference}")]
     Registry {
@@ -418,7 +418,7 @@ pub(crate) trait BlobAccess {
             .map_err(|source| SourceError::Store {
                 digest: desc.digest.clone(),
                 location: self.location(),
-                source,
+                source: Box::new(source),
             })
     }
 }

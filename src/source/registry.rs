@@ -94,7 +94,7 @@ impl BlobAccess for RegistryAccess {
                 .map_err(|source| SourceError::Store {
                     digest: desc.digest.clone(),
                     location: self.location(),
-                    source,
+                    source: Box::new(source),
                 });
         }
         let is_manifest = ACCEPT.contains(&desc.media_type.as_str());
@@ -124,7 +124,7 @@ impl BlobAccess for RegistryAccess {
             .put_bytes(&bytes)
             .map_err(|source| SourceError::StoreOp {
                 location: self.location(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(bytes)
     }
@@ -138,7 +138,7 @@ impl BlobAccess for RegistryAccess {
         let sterr = |source| SourceError::Store {
             digest: desc.digest.clone(),
             location: loc.clone(),
-            source,
+            source: Box::new(source),
         };
         let (tmp, mut w) = cx.store.writer("pull").map_err(sterr)?;
         let r = self.repo_ref(&desc.digest);
@@ -262,7 +262,7 @@ pub(crate) fn fetch(
         .put_bytes(&bytes)
         .map_err(|source| SourceError::StoreOp {
             location: format!("docker://{reference}"),
-            source,
+            source: Box::new(source),
         })?;
     let top = Descriptor {
         media_type,

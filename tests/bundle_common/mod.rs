@@ -18,8 +18,12 @@ pub fn run(args: &[&str]) -> Output {
 
 pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = std::process::Command::new(bin());
-    c.args(args).env_remove("DARKPORT_PUBKEY").env_remove("DARKPORT_KEY").env_remove("DARKPORT_KEY_PASSWORD");
-    c.env("HOME", "/nonexistent-darkport-test-home").env_remove("XDG_CONFIG_HOME");
+    c.args(args)
+        .env_remove("DARKPORT_PUBKEY")
+        .env_remove("DARKPORT_KEY")
+        .env_remove("DARKPORT_KEY_PASSWORD");
+    c.env("HOME", "/nonexistent-darkport-test-home")
+        .env_remove("XDG_CONFIG_HOME");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -41,7 +45,12 @@ pub fn ok(o: &Output) -> String {
 /// Assert exit code 1 and return stderr.
 pub fn fails(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(1), "expected exit 1; stderr:\n{err}\nstdout:\n{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1; stderr:\n{err}\nstdout:\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     err
 }
 
@@ -63,7 +72,10 @@ pub fn have_tool(tool: &str) -> bool {
 }
 
 pub fn sh(cmd: &str) -> Output {
-    let o = std::process::Command::new("sh").args(["-c", cmd]).output().expect("sh");
+    let o = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .expect("sh");
     assert!(
         o.status.success(),
         "command failed: {cmd}\n{}{}",
@@ -85,7 +97,7 @@ pub fn rand_bytes(seed: u64, n: usize) -> Vec<u8> {
         let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
         if r % 4 == 0 {
             let run = (r >> 8) as usize % 64;
-            v.extend(std::iter::repeat_n((r >> 16) as u8, run));
+            v.extend(std::iter::repeat((r >> 16) as u8).take(run));
         } else {
             v.extend_from_slice(&r.to_le_bytes());
         }
@@ -113,7 +125,9 @@ pub fn sha(data: &[u8]) -> String {
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::fast());
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
@@ -184,7 +198,10 @@ pub fn write_oci_layout(dir: &Path, images: &[GenImage]) -> Vec<(String, String,
 /// The product used by most tests: a shared ~1 MiB base layer and `apps` app images on
 /// top; `version` changes only the app layers.
 pub fn product_images(version: u32, apps: usize) -> Vec<GenImage> {
-    let base = layer_tar(&[("bin/base", rand_bytes(1, 1 << 20)), ("etc/os-release", b"ID=gen\n".to_vec())]);
+    let base = layer_tar(&[
+        ("bin/base", rand_bytes(1, 1 << 20)),
+        ("etc/os-release", b"ID=gen\n".to_vec()),
+    ]);
     (0..apps)
         .map(|i| GenImage {
             tag: format!("app{i}-v{version}"),
@@ -202,13 +219,23 @@ pub fn product_images(version: u32, apps: usize) -> Vec<GenImage> {
 /// Generate a signing key pair (no password) in `dir`; returns (key, pub).
 pub fn keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let prefix = dir.join(name);
-    ok(&run(&["keygen", "--out", prefix.to_str().unwrap(), "--no-password"]));
-    (dir.join(format!("{name}.key")), dir.join(format!("{name}.pub")))
+    ok(&run(&[
+        "keygen",
+        "--out",
+        prefix.to_str().unwrap(),
+        "--no-password",
+    ]));
+    (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pub")),
+    )
 }
 
 /// Write a spec file with `product`, `version` and (name, source) images.
 pub fn write_spec(path: &Path, version: &str, images: &[(String, String)], extra: &str) {
-    let mut s = format!("product: testprod\nversion: {version}\nplatforms: [linux/amd64]\n{extra}images:\n");
+    let mut s = format!(
+        "product: testprod\nversion: {version}\nplatforms: [linux/amd64]\n{extra}images:\n"
+    );
     for (n, src) in images {
         s.push_str(&format!("  - name: {n}\n    source: \"{src}\"\n"));
     }
@@ -216,20 +243,30 @@ pub fn write_spec(path: &Path, version: &str, images: &[(String, String)], extra
 }
 
 pub fn inspect_json(bundle: &Path, pubkey: &Path) -> serde_json::Value {
-    let o = run(&["inspect", "--json", "--pubkey", pubkey.to_str().unwrap(), bundle.to_str().unwrap()]);
+    let o = run(&[
+        "inspect",
+        "--json",
+        "--pubkey",
+        pubkey.to_str().unwrap(),
+        bundle.to_str().unwrap(),
+    ]);
     serde_json::from_str(&ok(&o)).unwrap()
 }
 
 /// sha256 of each blob file in an OCI layout, by (tag → manifest digest) from index.json.
 pub fn layout_refs(dir: &Path) -> Vec<(String, String)> {
-    let idx: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     idx["manifests"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| {
             (
-                m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap_or("").to_string(),
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 m["digest"].as_str().unwrap().to_string(),
             )
         })
