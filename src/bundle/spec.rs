@@ -45,6 +45,8 @@ struct RawSpec {
     playbooks: Option<Spanned<String>>,
     #[serde(default)]
     registries: BTreeMap<String, crate::source::registry_settings::RegistrySettings>,
+    #[serde(default)]
+    layer_compression: Option<crate::source::Compression>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +80,8 @@ pub struct Spec {
     pub images: Vec<ImageSpec>,
     pub playbooks: Option<PathBuf>,
     pub registry: RegistryOptions,
+    /// Compression for uncompressed layers (`layer_compression:`; the CLI flag overrides).
+    pub layer_compression: Option<crate::source::Compression>,
 }
 
 /// Image names: `[host[:port]/]path[:tag]`, lowercase path components, like a registry
@@ -243,6 +247,7 @@ impl Spec {
             registry: RegistryOptions {
                 registries: raw.registries,
             },
+            layer_compression: raw.layer_compression,
         })
     }
 }
@@ -278,6 +283,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("s.yaml:5:"), "{e}");
+
+        let gz = "product: p\nversion: 1.0.0\nlayer_compression: gzip\nimages:\n  - name: a/b:1\n    source: oci:x\n";
+        let s = Spec::parse(gz, Path::new("s.yaml")).unwrap();
+        assert_eq!(s.layer_compression, Some(crate::source::Compression::Gzip));
+        let bad = "product: p\nversion: 1.0.0\nlayer_compression: xz\nimages:\n  - name: a/b:1\n    source: oci:x\n";
+        let e = Spec::parse(bad, Path::new("s.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:3:"), "{e}");
 
         let dup = "product: p\nversion: 1.0.0\nimages:\n  - name: a/b:1\n    source: oci:x\n  - name: a/b:1\n    source: oci:y\n";
         let e = Spec::parse(dup, Path::new("s.yaml"))

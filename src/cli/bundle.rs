@@ -36,9 +36,10 @@ pub struct BuildBundleArgs {
     /// Public key(s) trusted for the --since bundles (default: the signing key's).
     #[arg(long, value_name = "PUB")]
     pub since_pubkey: Vec<PathBuf>,
-    /// Compression for uncompressed layers (docker save, dir:).
-    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
-    pub layer_compression: Compression,
+    /// Compression for uncompressed layers (docker save, dir:); default: the spec's
+    /// `layer_compression`, else zstd. Use gzip for runtimes older than Docker 23.
+    #[arg(long, value_enum)]
+    pub layer_compression: Option<Compression>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -23,7 +23,8 @@ pub struct BuildOptions {
     pub since: Vec<PathBuf>,
     /// Keys trusted for the `--since` bundles (default: the signing key's public key).
     pub since_trust: Option<Trust>,
-    pub compression: Compression,
+    /// Overrides the spec's `layer_compression` (default zstd).
+    pub compression: Option<Compression>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -122,7 +123,10 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
         let mut cx = FetchContext {
             store: &mut store,
             platforms: &spec.platforms,
-            compression: opts.compression,
+            compression: opts
+                .compression
+                .or(spec.layer_compression)
+                .unwrap_or_default(),
             registry: &spec.registry,
             layer_cache: &mut cache,
             config: im.config.as_ref(),

@@ -352,7 +352,8 @@ pub struct NoReport;
 impl FetchReporter for NoReport {}
 
 /// How uncompressed layers are compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     #[default]
     Zstd,
