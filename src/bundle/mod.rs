@@ -49,7 +49,7 @@ pub mod writer;
 pub use manifest::{
     BlobEntry, DeltaBase, FileEntry, ImageEntry, Manifest, PlaybookEntry, FORMAT_V1,
 };
-pub use reader::{Bundle, Member, MemberKind, MemberReader, Trust};
+pub use reader::{Bundle, Member, MemberKind, MemberRange, MemberReader, Trust};
 pub use sign::{keygen, KeyError, SigError, SigningKey, TrustedKey};
 
 use std::path::PathBuf;

@@ -682,6 +682,72 @@ impl Bundle {
     }
 }
 
+/// A seekable window onto one member's bytes (no hashing: for resumable uploads whose
+/// receiver checks the digest, and for HTTP range serving).
+pub struct MemberRange {
+    file: File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl MemberRange {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Read for MemberRange {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        if left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(left.min(usize::MAX as u64) as usize);
+        let n = self.file.read_at(&mut buf[..want], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl io::Seek for MemberRange {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let new = match to {
+            io::SeekFrom::Start(n) => n as i128,
+            io::SeekFrom::End(d) => self.len as i128 + d as i128,
+            io::SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if new < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start of member",
+            ));
+        }
+        self.pos = new as u64;
+        Ok(self.pos)
+    }
+}
+
+impl Bundle {
+    /// A seekable, unverified reader over a member (see [`MemberRange`]).
+    pub fn member_range(&self, m: &Member) -> Result<MemberRange, BundleError> {
+        let file = self.file.try_clone().map_err(|source| BundleError::Io {
+            op: "reopen",
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(MemberRange {
+            file,
+            start: m.data_offset,
+            len: m.size,
+            pos: 0,
+        })
+    }
+}
+
 /// Streaming reader over one member; checks the digest when the last byte is read.
 pub struct MemberReader {
     inner: crate::store::VerifiedReader,

@@ -2,5 +2,6 @@
 //! `anyhow` is allowed here; domain modules keep their own error types.
 
 pub mod build;
+pub mod bundle_blobs;
 pub mod push;
 pub mod trust;
