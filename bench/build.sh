@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/build.sh: darkport build-bundle vs its peers on a generated corpus, side by side in
-# one run. Corpus: 7 images sharing a ~50 MB base layer (half random, half text-like, fixed
-# seed) + a 2-4 MB app layer each, as an OCI layout with gzip layers (like registry images).
+# one run. Corpus: 7 images sharing a base layer of 60 MiB uncompressed / ~47 MiB gzipped
+# (40 MiB random + 20 MiB text-like, fixed seed) + a 2-4 MiB app layer each, as an OCI layout with gzip layers (like registry images).
 #   darkport : build-bundle from the OCI layout (signed, deduplicated bundle)
 #   (a)      : skopeo copy to one docker-archive per image + gzip   (= docker save | gzip)
 #   (b)      : skopeo copy into one shared OCI layout + tar | zstd -T0
@@ -32,8 +32,9 @@ def text(size):
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'wb') as f: f.write(data)
-for i in range(25):
+for i in range(40):
     write(f'{root}/base/usr/lib/blob{i:02}.bin', rng.randbytes(1 << 20))       # incompressible
+for i in range(20):
     write(f'{root}/base/usr/share/doc{i:02}.txt', text(1 << 20))               # compressible
 for k in range(n):
     size = (2 + k % 3) << 20
@@ -67,6 +68,7 @@ t0=$(now)
 t_dp=$(echo "$(now) - $t0" | bc)
 s_dp=$(stat -c %s "$W/out.darkport")
 rss_build=$(peak "$W/time.build")
+img=$("$BIN" inspect --json --pubkey "$W/k.pub" "$W/out.darkport" | python3 -c 'import json,sys; print(json.load(sys.stdin)["image_bytes"])')
 
 # ---- (a) per-image docker-archive + gzip ------------------------------------------------------
 mkdir -p "$W/a"
@@ -79,6 +81,7 @@ t_a=$(echo "$(now) - $t0" | bc)
 s_a=$(du -cb "$W"/a/*.tar.gz | tail -1 | cut -f1)
 
 # ---- (b) shared OCI layout + tar | zstd -T0 ----------------------------------------------------
+mkdir -p "$W/b"
 t0=$(now)
 for k in $(seq 0 $((N-1))); do
   skopeo copy --quiet "oci:$W/layout:bench/app$k:1.0.0" "oci:$W/b/layout:bench/app$k:1.0.0"
@@ -98,7 +101,8 @@ rss_verify=$(peak "$W/time.verify")
 r() { python3 -c "print(f'{$1:.2f}')"; }
 mib() { python3 -c "print(f'{$1/1048576:.1f} MiB')"; }
 echo
-echo "corpus: $N images, shared ~50 MiB base, unique blob bytes $(mib "$unique")"
+base=$(ls -S "$W"/layout/blobs/sha256/* | head -1 | xargs stat -c %s)
+echo "corpus: $N images, shared base layer $(mib "$base") (gzip), unique blob bytes $(mib "$unique"), sum of image sizes $(mib "$img")"
 printf '%-44s %12s %10s\n' "" "size" "time (s)"
 printf '%-44s %12s %10.2f\n' "darkport build-bundle (signed bundle)" "$(mib "$s_dp")" "$t_dp"
 printf '%-44s %12s %10.2f\n' "(a) skopeo -> docker-archive per image + gzip" "$(mib "$s_a")" "$t_a"
