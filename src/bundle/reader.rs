@@ -513,6 +513,10 @@ impl Bundle {
     pub fn signed_by(&self) -> Option<&str> {
         self.signed_by.as_deref()
     }
+    /// Whether the bundle carries a signature member (checked or not).
+    pub fn has_signature(&self) -> bool {
+        self.member(SIGNATURE_NAME).is_some()
+    }
     pub fn members(&self) -> &[Member] {
         &self.members
     }

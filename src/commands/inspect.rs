@@ -60,9 +60,11 @@ pub fn run(a: InspectArgs) -> anyhow::Result<i32> {
     println!("platforms {}", m.platforms.join(", "));
     println!(
         "signature {}",
-        b.signed_by()
-            .map(|k| format!("ok, key {k}"))
-            .unwrap_or_else(|| "NONE (unsigned)".into())
+        match b.signed_by() {
+            Some(k) => format!("ok, key {k}"),
+            None if b.has_signature() => "present but NOT checked (no trusted key)".into(),
+            None => "NONE (unsigned)".into(),
+        }
     );
     println!("id        {}", b.id());
     println!("images    {}", m.images.len());

@@ -44,6 +44,7 @@ pub fn run(a: VerifyArgs, progress: ProgressMode) -> anyhow::Result<i32> {
             m.version,
             match b.signed_by() {
                 Some(k) => format!("signed by key {k}"),
+                None if b.has_signature() => "signature NOT checked (no trusted key)".to_string(),
                 None => "UNSIGNED".to_string(),
             },
             b.members().len(),
