@@ -108,7 +108,7 @@ printf '%-44s %12s %10.2f\n' "darkport build-bundle (signed bundle)" "$(mib "$s_
 printf '%-44s %12s %10.2f\n' "(a) skopeo -> docker-archive per image + gzip" "$(mib "$s_a")" "$t_a"
 printf '%-44s %12s %10.2f\n' "(b) skopeo -> shared OCI layout + tar|zstd -T0" "$(mib "$s_b")" "$t_b"
 echo
-echo "bundle size / unique blob bytes        : $(r "$s_dp/$unique")   (target <= 1.01)"
+echo "bundle size / unique blob bytes        : $(python3 -c "print(f'{$s_dp/$unique:.4f}')")   (target <= 1.01)"
 echo "build time darkport / (b)              : $(r "$t_dp/$t_b")   (target <= 1.5)"
 echo "build time (a) / darkport (speed-up)   : $(r "$t_a/$t_dp")   (target >= 20)"
 echo "size (a) / darkport                    : $(r "$s_a/$s_dp")"
