@@ -1,12 +1,11 @@
 //! Command-line types only (clap). Each subcommand's behaviour lives in `commands/`.
 
+pub mod bundle;
 pub mod inventory;
 pub mod registry;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
-
-pub mod bundle;
 
 #[derive(Parser, Debug)]
 #[command(

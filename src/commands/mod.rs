@@ -2,10 +2,10 @@
 
 mod build_bundle;
 mod hash;
-mod inventory;
-mod registry;
 mod inspect;
+mod inventory;
 mod keygen;
+mod registry;
 mod verify;
 
 use crate::cli::{Cli, Command};
