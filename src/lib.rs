@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod ops;
 pub mod playbook;
 pub mod registry;
+pub mod sbom;
 pub mod source;
 pub mod state;
 pub mod store;

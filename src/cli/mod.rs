@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod inventory;
 pub mod registry;
+pub mod sbom;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,11 @@ pub enum Command {
     Verify(bundle::VerifyArgs),
     /// Show what a bundle holds: product, images, blobs, dedup saving, delta base.
     Inspect(bundle::InspectArgs),
+    /// Inventory of the OS packages in each image (SPDX 2.3, CycloneDX 1.5, table), read from
+    /// the layers' package databases.
+    Sbom(sbom::SbomArgs),
+    /// Per-licence summary of the OS packages in each image; copyleft licences flagged.
+    Licenses(sbom::LicensesArgs),
 }
 
 #[derive(clap::Args, Debug)]
