@@ -166,7 +166,10 @@ pub fn recognise_text(text: &str) -> Vec<String> {
         add(&mut out, c[1].trim_end_matches('.').to_string());
     }
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if out.is_empty() {
+    // A versioned grant in the text ("version 2 of the License, or any later version") is
+    // more precise than a reference to the versionless `common-licenses/GPL`.
+    if out.iter().all(|l| l == "GPL" || l == "LGPL") {
+        let mut versioned = Vec::new();
         for c in gpl.captures_iter(&flat) {
             let family = match c.get(1).map(|m| m.as_str().trim().to_ascii_lowercase()) {
                 Some(ref s) if s == "affero" => "AGPL",
@@ -183,7 +186,19 @@ pub fn recognise_text(text: &str) -> Vec<String> {
                 .collect::<String>()
                 .to_ascii_lowercase()
                 .contains("any later version");
-            add(&mut out, format!("{family}-{v}{}", if later { "+" } else { "" }));
+            versioned.push(format!("{family}-{v}{}", if later { "+" } else { "" }));
+        }
+        for v in versioned {
+            let family = v.split('-').next().unwrap_or("").to_string();
+            out.retain(|l| *l != family);
+            add(&mut out, v);
+        }
+    }
+    // A bare `GPL`/`LGPL` reference says nothing a versioned one does not.
+    for fam in ["GPL", "LGPL"] {
+        let pre = format!("{fam}-");
+        if out.iter().any(|l| l.starts_with(&pre)) {
+            out.retain(|l| l != fam);
         }
     }
     if flat.contains("Apache License") && flat.contains("Version 2.0") {
@@ -306,8 +321,12 @@ mod tests {
     fn free_form_copyright() {
         let t = "This package was debianized by someone.\n\nOn Debian systems, the complete text of the GNU General\nPublic License version 2 can be found in `/usr/share/common-licenses/GPL-2'.\nSee also /usr/share/common-licenses/LGPL-2.1.\n";
         assert_eq!(recognise_text(t), vec!["GPL-2", "LGPL-2.1"]);
+        let t = "in `/usr/share/common-licenses/GPL', version 3 in `/usr/share/common-licenses/GPL-3'. See /usr/share/common-licenses/Artistic";
+        assert_eq!(recognise_text(t), vec!["GPL-3", "Artistic"]);
         let t = "This program is free software; you can redistribute it under the terms of the GNU General Public License as published by the Free Software Foundation; either version 3 of the License, or (at your option) any later version.";
         assert_eq!(recognise_text(t), vec!["GPL-3+"]);
+        let t = "under the terms of the GNU General Public License as published by the Free Software Foundation; either version 2 of the License, or (at your option) any later version. On Debian systems, the complete text of the GNU General Public License can be found in `/usr/share/common-licenses/GPL'.";
+        assert_eq!(recognise_text(t), vec!["GPL-2+"]);
         let t = "Permission is hereby granted, free of charge, to any person obtaining a copy";
         assert_eq!(from_debian_copyright(t), (vec!["Expat".to_string()], LicenceSource::CopyrightText));
         assert_eq!(from_debian_copyright("nothing here").1, LicenceSource::None);
