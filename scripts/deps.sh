@@ -21,3 +21,10 @@ if ! python3 -c "import ansible.cli.inventory" >/dev/null 2>&1 || ! command -v a
   python3 -m pip install --quiet --disable-pip-version-check ansible-core
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
+# SBOM validators (tests/sbom_images.rs): pyspdxtools (SPDX 2.3) and the CycloneDX 1.5 schema.
+if ! python3 -c "import spdx_tools, cyclonedx.validation.json, jsonschema" 2>/dev/null \
+   || ! command -v pyspdxtools >/dev/null; then
+  echo "deps: pip installing spdx-tools cyclonedx-python-lib jsonschema"
+  python3 -m pip install -q spdx-tools cyclonedx-python-lib jsonschema
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi

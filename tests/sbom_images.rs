@@ -81,7 +81,10 @@ fn layer(entries: &[E], comp: Comp) -> Blob {
         Comp::Gzip => {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             e.write_all(&raw).unwrap();
-            (e.finish().unwrap(), "application/vnd.oci.image.layer.v1.tar+gzip")
+            (
+                e.finish().unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
         }
         Comp::Zstd => (
             zstd::encode_all(&raw[..], 3).unwrap(),
@@ -202,7 +205,10 @@ fn all_licence_names(pkg: &str) -> Vec<String> {
                 .replace(" OR ", ",")
                 .split(',')
             {
-                let p = part.trim().trim_matches(|c| c == '(' || c == ')').to_string();
+                let p = part
+                    .trim()
+                    .trim_matches(|c| c == '(' || c == ')')
+                    .to_string();
                 if !p.is_empty() && !out.contains(&p) {
                     out.push(p);
                 }
@@ -238,29 +244,45 @@ fn fixture() -> Fixture {
     let mut base = vec![
         E::Dir("var/lib/dpkg".into()),
         E::Owned("var/lib/dpkg/status".into(), status_file(&st)),
-        E::Owned("usr/lib/os-release".into(), std::fs::read("/usr/lib/os-release").unwrap()),
+        E::Owned(
+            "usr/lib/os-release".into(),
+            std::fs::read("/usr/lib/os-release").unwrap(),
+        ),
         E::Link("etc/os-release".into(), "../usr/lib/os-release"),
         E::File("usr/bin/bash", std::fs::read("/usr/bin/bash").unwrap()),
     ];
     for p in DEB_PKGS {
         base.push(E::Dir(format!("usr/share/doc/{p}")));
-        base.push(E::Owned(format!("usr/share/doc/{p}/copyright"), copyright(p)));
+        base.push(E::Owned(
+            format!("usr/share/doc/{p}/copyright"),
+            copyright(p),
+        ));
     }
     let l0 = layer(&base, Comp::Gzip);
     // Layer 1 (zstd): `tar` purged (status rewritten without it, doc dir whited out);
     // distroless-style status.d entries for gzip and cpp-12 (doc dir symlink).
-    let without_tar: Vec<String> = st.iter().filter(|s| !s.starts_with("Package: tar\n")).cloned().collect();
+    let without_tar: Vec<String> = st
+        .iter()
+        .filter(|s| !s.starts_with("Package: tar\n"))
+        .cloned()
+        .collect();
     let l1 = layer(
         &[
             E::Owned("var/lib/dpkg/status".into(), status_file(&without_tar)),
             E::File("usr/share/doc/.wh.tar", Vec::new()),
             E::Dir("var/lib/dpkg/status.d".into()),
             E::Owned("var/lib/dpkg/status.d/gzip".into(), status_file(&gzip)),
-            E::File("var/lib/dpkg/status.d/gzip.md5sums", b"0000  usr/bin/gzip\n".to_vec()),
+            E::File(
+                "var/lib/dpkg/status.d/gzip.md5sums",
+                b"0000  usr/bin/gzip\n".to_vec(),
+            ),
             E::Owned("usr/share/doc/gzip/copyright".into(), copyright("gzip")),
             E::Owned("var/lib/dpkg/status.d/cpp-12".into(), status_file(&cpp)),
             E::Link("usr/share/doc/cpp-12".into(), "gcc-12-base"),
-            E::Owned("usr/share/doc/gcc-12-base/copyright".into(), copyright("gcc-12-base")),
+            E::Owned(
+                "usr/share/doc/gcc-12-base/copyright".into(),
+                copyright("gcc-12-base"),
+            ),
         ],
         Comp::Zstd,
     );
@@ -269,7 +291,10 @@ fn fixture() -> Fixture {
         .iter()
         .map(|s| {
             if s.starts_with("Package: bash\n") {
-                s.replace(&format!("Version: {}", field(s, "Version")), "Version: 5.2.99-1")
+                s.replace(
+                    &format!("Version: {}", field(s, "Version")),
+                    "Version: 5.2.99-1",
+                )
             } else {
                 s.clone()
             }
@@ -298,12 +323,18 @@ fn fixture() -> Fixture {
         .map(|r| r.replace("V:1.2.4-r2", "V:1.2.4-r3"))
         .collect::<Vec<_>>()
         .join("\n\n");
-    let a1 = layer(&[E::Owned("lib/apk/db/installed".into(), v2.into_bytes())], Comp::Zstd);
+    let a1 = layer(
+        &[E::Owned("lib/apk/db/installed".into(), v2.into_bytes())],
+        Comp::Zstd,
+    );
 
     let r0 = layer(
         &[
             E::File("var/lib/rpm/rpmdb.sqlite", b"SQLite format 3\0".to_vec()),
-            E::File("usr/lib/sysimage/rpm/rpmdb.sqlite", b"SQLite format 3\0".to_vec()),
+            E::File(
+                "usr/lib/sysimage/rpm/rpmdb.sqlite",
+                b"SQLite format 3\0".to_vec(),
+            ),
         ],
         Comp::Gzip,
     );
@@ -401,7 +432,11 @@ fn debian_image_lists_exactly_the_present_packages_with_layers_and_licences() {
         assert_eq!(app.layers, f.deb_layers);
         assert!(app.rpm.is_empty());
         assert!(app.warnings.is_empty(), "{:?}", app.warnings);
-        assert!(app.os.as_deref().unwrap_or("").contains("Debian"), "{:?}", app.os);
+        assert!(
+            app.os.as_deref().unwrap_or("").contains("Debian"),
+            "{:?}",
+            app.os
+        );
 
         let by: BTreeMap<&str, &sbom::Package> =
             app.packages.iter().map(|p| (p.name.as_str(), p)).collect();
@@ -412,22 +447,33 @@ fn debian_image_lists_exactly_the_present_packages_with_layers_and_licences() {
             assert_eq!(by[p].licenses[0], "GPL-3+", "{p}: {:?}", by[p].licenses);
             let names = all_licence_names(p);
             for l in &by[p].licenses {
-                assert!(names.contains(l), "{p}: {l} not in its copyright file {names:?}");
+                assert!(
+                    names.contains(l),
+                    "{p}: {l} not in its copyright file {names:?}"
+                );
             }
         }
         // Free-form copyright (base-files): recognised from its text.
         assert_eq!(by["base-files"].licenses, vec!["GPL-2+"]);
-        assert_eq!(by["base-files"].license_source, LicenceSource::CopyrightText);
+        assert_eq!(
+            by["base-files"].license_source,
+            LicenceSource::CopyrightText
+        );
         // cpp-12's doc dir is a symlink to gcc-12-base, whose free-form copyright refers to
         // /usr/share/common-licenses/<NAME> files: those names.
         let gcc = String::from_utf8(copyright("gcc-12-base")).unwrap();
         assert_eq!(by["cpp-12"].license_source, LicenceSource::CopyrightText);
-        assert!(by["cpp-12"].licenses.contains(&"GPL-3".to_string()), "{:?}", by["cpp-12"].licenses);
+        assert!(
+            by["cpp-12"].licenses.contains(&"GPL-3".to_string()),
+            "{:?}",
+            by["cpp-12"].licenses
+        );
         for l in &by["cpp-12"].licenses {
             let flat = gcc.split_whitespace().collect::<Vec<_>>().join(" ");
             let found = gcc.contains(&format!("/usr/share/common-licenses/{l}"))
                 || (l == "Expat" && flat.contains("Permission is hereby granted, free of charge"))
-                || (l.starts_with("BSD-") && flat.contains("Redistribution and use in source and binary forms"))
+                || (l.starts_with("BSD-")
+                    && flat.contains("Redistribution and use in source and binary forms"))
                 || (l == "Zlib" && flat.contains("This software is provided 'as-is'"));
             assert!(found, "cpp-12: {l} not found in gcc-12-base's copyright");
         }
@@ -435,7 +481,10 @@ fn debian_image_lists_exactly_the_present_packages_with_layers_and_licences() {
         // The base image (shared layer 0) still has tar, unaffected by the app's layers.
         let base = &imgs["debian-base"];
         let names: Vec<&str> = base.packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, vec!["base-files", "bash", "coreutils", "tar", "zlib1g"]);
+        assert_eq!(
+            names,
+            vec!["base-files", "bash", "coreutils", "tar", "zlib1g"]
+        );
         let tar = base.packages.iter().find(|p| p.name == "tar").unwrap();
         assert_eq!(tar.licenses[0], "GPL-3+");
     }
@@ -449,12 +498,24 @@ fn alpine_and_rpm_images() {
     let got: Vec<(&str, &str, usize, Vec<String>)> = a
         .packages
         .iter()
-        .map(|p| (p.name.as_str(), p.version.as_str(), p.layer_index, p.licenses.clone()))
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.version.as_str(),
+                p.layer_index,
+                p.licenses.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
         vec![
-            ("ca-certificates-bundle", "20230506-r0", 0, vec!["MPL-2.0".to_string(), "MIT".into()]),
+            (
+                "ca-certificates-bundle",
+                "20230506-r0",
+                0,
+                vec!["MPL-2.0".to_string(), "MIT".into()]
+            ),
             ("musl", "1.2.4-r3", 1, vec!["MIT".to_string()]),
         ]
     );
@@ -465,10 +526,17 @@ fn alpine_and_rpm_images() {
 
     let r = &imgs["rpm-app"];
     assert!(r.packages.is_empty());
-    let dbs: Vec<(&str, usize)> = r.rpm.iter().map(|d| (d.path.as_str(), d.layer_index)).collect();
+    let dbs: Vec<(&str, usize)> = r
+        .rpm
+        .iter()
+        .map(|d| (d.path.as_str(), d.layer_index))
+        .collect();
     assert_eq!(
         dbs,
-        vec![("/var/lib/rpm/Packages", 1), ("/usr/lib/sysimage/rpm/rpmdb.sqlite", 0)],
+        vec![
+            ("/var/lib/rpm/Packages", 1),
+            ("/usr/lib/sysimage/rpm/rpmdb.sqlite", 0)
+        ],
         "the opaque /var/lib/rpm hides the old rpmdb.sqlite"
     );
     assert_eq!(r.rpm[0].layer, f.rpm_layers[1]);
@@ -478,7 +546,12 @@ fn alpine_and_rpm_images() {
 fn corrupted_layer_is_rejected_with_its_digest() {
     let f = fixture();
     let layout = oci::Layout::open(&f.layout).unwrap();
-    let img = layout.images().unwrap().into_iter().find(|i| i.name == "alpine-app").unwrap();
+    let img = layout
+        .images()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "alpine-app")
+        .unwrap();
     let d = img.layers[0].digest;
     let p = f.layout.join("blobs/sha256").join(d.hex());
     let mut bytes = std::fs::read(&p).unwrap();
@@ -495,19 +568,29 @@ fn licence_summary_flags_copyleft_and_names_images() {
     let f = fixture();
     let imgs: Vec<sbom::ImageSbom> = scan(&f, &f.layout).into_values().collect();
     let s = sbom::licence_summary(&imgs);
-    let get = |l: &str| s.iter().find(|e| e.licence == l).unwrap_or_else(|| panic!("{l} missing"));
+    let get = |l: &str| {
+        s.iter()
+            .find(|e| e.licence == l)
+            .unwrap_or_else(|| panic!("{l} missing"))
+    };
     let gpl3 = get("GPL-3+");
     assert!(gpl3.copyleft);
     assert_eq!(gpl3.spdx.as_deref(), Some("GPL-3.0-or-later"));
     assert!(gpl3.images.contains(&"debian-app".to_string()));
-    assert!(gpl3.packages.iter().any(|p| p.starts_with("tar@")), "tar is in debian-base");
+    assert!(
+        gpl3.packages.iter().any(|p| p.starts_with("tar@")),
+        "tar is in debian-base"
+    );
     let zlib = get("Zlib");
     assert!(!zlib.copyleft);
     assert_eq!(zlib.images, vec!["debian-app", "debian-base"]);
     assert!(get("MPL-2.0").copyleft);
     let mit = get("MIT");
     assert!(!mit.copyleft);
-    assert_eq!(mit.packages, vec!["ca-certificates-bundle@20230506-r0", "musl@1.2.4-r3"]);
+    assert_eq!(
+        mit.packages,
+        vec!["ca-certificates-bundle@20230506-r0", "musl@1.2.4-r3"]
+    );
     // busybox (GPL-2.0-only) was removed from the alpine image in its second layer.
     assert!(s.iter().all(|e| e.licence != "GPL-2.0-only"));
 }
@@ -539,39 +622,85 @@ fn darkport() -> Command {
 fn cli_spdx_validates_with_pyspdxtools_and_lists_the_packages() {
     let f = fixture();
     let out = darkport()
-        .args(["sbom", f.archive.to_str().unwrap(), "--image", "debian-app", "--format", "spdx"])
+        .args([
+            "sbom",
+            f.archive.to_str().unwrap(),
+            "--image",
+            "debian-app",
+            "--format",
+            "spdx",
+        ])
         .args(["--created", "2026-01-02T03:04:05Z"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["spdxVersion"], "SPDX-2.3");
     assert_eq!(doc["creationInfo"]["created"], "2026-01-02T03:04:05Z");
     let pk = doc["packages"].as_array().unwrap();
-    let names: Vec<&str> = pk.iter().skip(1).map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["base-files", "bash", "coreutils", "cpp-12", "zlib1g"]);
+    let names: Vec<&str> = pk
+        .iter()
+        .skip(1)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["base-files", "bash", "coreutils", "cpp-12", "zlib1g"]
+    );
     let zlib = pk.iter().find(|p| p["name"] == "zlib1g").unwrap();
     assert_eq!(zlib["licenseDeclared"], "Zlib");
-    assert!(zlib["sourceInfo"].as_str().unwrap().contains(&f.deb_layers[0].to_string()));
-    assert!(zlib["externalRefs"][0]["referenceLocator"].as_str().unwrap().starts_with("pkg:deb/debian/zlib1g@1%3A"));
+    assert!(zlib["sourceInfo"]
+        .as_str()
+        .unwrap()
+        .contains(&f.deb_layers[0].to_string()));
+    assert!(zlib["externalRefs"][0]["referenceLocator"]
+        .as_str()
+        .unwrap()
+        .starts_with("pkg:deb/debian/zlib1g@1%3A"));
     let bash = pk.iter().find(|p| p["name"] == "bash").unwrap();
-    assert!(bash["licenseDeclared"].as_str().unwrap().starts_with("GPL-3.0-or-later"));
-    assert!(bash["sourceInfo"].as_str().unwrap().contains(&f.deb_layers[2].to_string()));
+    assert!(bash["licenseDeclared"]
+        .as_str()
+        .unwrap()
+        .starts_with("GPL-3.0-or-later"));
+    assert!(bash["sourceInfo"]
+        .as_str()
+        .unwrap()
+        .contains(&f.deb_layers[2].to_string()));
     assert_eq!(pk[0]["versionInfo"], f.manifests["debian-app"].to_string());
     // Same input, same bytes.
     let again = darkport()
-        .args(["sbom", f.layout.to_str().unwrap(), "--image", "debian-app", "--format", "spdx"])
+        .args([
+            "sbom",
+            f.layout.to_str().unwrap(),
+            "--image",
+            "debian-app",
+            "--format",
+            "spdx",
+        ])
         .args(["--created", "2026-01-02T03:04:05Z"])
         .output()
         .unwrap();
-    assert_eq!(again.stdout, out.stdout, "directory and archive give identical SPDX");
+    assert_eq!(
+        again.stdout, out.stdout,
+        "directory and archive give identical SPDX"
+    );
 
     if !tool_or_skip("pyspdxtools", &["--help"]) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     darkport()
-        .args(["sbom", f.archive.to_str().unwrap(), "--format", "spdx", "-o"])
+        .args([
+            "sbom",
+            f.archive.to_str().unwrap(),
+            "--format",
+            "spdx",
+            "-o",
+        ])
         .arg(dir.path())
         .assert()
         .success();
@@ -579,9 +708,21 @@ fn cli_spdx_validates_with_pyspdxtools_and_lists_the_packages() {
     for e in std::fs::read_dir(dir.path()).unwrap() {
         let p = e.unwrap().path();
         n += 1;
-        let v = std::process::Command::new("pyspdxtools").arg("-i").arg(&p).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
-        assert!(v.status.success() && !text.contains("error") && !text.contains("invalid"), "{}: {text}", p.display());
+        let v = std::process::Command::new("pyspdxtools")
+            .arg("-i")
+            .arg(&p)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
+        assert!(
+            v.status.success() && !text.contains("error") && !text.contains("invalid"),
+            "{}: {text}",
+            p.display()
+        );
     }
     assert_eq!(n, 4, "one document per image");
     // The validator does reject a broken document (the check can fail).
@@ -589,8 +730,15 @@ fn cli_spdx_validates_with_pyspdxtools_and_lists_the_packages() {
     let mut d = doc.clone();
     d["packages"][1]["licenseDeclared"] = json!("NOT A LICENCE ((");
     std::fs::write(&bad, serde_json::to_vec(&d).unwrap()).unwrap();
-    let v = std::process::Command::new("pyspdxtools").arg("-i").arg(&bad).output().unwrap();
-    assert!(!v.status.success(), "pyspdxtools accepted an invalid licence expression");
+    let v = std::process::Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !v.status.success(),
+        "pyspdxtools accepted an invalid licence expression"
+    );
 }
 
 const CDX_CHECK: &str = r#"
@@ -608,7 +756,13 @@ fn cli_cyclonedx_validates_against_the_1_5_schema() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     darkport()
-        .args(["sbom", f.layout.to_str().unwrap(), "--format", "cyclonedx", "-o"])
+        .args([
+            "sbom",
+            f.layout.to_str().unwrap(),
+            "--format",
+            "cyclonedx",
+            "-o",
+        ])
         .arg(dir.path())
         .assert()
         .success();
@@ -617,44 +771,102 @@ fn cli_cyclonedx_validates_against_the_1_5_schema() {
     )
     .unwrap();
     assert_eq!(app["specVersion"], "1.5");
-    let names: Vec<&str> = app["components"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["base-files", "bash", "coreutils", "cpp-12", "zlib1g"]);
-    if !tool_or_skip("python3", &["-c", "import cyclonedx.validation.json, jsonschema"]) {
+    let names: Vec<&str> = app["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["base-files", "bash", "coreutils", "cpp-12", "zlib1g"]
+    );
+    if !tool_or_skip(
+        "python3",
+        &["-c", "import cyclonedx.validation.json, jsonschema"],
+    ) {
         return;
     }
     for e in std::fs::read_dir(dir.path()).unwrap() {
         let p = e.unwrap().path();
-        let v = std::process::Command::new("python3").args(["-c", CDX_CHECK]).arg(&p).output().unwrap();
-        assert!(v.status.success(), "{}: {}{}", p.display(), String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+        let v = std::process::Command::new("python3")
+            .args(["-c", CDX_CHECK])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "{}: {}{}",
+            p.display(),
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
     }
     let mut bad = app.clone();
     bad["components"][0]["licenses"] = json!([{"license": {"id": "NOT-A-LICENCE"}}]);
     let bp = dir.path().join("bad.json");
     std::fs::write(&bp, serde_json::to_vec(&bad).unwrap()).unwrap();
-    let v = std::process::Command::new("python3").args(["-c", CDX_CHECK]).arg(&bp).output().unwrap();
-    assert!(!v.status.success(), "the schema check accepted an invalid licence id");
+    let v = std::process::Command::new("python3")
+        .args(["-c", CDX_CHECK])
+        .arg(&bp)
+        .output()
+        .unwrap();
+    assert!(
+        !v.status.success(),
+        "the schema check accepted an invalid licence id"
+    );
 }
 
 #[test]
 fn cli_table_licenses_and_errors() {
     let f = fixture();
-    let out = darkport().args(["sbom", f.archive.to_str().unwrap()]).output().unwrap();
+    let out = darkport()
+        .args(["sbom", f.archive.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let t = String::from_utf8(out.stdout).unwrap();
-    assert!(t.contains("image debian-app (linux/amd64): 5 package(s), 3 layer(s)"), "{t}");
-    assert!(t.contains("RPM database /var/lib/rpm/Packages (layer 1)"), "{t}");
-    assert!(t.lines().any(|l| l.starts_with("apk   musl") && l.contains("1.2.4-r3") && l.contains("MIT")), "{t}");
+    assert!(
+        t.contains("image debian-app (linux/amd64): 5 package(s), 3 layer(s)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("RPM database /var/lib/rpm/Packages (layer 1)"),
+        "{t}"
+    );
+    assert!(
+        t.lines()
+            .any(|l| l.starts_with("apk   musl") && l.contains("1.2.4-r3") && l.contains("MIT")),
+        "{t}"
+    );
 
-    let out = darkport().args(["licenses", f.archive.to_str().unwrap(), "--json"]).output().unwrap();
+    let out = darkport()
+        .args(["licenses", f.archive.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let copyleft: Vec<&str> = v["copyleft"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
-    assert!(copyleft.contains(&"GPL-3+") && copyleft.contains(&"MPL-2.0"), "{copyleft:?}");
+    let copyleft: Vec<&str> = v["copyleft"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(
+        copyleft.contains(&"GPL-3+") && copyleft.contains(&"MPL-2.0"),
+        "{copyleft:?}"
+    );
     assert!(!copyleft.contains(&"Zlib") && !copyleft.contains(&"MIT"));
     assert_eq!(v["rpm_databases"].as_array().unwrap().len(), 2);
 
     darkport()
-        .args(["licenses", f.archive.to_str().unwrap(), "--image", "alpine-app", "--fail-on-copyleft"])
+        .args([
+            "licenses",
+            f.archive.to_str().unwrap(),
+            "--image",
+            "alpine-app",
+            "--fail-on-copyleft",
+        ])
         .assert()
         .code(1)
         .stdout(predicates::str::contains("MPL-2.0"));
@@ -690,6 +902,10 @@ fn fixture_is_a_real_oci_layout_for_skopeo() {
         .arg(format!("oci-archive:{}:debian-app", f.archive.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(Digest::of(&out.stdout), f.manifests["debian-app"]);
 }

@@ -32,11 +32,7 @@ impl ScanReporter for Reporter {
     }
 }
 
-fn scan(
-    source: &Path,
-    image: Option<&str>,
-    mode: ProgressMode,
-) -> anyhow::Result<Vec<ImageSbom>> {
+fn scan(source: &Path, image: Option<&str>, mode: ProgressMode) -> anyhow::Result<Vec<ImageSbom>> {
     let start = Instant::now();
     let layout = Layout::open(source)
         .with_context(|| format!("failed to read images from {}", source.display()))
@@ -85,7 +81,13 @@ fn file_stem(img: &ImageSbom) -> String {
     let mut s: String = img
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if let Some(p) = &img.platform {
         s.push('_');
@@ -124,10 +126,7 @@ pub fn run_sbom(a: SbomArgs, progress: ProgressMode) -> anyhow::Result<i32> {
                 "cdx.json".into(),
                 serde_json::to_string_pretty(&sbom::cyclonedx::render(img, &opts))? + "\n",
             ),
-            SbomFormat::Table => (
-                "txt".into(),
-                sbom::report::table(std::slice::from_ref(img)),
-            ),
+            SbomFormat::Table => ("txt".into(), sbom::report::table(std::slice::from_ref(img))),
             SbomFormat::Json => ("json".into(), serde_json::to_string_pretty(img)? + "\n"),
         })
     };
@@ -194,9 +193,9 @@ pub fn run_licenses(a: LicensesArgs, progress: ProgressMode) -> anyhow::Result<i
         let rpm: Vec<serde_json::Value> = images
             .iter()
             .flat_map(|i| {
-                i.rpm
-                    .iter()
-                    .map(move |r| serde_json::json!({"image": i.name, "path": r.path, "layer": r.layer}))
+                i.rpm.iter().map(
+                    move |r| serde_json::json!({"image": i.name, "path": r.path, "layer": r.layer}),
+                )
             })
             .collect();
         println!(

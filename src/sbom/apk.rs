@@ -6,8 +6,8 @@ use super::{license, LicenceSource, Package, PackageKind};
 use crate::digest::Digest;
 
 pub fn parse_installed(data: &[u8]) -> Result<Vec<Package>, String> {
-    let text = std::str::from_utf8(data)
-        .map_err(|e| format!("/lib/apk/db/installed: not UTF-8 ({e})"))?;
+    let text =
+        std::str::from_utf8(data).map_err(|e| format!("/lib/apk/db/installed: not UTF-8 ({e})"))?;
     let mut out = Vec::new();
     let mut rec: Vec<(char, &str)> = Vec::new();
     let mut flush = |rec: &mut Vec<(char, &str)>, line_no: usize| -> Result<(), String> {
@@ -18,12 +18,9 @@ pub fn parse_installed(data: &[u8]) -> Result<Vec<Package>, String> {
         let name = get('P').ok_or_else(|| {
             format!("/lib/apk/db/installed: record ending at line {line_no} has no P: field")
         })?;
-        let version = get('V').ok_or_else(|| {
-            format!("/lib/apk/db/installed: package {name} has no V: field")
-        })?;
-        let licenses = get('L')
-            .map(license::split_expression)
-            .unwrap_or_default();
+        let version = get('V')
+            .ok_or_else(|| format!("/lib/apk/db/installed: package {name} has no V: field"))?;
+        let licenses = get('L').map(license::split_expression).unwrap_or_default();
         out.push(Package {
             kind: PackageKind::Apk,
             name: name.to_string(),
@@ -78,6 +75,8 @@ mod tests {
 
     #[test]
     fn record_without_name_is_reported() {
-        assert!(parse_installed(b"V:1\n\n").unwrap_err().contains("no P: field"));
+        assert!(parse_installed(b"V:1\n\n")
+            .unwrap_err()
+            .contains("no P: field"));
     }
 }

@@ -1,6 +1,6 @@
 //! Streaming scan of one layer blob, and the overlay composition of an image's layers.
 
-use super::{dpkg, apk, license, ImageSbom, LicenceSource, Package, PackageKind, RpmDb, SbomError};
+use super::{apk, dpkg, license, ImageSbom, LicenceSource, Package, PackageKind, RpmDb, SbomError};
 use crate::digest::{Digest, HashingReader};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read};
@@ -212,9 +212,15 @@ pub fn scan_layer<R: Read>(digest: &Digest, reader: R) -> Result<LayerDelta, Sbo
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             match want {
                 Want::Rpm => Node::Marker,
-                Want::DocDir => Node::Skipped("a regular file where a directory was expected".into()),
+                Want::DocDir => {
+                    Node::Skipped("a regular file where a directory was expected".into())
+                }
                 Want::Db | Want::Small => {
-                    let cap = if matches!(want, Want::Db) { MAX_DB } else { MAX_SMALL };
+                    let cap = if matches!(want, Want::Db) {
+                        MAX_DB
+                    } else {
+                        MAX_SMALL
+                    };
                     let size = entry.size();
                     if size > cap {
                         delta.warnings.push(format!(
@@ -510,8 +516,14 @@ mod tests {
 
     #[test]
     fn normalise_names() {
-        assert_eq!(normalise("./var/lib/dpkg/status").as_deref(), Some("var/lib/dpkg/status"));
-        assert_eq!(normalise("/usr/share/doc/").as_deref(), Some("usr/share/doc"));
+        assert_eq!(
+            normalise("./var/lib/dpkg/status").as_deref(),
+            Some("var/lib/dpkg/status")
+        );
+        assert_eq!(
+            normalise("/usr/share/doc/").as_deref(),
+            Some("usr/share/doc")
+        );
         assert_eq!(normalise("a/../b"), None);
         assert_eq!(normalise("./"), None);
     }
@@ -519,9 +531,18 @@ mod tests {
     #[test]
     fn wanted_paths() {
         assert!(matches!(wanted("var/lib/dpkg/status"), Want::Db));
-        assert!(matches!(wanted("var/lib/dpkg/status.d/base-files"), Want::Db));
-        assert!(matches!(wanted("var/lib/dpkg/status.d/base-files.md5sums"), Want::No));
-        assert!(matches!(wanted("usr/share/doc/bash/copyright"), Want::Small));
+        assert!(matches!(
+            wanted("var/lib/dpkg/status.d/base-files"),
+            Want::Db
+        ));
+        assert!(matches!(
+            wanted("var/lib/dpkg/status.d/base-files.md5sums"),
+            Want::No
+        ));
+        assert!(matches!(
+            wanted("usr/share/doc/bash/copyright"),
+            Want::Small
+        ));
         assert!(matches!(wanted("usr/share/doc/bash"), Want::DocDir));
         assert!(matches!(wanted("usr/share/doc/bash/README"), Want::No));
         assert!(matches!(wanted("var/lib/rpm/rpmdb.sqlite"), Want::Rpm));
@@ -532,9 +553,18 @@ mod tests {
     fn links_resolve_through_parents() {
         let mut s: State = BTreeMap::new();
         s.insert("usr/share/doc/a".into(), (Node::Symlink("b".into()), 0));
-        s.insert("usr/share/doc/b/copyright".into(), (Node::File(b"x".to_vec()), 0));
-        s.insert("etc/os-release".into(), (Node::Symlink("../usr/lib/os-release".into()), 0));
-        s.insert("usr/lib/os-release".into(), (Node::File(b"ID=x".to_vec()), 1));
+        s.insert(
+            "usr/share/doc/b/copyright".into(),
+            (Node::File(b"x".to_vec()), 0),
+        );
+        s.insert(
+            "etc/os-release".into(),
+            (Node::Symlink("../usr/lib/os-release".into()), 0),
+        );
+        s.insert(
+            "usr/lib/os-release".into(),
+            (Node::File(b"ID=x".to_vec()), 1),
+        );
         assert_eq!(resolve(&s, "usr/share/doc/a/copyright").unwrap().0, b"x");
         assert_eq!(resolve(&s, "etc/os-release").unwrap(), (&b"ID=x"[..], 1));
         assert!(resolve(&s, "usr/share/doc/c/copyright").is_none());

@@ -72,19 +72,79 @@ const DEBIAN_TO_SPDX: &[(&str, &str)] = &[
 
 /// SPDX identifiers accepted as written (apk records use them); matched case-insensitively.
 const SPDX_IDS: &[&str] = &[
-    "0BSD", "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-2.0", "Artistic-1.0",
-    "Artistic-1.0-Perl", "Artistic-2.0", "BSD-1-Clause", "BSD-2-Clause", "BSD-3-Clause",
-    "BSD-4-Clause", "BSD-4-Clause-UC", "BSL-1.0", "bzip2-1.0.6", "CC-BY-4.0", "CC-BY-SA-4.0",
-    "CC0-1.0", "CDDL-1.0", "curl", "EPL-1.0", "EPL-2.0", "FSFAP", "FSFUL", "FSFULLR",
-    "GFDL-1.2-only", "GFDL-1.2-or-later", "GFDL-1.3-only", "GFDL-1.3-or-later",
-    "GFDL-1.2-no-invariants-only", "GFDL-1.2-no-invariants-or-later",
-    "GFDL-1.3-no-invariants-only", "GFDL-1.3-no-invariants-or-later", "GPL-1.0-only",
-    "GPL-1.0-or-later", "GPL-2.0-only", "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later",
-    "ISC", "LGPL-2.0-only", "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later",
-    "LGPL-3.0-only", "LGPL-3.0-or-later", "MIT", "MIT-0", "MPL-1.1", "MPL-2.0", "OFL-1.1",
-    "OpenSSL", "PSF-2.0", "Python-2.0", "Unicode-DFS-2016", "Unlicense", "WTFPL", "X11", "Zlib",
-    "zlib-acknowledgement", "BSD-4-Clause-UC", "Beerware", "Ruby", "PHP-3.01", "PostgreSQL",
-    "Vim", "HPND", "libtiff", "IJG", "Libpng", "libpng-2.0", "Sleepycat", "SSPL-1.0", "EUPL-1.2",
+    "0BSD",
+    "AGPL-3.0-only",
+    "AGPL-3.0-or-later",
+    "Apache-2.0",
+    "Artistic-1.0",
+    "Artistic-1.0-Perl",
+    "Artistic-2.0",
+    "BSD-1-Clause",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "BSD-4-Clause",
+    "BSD-4-Clause-UC",
+    "BSL-1.0",
+    "bzip2-1.0.6",
+    "CC-BY-4.0",
+    "CC-BY-SA-4.0",
+    "CC0-1.0",
+    "CDDL-1.0",
+    "curl",
+    "EPL-1.0",
+    "EPL-2.0",
+    "FSFAP",
+    "FSFUL",
+    "FSFULLR",
+    "GFDL-1.2-only",
+    "GFDL-1.2-or-later",
+    "GFDL-1.3-only",
+    "GFDL-1.3-or-later",
+    "GFDL-1.2-no-invariants-only",
+    "GFDL-1.2-no-invariants-or-later",
+    "GFDL-1.3-no-invariants-only",
+    "GFDL-1.3-no-invariants-or-later",
+    "GPL-1.0-only",
+    "GPL-1.0-or-later",
+    "GPL-2.0-only",
+    "GPL-2.0-or-later",
+    "GPL-3.0-only",
+    "GPL-3.0-or-later",
+    "ISC",
+    "LGPL-2.0-only",
+    "LGPL-2.0-or-later",
+    "LGPL-2.1-only",
+    "LGPL-2.1-or-later",
+    "LGPL-3.0-only",
+    "LGPL-3.0-or-later",
+    "MIT",
+    "MIT-0",
+    "MPL-1.1",
+    "MPL-2.0",
+    "OFL-1.1",
+    "OpenSSL",
+    "PSF-2.0",
+    "Python-2.0",
+    "Unicode-DFS-2016",
+    "Unlicense",
+    "WTFPL",
+    "X11",
+    "Zlib",
+    "zlib-acknowledgement",
+    "BSD-4-Clause-UC",
+    "Beerware",
+    "Ruby",
+    "PHP-3.01",
+    "PostgreSQL",
+    "Vim",
+    "HPND",
+    "libtiff",
+    "IJG",
+    "Libpng",
+    "libpng-2.0",
+    "Sleepycat",
+    "SSPL-1.0",
+    "EUPL-1.2",
 ];
 
 /// Licence exceptions (as Debian writes them after `with`) → SPDX exception identifiers.
@@ -151,7 +211,10 @@ pub fn from_debian_copyright(text: &str) -> (Vec<String>, LicenceSource) {
 pub fn recognise_text(text: &str) -> Vec<String> {
     static COMMON: OnceLock<Regex> = OnceLock::new();
     static GPL: OnceLock<Regex> = OnceLock::new();
-    let common = re(&COMMON, r"/usr/share/common-licenses/([A-Za-z0-9][A-Za-z0-9.+_-]*)");
+    let common = re(
+        &COMMON,
+        r"/usr/share/common-licenses/([A-Za-z0-9][A-Za-z0-9.+_-]*)",
+    );
     let gpl = re(
         &GPL,
         r"(?is)GNU\s+(Lesser\s+|Library\s+|Affero\s+)?General\s+Public\s+License.{0,120}?version\s+(\d(?:\.\d)?)",
@@ -216,8 +279,7 @@ pub fn recognise_text(text: &str) -> Vec<String> {
             add(&mut out, "BSD-2-clause".into());
         }
     }
-    if flat.contains("This software is provided 'as-is', without any express or implied warranty")
-    {
+    if flat.contains("This software is provided 'as-is', without any express or implied warranty") {
         add(&mut out, "Zlib".into());
     }
     out
@@ -287,8 +349,14 @@ mod tests {
             split_expression("GPL-3+ with Bison exception and MIT-like"),
             vec!["GPL-3+ with Bison exception", "MIT-like"]
         );
-        assert_eq!(split_expression("MIT AND (BSD-2-Clause OR ISC)"), vec!["MIT", "BSD-2-Clause", "ISC"]);
-        assert_eq!(split_expression("GPL-2+, Artistic"), vec!["GPL-2+", "Artistic"]);
+        assert_eq!(
+            split_expression("MIT AND (BSD-2-Clause OR ISC)"),
+            vec!["MIT", "BSD-2-Clause", "ISC"]
+        );
+        assert_eq!(
+            split_expression("GPL-2+, Artistic"),
+            vec!["GPL-2+", "Artistic"]
+        );
     }
 
     #[test]
@@ -303,16 +371,36 @@ mod tests {
         );
         assert_eq!(to_spdx_id("GPL-2+ with Foo exception"), None);
         assert_eq!(to_spdx_id("public-domain"), None);
-        assert_eq!(licence_ref("GPL-2+ with Foo exception"), "LicenseRef-GPL-2-or-later-with-Foo-exception");
+        assert_eq!(
+            licence_ref("GPL-2+ with Foo exception"),
+            "LicenseRef-GPL-2-or-later-with-Foo-exception"
+        );
         assert_eq!(licence_ref("public-domain"), "LicenseRef-public-domain");
     }
 
     #[test]
     fn copyleft() {
-        for c in ["GPL-2+", "LGPL-2.1", "AGPL-3.0-only", "MPL-2.0", "EPL-2.0", "CDDL-1.0", "GFDL-NIV-1.3", "GPL-3+ with Bison exception"] {
+        for c in [
+            "GPL-2+",
+            "LGPL-2.1",
+            "AGPL-3.0-only",
+            "MPL-2.0",
+            "EPL-2.0",
+            "CDDL-1.0",
+            "GFDL-NIV-1.3",
+            "GPL-3+ with Bison exception",
+        ] {
             assert!(is_copyleft(c), "{c}");
         }
-        for c in ["MIT", "Expat", "BSD-3-clause", "Zlib", "Apache-2.0", "ISC", "public-domain"] {
+        for c in [
+            "MIT",
+            "Expat",
+            "BSD-3-clause",
+            "Zlib",
+            "Apache-2.0",
+            "ISC",
+            "public-domain",
+        ] {
             assert!(!is_copyleft(c), "{c}");
         }
     }
@@ -328,7 +416,10 @@ mod tests {
         let t = "under the terms of the GNU General Public License as published by the Free Software Foundation; either version 2 of the License, or (at your option) any later version. On Debian systems, the complete text of the GNU General Public License can be found in `/usr/share/common-licenses/GPL'.";
         assert_eq!(recognise_text(t), vec!["GPL-2+"]);
         let t = "Permission is hereby granted, free of charge, to any person obtaining a copy";
-        assert_eq!(from_debian_copyright(t), (vec!["Expat".to_string()], LicenceSource::CopyrightText));
+        assert_eq!(
+            from_debian_copyright(t),
+            (vec!["Expat".to_string()], LicenceSource::CopyrightText)
+        );
         assert_eq!(from_debian_copyright("nothing here").1, LicenceSource::None);
     }
 }

@@ -55,7 +55,9 @@ pub struct NoReport;
 impl ScanReporter for NoReport {}
 
 fn member_name(raw: &str) -> String {
-    raw.trim_start_matches("./").trim_start_matches('/').to_string()
+    raw.trim_start_matches("./")
+        .trim_start_matches('/')
+        .to_string()
 }
 
 impl Layout {
@@ -95,7 +97,9 @@ impl Layout {
             return Err(SbomError::Invalid {
                 what: "oci-archive".into(),
                 path: p,
-                reason: "no index.json member (is this an uncompressed OCI archive or darkport bundle?)".into(),
+                reason:
+                    "no index.json member (is this an uncompressed OCI archive or darkport bundle?)"
+                        .into(),
             });
         }
         Ok(Layout::Archive {
@@ -221,8 +225,8 @@ impl Layout {
             let name = ann_name.or_else(|| name.clone());
             let mt = desc.get("mediaType").and_then(Value::as_str).unwrap_or("");
             let doc = self.json(&format!("blobs/sha256/{}", digest.hex()), Some(&digest))?;
-            let is_index = INDEX_TYPES.contains(&mt)
-                || (mt.is_empty() && doc.get("manifests").is_some());
+            let is_index =
+                INDEX_TYPES.contains(&mt) || (mt.is_empty() && doc.get("manifests").is_some());
             if is_index {
                 self.walk(&doc, name, out, depth + 1)?;
                 continue;
@@ -250,7 +254,9 @@ impl Layout {
                         .get("digest")
                         .and_then(Value::as_str)
                         .and_then(|s| s.parse().ok())
-                        .ok_or_else(|| invalid(format!("manifest {digest}: layer without digest")))?;
+                        .ok_or_else(|| {
+                            invalid(format!("manifest {digest}: layer without digest"))
+                        })?;
                     Ok(LayerRef {
                         digest: d,
                         media_type: l
@@ -274,7 +280,9 @@ impl Layout {
     fn blob_size(&self, d: &Digest) -> u64 {
         let name = format!("blobs/sha256/{}", d.hex());
         match self {
-            Layout::Dir(p) => std::fs::metadata(p.join(name)).map(|m| m.len()).unwrap_or(0),
+            Layout::Dir(p) => std::fs::metadata(p.join(name))
+                .map(|m| m.len())
+                .unwrap_or(0),
             Layout::Archive { members, .. } => members.get(&name).map(|m| m.1).unwrap_or(0),
         }
     }
@@ -330,9 +338,13 @@ pub fn scan_layout(
         .map(|(d, mt)| {
             let r = match layout.open_blob(d) {
                 Ok(reader) => scan_layer(d, reader),
-                Err(SbomError::MissingBlob { .. }) if mt.contains("nondistributable") || mt.contains("foreign") => {
+                Err(SbomError::MissingBlob { .. })
+                    if mt.contains("nondistributable") || mt.contains("foreign") =>
+                {
                     Ok(LayerDelta {
-                        warnings: vec![format!("non-distributable layer {d} not in the layout; not scanned")],
+                        warnings: vec![format!(
+                            "non-distributable layer {d} not in the layout; not scanned"
+                        )],
                         ..LayerDelta::default()
                     })
                 }
@@ -350,8 +362,11 @@ pub fn scan_layout(
     }
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        let layers: Vec<(Digest, &LayerDelta)> =
-            e.layers.iter().map(|l| (l.digest, &map[&l.digest])).collect();
+        let layers: Vec<(Digest, &LayerDelta)> = e
+            .layers
+            .iter()
+            .map(|l| (l.digest, &map[&l.digest]))
+            .collect();
         let mut img = compose(&e.label(), &layers);
         img.manifest = Some(e.manifest);
         img.platform = e.platform.clone();

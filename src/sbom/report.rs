@@ -44,7 +44,10 @@ pub fn table(images: &[ImageSbom]) -> String {
                 .unwrap_or_default(),
             img.packages.len(),
             img.layers.len(),
-            img.os.as_deref().map(|o| format!(", {o}")).unwrap_or_default()
+            img.os
+                .as_deref()
+                .map(|o| format!(", {o}"))
+                .unwrap_or_default()
         );
         for r in &img.rpm {
             let _ = writeln!(
@@ -105,11 +108,6 @@ pub fn licence_table(entries: &[LicenceEntry]) -> String {
     }
     let mut out = columns(&rows);
     let copyleft = entries.iter().filter(|e| e.copyleft).count();
-    let _ = writeln!(
-        out,
-        "{} licence(s), {} copyleft",
-        entries.len(),
-        copyleft
-    );
+    let _ = writeln!(out, "{} licence(s), {} copyleft", entries.len(), copyleft);
     out
 }

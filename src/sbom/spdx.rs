@@ -210,7 +210,9 @@ pub fn render(img: &ImageSbom, opts: &RenderOpts) -> Value {
         if !p.licenses.is_empty() {
             let how = match p.license_source {
                 LicenceSource::Dep5 => "DEP-5 License fields of /usr/share/doc/{}/copyright",
-                LicenceSource::CopyrightText => "licences recognised in /usr/share/doc/{}/copyright",
+                LicenceSource::CopyrightText => {
+                    "licences recognised in /usr/share/doc/{}/copyright"
+                }
                 LicenceSource::ApkDb => "L: field of /lib/apk/db/installed for {}",
                 LicenceSource::None => "{}",
             };
