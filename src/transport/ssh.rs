@@ -854,9 +854,9 @@ impl Transport for SshTransport {
             .map(|m| format!("chmod {m:o} {qpart} && "))
             .unwrap_or_default();
         let script = format!(
-            "if command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < {qpart}); \
-             elif command -v shasum >/dev/null 2>&1; then h=$(shasum -a 256 < {qpart}); \
-             else h=$(openssl dgst -sha256 -r < {qpart}); fi; h=${{h%% *}}; \
+            "if command -v openssl >/dev/null 2>&1; then h=$(openssl dgst -sha256 -r < {qpart}); \
+             elif command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < {qpart}); \
+             else h=$(shasum -a 256 < {qpart}); fi; h=${{h%% *}}; \
              s=$(wc -c < {qpart}); s=$((s+0)); \
              if [ \"$h\" = {hex} ] && [ \"$s\" = {size} ]; then {chmod}mv -f {qpart} {qdest} && echo OK; \
              else rm -f {qpart}; echo \"BAD $h $s\"; fi",
