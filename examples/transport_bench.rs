@@ -59,11 +59,20 @@ fn main() {
         "upload" => {
             let (file, dest, n) = (&a[3], &a[4], a[5].parse::<usize>().unwrap());
             let size = std::fs::metadata(file).unwrap().len();
+            // Like `ops::push`, the digest is known up front (blobs are content-addressed), so
+            // the client does not hash while sending; the node still verifies.
+            let digest = darkport::digest::Digest::of_file(std::path::Path::new(file))
+                .unwrap()
+                .0;
             let t0 = Instant::now();
             let r = for_each_host(&hosts[..n], n, |h| {
                 let mut t = SshTransport::connect(h, &opts)?;
                 let mut f = std::fs::File::open(file).unwrap();
-                t.upload(&mut f, size, dest, &UploadOpts::default())
+                let up = UploadOpts {
+                    sha256: Some(digest),
+                    ..Default::default()
+                };
+                t.upload(&mut f, size, dest, &up)
             });
             let secs = t0.elapsed().as_secs_f64();
             for (h, r) in &r {
