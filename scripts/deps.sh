@@ -3,7 +3,7 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 PKGS=(skopeo docker-registry minisign openssh-server openssh-client busybox-static zstd curl
-      pkg-config libssl-dev debootstrap iproute2 hyperfine rsync sudo
+      pkg-config libssl-dev debootstrap iproute2 hyperfine rsync sudo openssl util-linux
       time bc)
 missing=()
 for p in "${PKGS[@]}"; do
