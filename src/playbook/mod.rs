@@ -1,1 +1,8 @@
-//! playbook: see the architecture map in lib.rs.
+//! The playbook engine: Ansible playbooks (the subset real install playbooks use) run over
+//! darkport transports, with no Python on the nodes.
+//!
+//! - [`yaml`]: YAML as PyYAML reads it (YAML 1.1), with positions for error messages.
+//! - [`template`]: Jinja2 via minijinja, configured like Ansible's templar.
+
+pub mod template;
+pub mod yaml;
