@@ -643,7 +643,7 @@ fn f_from_yaml(v: String) -> Result<JValue, JError> {
 }
 
 /// Python `re` replacement syntax (`\1`, `\g<name>`) to the regex crate's (`${1}`).
-fn py_repl(r: &str) -> String {
+pub fn py_repl(r: &str) -> String {
     let mut out = String::new();
     let b: Vec<char> = r.chars().collect();
     let mut i = 0;
