@@ -1044,6 +1044,9 @@ fn run_task(
             Status::Failed if r.ignored => {
                 hs.stats.ok += 1;
                 hs.stats.ignored += 1;
+                if r.result.get("changed").map(truthy).unwrap_or(false) {
+                    hs.stats.changed += 1;
+                }
             }
             Status::Failed => {
                 hs.stats.failed += 1;
