@@ -21,3 +21,8 @@ if ! python3 -c "import ansible.cli.inventory" >/dev/null 2>&1 || ! command -v a
   python3 -m pip install --quiet --disable-pip-version-check ansible-core
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
+# PyYAML: the playbook loader's golden test compares with PyYAML (what Ansible uses).
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  echo "deps: installing PyYAML from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check pyyaml
+fi
