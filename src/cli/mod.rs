@@ -3,6 +3,7 @@
 pub mod bundle;
 pub mod inventory;
 pub mod registry;
+pub mod run;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,8 @@ pub enum Command {
     Verify(bundle::VerifyArgs),
     /// Show what a bundle holds: product, images, blobs, dedup saving, delta base.
     Inspect(bundle::InspectArgs),
+    /// Run an Ansible playbook against an inventory, agentless (like `ansible-playbook`).
+    Run(run::RunArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -7,6 +7,7 @@ mod inventory;
 mod keygen;
 mod registry;
 mod verify;
+mod run;
 
 use crate::cli::{Cli, Command};
 
@@ -20,5 +21,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::BuildBundle(a) => build_bundle::run(a, cli.progress),
         Command::Verify(a) => verify::run(a, cli.progress),
         Command::Inspect(a) => inspect::run(a),
+        Command::Run(a) => run::run(a),
     }
 }

@@ -135,6 +135,8 @@ struct HostState {
     ended: bool,
     notified: Vec<String>,
     stats: Stats,
+    /// The last failed result and task name (for `ansible_failed_result` in rescue).
+    last_failed: Option<(Value, String)>,
 }
 
 /// Read-only context of one play, shared by the worker threads.
@@ -230,6 +232,7 @@ pub fn run(
                 ended: false,
                 notified: vec![],
                 stats: Stats::default(),
+                last_failed: None,
             });
         }
         for b in batches(play, &selected) {
@@ -501,6 +504,10 @@ fn run_list(
                         let s = hosts.get_mut(h).unwrap();
                         s.stats.rescued += 1;
                         s.stats.failed = s.stats.failed.saturating_sub(1);
+                        if let Some((r, t)) = s.last_failed.clone() {
+                            s.set_facts.insert("ansible_failed_result".into(), r);
+                            s.set_facts.insert("ansible_failed_task".into(), json!({"name": t}));
+                        }
                     }
                     let rr = run_list(pc, hosts, rescue, &sub, &to_rescue);
                     res.end_play |= rr.end_play;
@@ -657,6 +664,29 @@ fn run_list(
                             Some((_, hs_)) => hs_.push((h.clone(), it)),
                             None => groups.push((p, vec![(h.clone(), it)])),
                         }
+                    }
+                }
+                for (p, members) in &groups {
+                    for (h, it) in members {
+                        let hs = hosts.get_mut(h).unwrap();
+                        hs.stats.ok += 1;
+                        let mut result = Map::new();
+                        result.insert("included".into(), Value::String(p.display().to_string()));
+                        if let Some((k, v)) = it {
+                            result.insert(k.clone(), v.clone());
+                        }
+                        let r = HostResult {
+                            host: h.clone(),
+                            task: task.display_name(),
+                            loc: task.loc.to_string(),
+                            status: Status::Ok,
+                            ignored: false,
+                            delegated_to: None,
+                            verbose: false,
+                            result,
+                            items: vec![],
+                        };
+                        pc.rep.event(Event::Result(&r));
                     }
                 }
                 for (p, members) in groups {
@@ -1050,6 +1080,7 @@ fn run_task(
             }
             Status::Failed => {
                 hs.stats.failed += 1;
+                hs.last_failed = Some((Value::Object(r.result.clone()), r.task.clone()));
                 failed.push(h);
             }
             Status::Skipped => hs.stats.skipped += 1,

@@ -478,6 +478,31 @@ pub fn split_args(s: &str) -> Vec<String> {
     out
 }
 
+/// Python `unicode_escape`-style decoding of the common escapes Ansible's `parse_kv` decodes.
+fn decode_escapes(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.peek().copied() {
+                Some('n') => { it.next(); out.push('\n') }
+                Some('t') => { it.next(); out.push('\t') }
+                Some('r') => { it.next(); out.push('\r') }
+                Some('\\') => { it.next(); out.push('\\') }
+                Some('\'') => { it.next(); out.push('\'') }
+                Some('"') => { it.next(); out.push('"') }
+                _ => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn unquote(s: &str) -> String {
     let b = s.as_bytes();
     if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
@@ -513,7 +538,7 @@ pub fn parse_kv(s: &str, free_form: bool) -> Map<String, Value> {
                 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && (!free_form || CMD_OPTS.contains(&k))
             {
-                Some((k.to_string(), unquote(&tok[i + 1..])))
+                Some((k.to_string(), decode_escapes(&unquote(&tok[i + 1..]))))
             } else {
                 None
             }

@@ -3,7 +3,7 @@
 //! (`True`, `None` as empty, `['a', 1]`), Ansible's `bool`/`int` semantics and the Ansible
 //! filter plugins playbooks use.
 
-use minijinja::value::{Kwargs, Rest, Value as JValue, ValueKind};
+use minijinja::value::{Kwargs, Rest, Value as JValue, ValueKind, ValueOrKwargs};
 use minijinja::{AutoEscape, Environment, Error as JError, ErrorKind, State, UndefinedBehavior};
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
@@ -701,8 +701,8 @@ fn py_regex(pat: &str, kw: &Kwargs) -> Result<regex::Regex, JError> {
     b.build().map_err(|e| jerr(format!("bad regular expression {pat:?}: {e}")))
 }
 
-fn f_regex_replace(v: JValue, pat: String, args: Rest<JValue>) -> Result<JValue, JError> {
-    let (repl, kw) = split_kwargs(&args);
+fn f_regex_replace(v: JValue, pat: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+    let (repl, kw) = split_kwargs(&args.into_values());
     let repl = repl.first().and_then(|r| r.as_str().map(String::from)).unwrap_or_default();
     let s = py_str(&j(&v)?);
     let re = py_regex(&pat, &kw)?;
@@ -722,8 +722,8 @@ fn split_kwargs(args: &[JValue]) -> (Vec<JValue>, Kwargs) {
     (pos, kw)
 }
 
-fn f_regex_search(v: JValue, pat: String, args: Rest<JValue>) -> Result<JValue, JError> {
-    let (groups, kw) = split_kwargs(&args);
+fn f_regex_search(v: JValue, pat: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+    let (groups, kw) = split_kwargs(&args.into_values());
     let s = py_str(&j(&v)?);
     let re = py_regex(&pat, &kw)?;
     let Some(c) = re.captures(&s) else {
@@ -819,8 +819,8 @@ fn merge_recursive(a: &mut Map<String, Value>, b: &Map<String, Value>, list_merg
     }
 }
 
-fn f_combine(v: JValue, args: Rest<JValue>) -> Result<JValue, JError> {
-    let (dicts, kw) = split_kwargs(&args);
+fn f_combine(v: JValue, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+    let (dicts, kw) = split_kwargs(&args.into_values());
     let recursive: bool = kw.get::<Option<bool>>("recursive")?.unwrap_or(false);
     let list_merge: String = kw.get::<Option<String>>("list_merge")?.unwrap_or("replace".into());
     let mut acc = match j(&v)? {
@@ -1150,8 +1150,8 @@ fn search_path(state: &State, name: &str, sub: &str) -> std::path::PathBuf {
     p.to_path_buf()
 }
 
-fn fn_lookup(state: &State, kind: String, args: Rest<JValue>) -> Result<JValue, JError> {
-    let (terms, _kw) = split_kwargs(&args);
+fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+    let (terms, _kw) = split_kwargs(&args.into_values());
     let mut out = Vec::new();
     for t in &terms {
         let t = t.as_str().map(String::from).unwrap_or_else(|| t.to_string());
@@ -1190,7 +1190,7 @@ fn fn_lookup(state: &State, kind: String, args: Rest<JValue>) -> Result<JValue, 
     }
 }
 
-fn fn_query(state: &State, kind: String, args: Rest<JValue>) -> Result<JValue, JError> {
+fn fn_query(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
     let v = fn_lookup(state, kind.clone(), args)?;
     if v.kind() == ValueKind::Seq {
         Ok(v)

@@ -95,8 +95,13 @@ pub fn run(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResu
             if words.is_empty() {
                 return fail("no command given");
             }
+            let expand = b(a, "expand_argument_vars", true);
             (
-                words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" "),
+                words
+                    .iter()
+                    .map(|w| if expand { expand_word(w) } else { shell_quote(w) })
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 json!(words),
             )
         }
@@ -260,6 +265,72 @@ fn run_script(
     Ok(r)
 }
 
+/// Shell text for one argv word with Python's `expanduser(expandvars(w))` semantics, done by
+/// the node's shell: `$VAR`/`${VAR}` expand when set (else stay literal), a leading `~` expands.
+fn expand_word(w: &str) -> String {
+    if !w.contains('$') && !w.starts_with('~') {
+        return shell_quote(w);
+    }
+    let mut out = String::new();
+    let mut rest = w;
+    if let Some(r) = w.strip_prefix('~') {
+        let end = r.find('/').unwrap_or(r.len());
+        let user = &r[..end];
+        if user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            out.push('~');
+            out.push_str(user);
+            rest = &r[end..];
+        }
+    }
+    let mut lit = String::new();
+    let b = rest.as_bytes();
+    let mut i = 0;
+    let flush = |lit: &mut String, out: &mut String| {
+        if !lit.is_empty() {
+            out.push_str(&shell_quote(lit));
+            lit.clear();
+        }
+    };
+    while i < b.len() {
+        if b[i] == b'$' {
+            let (name, len) = if rest[i + 1..].starts_with('{') {
+                match rest[i + 2..].find('}') {
+                    Some(e) => (&rest[i + 2..i + 2 + e], e + 3),
+                    None => ("", 0),
+                }
+            } else {
+                let n = rest[i + 1..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len() - i - 1);
+                (&rest[i + 1..i + 1 + n], n + 1)
+            };
+            if !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+            {
+                flush(&mut lit, &mut out);
+                let braced = rest[i + 1..].starts_with('{');
+                if braced {
+                    out.push_str(&format!("\"${{{name}-\\${{{name}\\}}}}\""));
+                } else {
+                    out.push_str(&format!("\"${{{name}-\\${name}}}\""));
+                }
+                i += len;
+                continue;
+            }
+        }
+        let ch = rest[i..].chars().next().unwrap();
+        lit.push(ch);
+        i += ch.len_utf8();
+    }
+    flush(&mut lit, &mut out);
+    if out.is_empty() {
+        "''".into()
+    } else {
+        out
+    }
+}
+
 /// A path for `for x in …` that still expands globs but nothing else.
 fn glob_word(p: &str) -> String {
     if p.contains(['*', '?', '[']) {
@@ -281,6 +352,14 @@ fn glob_word(p: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn expand() {
+        assert_eq!(expand_word("$HOME/x"), "\"${HOME-\\$HOME}\"/x");
+        assert_eq!(expand_word("a${B}c"), "a\"${B-\\${B\\}}\"c");
+        assert_eq!(expand_word("~/d"), "~/d");
+        assert_eq!(expand_word("it's"), "'it'\\''s'");
+    }
+
     #[test]
     fn shlex() {
         assert_eq!(

@@ -104,7 +104,7 @@ fn put_content(
         r.insert("changed".into(), Value::Bool(kv["attrs"] == "1"));
         return Ok(r);
     }
-    if kv.contains_key("nodir") {
+    if kv.contains_key("nodir") && !c.check {
         return fail(format!(
             "Destination directory {} does not exist",
             std::path::Path::new(&path)
@@ -200,7 +200,7 @@ pub fn copy(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         let text = match content {
             Value::String(s) => s.clone(),
             // Ansible dumps non-string content as JSON.
-            other => serde_json::to_string(other).unwrap_or_default(),
+            other => crate::playbook::template::py_json(other, None, false, true),
         };
         if dest.ends_with('/') {
             return fail("can not use content with a dir as dest");
@@ -357,7 +357,7 @@ pub fn file(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         Some("directory") => {
             let rec = if recurse {
                 format!(
-                    "find \"$p\" -mindepth 1 | while IFS= read -r f; do {} ; [ $dp_ch = 1 ] && echo rec=1; done | grep -q rec=1 && dp_ch=1\n",
+                    "find \"$p\" -mindepth 1 | while IFS= read -r f; do {} ; [ $dp_ch = 1 ] && echo rec=1; done | grep -c rec=1 >/dev/null && dp_ch=1\n",
                     attrs.call("\"$f\"", c.check)
                 )
             } else {
@@ -637,7 +637,7 @@ pub fn lineinfile_apply(orig: &str, a: &Args) -> Result<(String, String, bool), 
         lines.retain(|l| {
             let bare = l.trim_end_matches(['\r', '\n']);
             !match (&re_m, &search) {
-                (Some(r), _) => r.is_match(l),
+                (Some(r), _) => r.is_match(bare),
                 (None, Some(s)) => l.contains(s.as_str()),
                 (None, None) => Some(bare) == s(a, "line").as_deref(),
             }
@@ -659,7 +659,7 @@ pub fn lineinfile_apply(orig: &str, a: &Args) -> Result<(String, String, bool), 
     for (i, cur) in lines.iter().enumerate() {
         let found = match (&re_m, &search) {
             (Some(r), _) => {
-                if let Some(c) = r.captures(cur) {
+                if let Some(c) = r.captures(cur.trim_end_matches(['\r', '\n'])) {
                     if backrefs {
                         let mut dst = String::new();
                         c.expand(&crate::playbook::template::py_repl(&line), &mut dst);

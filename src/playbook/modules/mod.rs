@@ -282,12 +282,12 @@ pub fn unified_diff(before: &str, after: &str, before_name: &str, after_name: &s
             ops.push((' ', a[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || dp[i][j + 1] >= dp[i + 1][j]) {
-            ops.push(('+', b[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || dp[i + 1][j] >= dp[i][j + 1]) {
             ops.push(('-', a[i]));
             i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
         }
     }
     let mut out = format!("--- {before_name}\n+++ {after_name}\n");
