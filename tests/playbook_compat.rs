@@ -27,7 +27,9 @@ pub struct Entry {
 
 pub fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Entry>) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let md = std::fs::symlink_metadata(&p).unwrap();
@@ -44,7 +46,11 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
                 rel,
                 Entry {
                     kind,
-                    mode: if kind == 'l' { 0 } else { md.permissions().mode() & 0o7777 },
+                    mode: if kind == 'l' {
+                        0
+                    } else {
+                        md.permissions().mode() & 0o7777
+                    },
                     uid: md.uid(),
                     gid: md.gid(),
                     data,
@@ -153,7 +159,9 @@ fn darkport_recap(stdout: &str, host: &str) -> Option<BTreeMap<String, u64>> {
 fn compat_with_ansible_playbook() {
     if !have_ansible() {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("ansible-playbook (ansible-core) is required in CI: scripts/deps.sh installs it");
+            panic!(
+                "ansible-playbook (ansible-core) is required in CI: scripts/deps.sh installs it"
+            );
         }
         eprintln!("SKIP: ansible-playbook not installed");
         return;
@@ -190,7 +198,11 @@ fn compat_with_ansible_playbook() {
         let args = case_args(&dir);
         let t0 = Instant::now();
         let mut cmd = Command::new("ansible-playbook");
-        cmd.arg("-i").arg(&inv_a).arg("site.yml").args(&args).current_dir(&dir);
+        cmd.arg("-i")
+            .arg(&inv_a)
+            .arg("site.yml")
+            .args(&args)
+            .current_dir(&dir);
         ansible_env(&mut cmd);
         let a_out = cmd.output().unwrap();
         let ta = t0.elapsed().as_secs_f64();
@@ -216,7 +228,10 @@ fn compat_with_ansible_playbook() {
         let ra = parse_recap(&a_stdout, "target");
         let rd = darkport_recap(&d_stdout, "target");
         if ra.is_none() {
-            problems.push(format!("no ansible recap:\n{a_stdout}\n{}", String::from_utf8_lossy(&a_out.stderr)));
+            problems.push(format!(
+                "no ansible recap:\n{a_stdout}\n{}",
+                String::from_utf8_lossy(&a_out.stderr)
+            ));
         } else if ra != rd {
             problems.push(format!("recap: ansible {ra:?}\n          darkport {rd:?}"));
         }
@@ -229,13 +244,21 @@ fn compat_with_ansible_playbook() {
         problems.extend(compare(&sa, &sd));
         summary.push(format!(
             "{name:<28} ansible {ta:5.2}s  darkport {td:5.2}s  {}",
-            if problems.is_empty() { "same" } else { "DIFFERENT" }
+            if problems.is_empty() {
+                "same"
+            } else {
+                "DIFFERENT"
+            }
         ));
         if !problems.is_empty() {
             failures.push(format!(
                 "== {name}\n{}\n-- darkport output:\n{}{}",
                 problems.join("\n"),
-                d_stdout.lines().filter(|l| l.contains("\"failed\"") || l.contains("recap")).collect::<Vec<_>>().join("\n"),
+                d_stdout
+                    .lines()
+                    .filter(|l| l.contains("\"failed\"") || l.contains("recap"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 String::from_utf8_lossy(&d_out.stderr)
             ));
         }
@@ -246,5 +269,11 @@ fn compat_with_ansible_playbook() {
         summary.len()
     );
     assert!(summary.len() >= 30 || std::env::var("COMPAT_ONLY").is_ok());
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), summary.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        summary.len(),
+        failures.join("\n\n")
+    );
 }

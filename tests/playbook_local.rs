@@ -21,7 +21,11 @@ impl HostSource for Hosts {
             .collect())
     }
     fn host_vars(&self, host: &str) -> Map<String, Value> {
-        self.0.iter().find(|h| h.0 == host).map(|h| h.1.clone()).unwrap_or_default()
+        self.0
+            .iter()
+            .find(|h| h.0 == host)
+            .map(|h| h.1.clone())
+            .unwrap_or_default()
     }
     fn groups(&self) -> BTreeMap<String, Vec<String>> {
         let all: Vec<String> = self.0.iter().map(|h| h.0.clone()).collect();
@@ -37,9 +41,16 @@ impl HostSource for Hosts {
 
 struct Local;
 impl Connector for Local {
-    fn connect(&self, host: &str, vars: &Map<String, Value>) -> Result<Box<dyn Transport>, TransportError> {
+    fn connect(
+        &self,
+        host: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<Box<dyn Transport>, TransportError> {
         if vars.get("down").is_some() {
-            return Err(TransportError::Unreachable { host: host.into(), msg: "test: down".into() });
+            return Err(TransportError::Unreachable {
+                host: host.into(),
+                msg: "test: down".into(),
+            });
         }
         Ok(Box::new(LocalTransport::new(host)))
     }
@@ -51,7 +62,9 @@ impl Reporter for Collect {
     fn event(&self, ev: Event<'_>) {
         let v = match ev {
             Event::TaskStart { name, handler } => json!({"task": name, "handler": handler}),
-            Event::Result(r) => json!({"host": r.host, "task": r.task, "status": r.status, "result": r.result, "ignored": r.ignored}),
+            Event::Result(r) => {
+                json!({"host": r.host, "task": r.task, "status": r.status, "result": r.result, "ignored": r.ignored})
+            }
             _ => return,
         };
         self.0.lock().unwrap().push(v);
@@ -92,7 +105,13 @@ fn run(p: &Path, h: &Hosts, opts: RunOptions) -> (BTreeMap<String, Stats>, Vec<V
 }
 
 fn st(ok: u32, changed: u32, failed: u32, skipped: u32) -> Stats {
-    Stats { ok, changed, failed, skipped, ..Default::default() }
+    Stats {
+        ok,
+        changed,
+        failed,
+        skipped,
+        ..Default::default()
+    }
 }
 
 const SITE: &str = r#"
@@ -140,7 +159,10 @@ const TMPL: &str = "# {{ ansible_managed | default('x') }}\nname = {{ app }}\n{%
 
 #[test]
 fn site_first_run_then_idempotent() {
-    let (d, p) = setup(SITE, &[("templates/app.conf.j2", TMPL), ("files/motd", "hello\n")]);
+    let (d, p) = setup(
+        SITE,
+        &[("templates/app.conf.j2", TMPL), ("files/motd", "hello\n")],
+    );
     let h = hosts(d.path(), 3);
     let (stats, _) = run(&p, &h, RunOptions::default());
     for i in 0..3 {
@@ -148,18 +170,32 @@ fn site_first_run_then_idempotent() {
         assert_eq!(stats[&format!("node{i}")], st(8, 6, 0, 1), "first run");
         let root = d.path().join(format!("node{i}"));
         let conf = std::fs::read_to_string(root.join("etc/demo/app.conf")).unwrap();
-        assert_eq!(conf, "# Ansible managed\nname = demo\nlisten = 80\nlisten = 443\nextra = yes\n");
-        assert_eq!(std::fs::read_to_string(root.join("etc/demo/port-443")).unwrap(), "port=443\n");
-        assert_eq!(std::fs::read_to_string(root.join("handler.log")).unwrap(), "reloaded\n");
+        assert_eq!(
+            conf,
+            "# Ansible managed\nname = demo\nlisten = 80\nlisten = 443\nextra = yes\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/demo/port-443")).unwrap(),
+            "port=443\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("handler.log")).unwrap(),
+            "reloaded\n"
+        );
         use std::os::unix::fs::PermissionsExt;
-        let m = std::fs::metadata(root.join("etc/demo/app.conf")).unwrap().permissions().mode();
+        let m = std::fs::metadata(root.join("etc/demo/app.conf"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(m & 0o777, 0o640);
     }
     let (stats, events) = run(&p, &h, RunOptions::default());
     // Second run: the template differs from the file (lineinfile added a line), so it is
     // rewritten and lineinfile changes again, exactly as Ansible would.
     assert_eq!(stats["node0"].failed, 0);
-    assert!(events.iter().any(|e| e["task"] == "reload app" && e["handler"] == true));
+    assert!(events
+        .iter()
+        .any(|e| e["task"] == "reload app" && e["handler"] == true));
 }
 
 #[test]
@@ -182,9 +218,20 @@ fn idempotent_rerun_reports_no_change() {
     assert_eq!(s2["node1"], st(5, 0, 0, 0));
     // Check mode after a manual change reports the change but does not make it.
     std::fs::write(d.path().join("node0/d/x"), "y\n").unwrap();
-    let (s3, _) = run(&p, &h, RunOptions { check: true, diff: true, ..Default::default() });
+    let (s3, _) = run(
+        &p,
+        &h,
+        RunOptions {
+            check: true,
+            diff: true,
+            ..Default::default()
+        },
+    );
     assert_eq!(s3["node0"], st(5, 1, 0, 0));
-    assert_eq!(std::fs::read_to_string(d.path().join("node0/d/x")).unwrap(), "y\n");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("node0/d/x")).unwrap(),
+        "y\n"
+    );
 }
 
 #[test]
@@ -214,14 +261,30 @@ fn blocks_rescue_always_and_ignore_errors() {
     let (d, p) = setup(pb, &[]);
     let h = hosts(d.path(), 2);
     let (s, events) = run(&p, &h, RunOptions::default());
-    assert_eq!(s["node0"], Stats { ok: 4, changed: 2, failed: 0, skipped: 1, rescued: 1, ignored: 1, unreachable: 0 });
+    assert_eq!(
+        s["node0"],
+        Stats {
+            ok: 4,
+            changed: 2,
+            failed: 0,
+            skipped: 1,
+            rescued: 1,
+            ignored: 1,
+            unreachable: 0
+        }
+    );
     assert_eq!(s["node1"].failed, 1);
     let undefined = events
         .iter()
-        .find(|e| e["host"] == "node1" && e["status"] == "failed" && e["task"] == "ansible.builtin.debug")
+        .find(|e| {
+            e["host"] == "node1" && e["status"] == "failed" && e["task"] == "ansible.builtin.debug"
+        })
         .unwrap();
     let msg = undefined["result"]["msg"].as_str().unwrap();
-    assert!(msg.contains("site.yml:20") && msg.contains("'undefined_thing' is undefined"), "{msg}");
+    assert!(
+        msg.contains("site.yml:20") && msg.contains("'undefined_thing' is undefined"),
+        "{msg}"
+    );
     assert!(d.path().join("node0/always").exists());
 }
 
@@ -268,19 +331,47 @@ fn facts_loops_tags_run_once_and_precedence() {
     let (d, p) = setup(
         pb,
         &[
-            ("roles/base/tasks/main.yml", "- set_fact: from_role={{ role_default }}\n"),
-            ("roles/base/defaults/main.yml", "role_default: rd\nwho: role-default\n"),
+            (
+                "roles/base/tasks/main.yml",
+                "- set_fact: from_role={{ role_default }}\n",
+            ),
+            (
+                "roles/base/defaults/main.yml",
+                "role_default: rd\nwho: role-default\n",
+            ),
         ],
     );
     let h = hosts(d.path(), 3);
     let mut ev = Map::new();
     ev.insert("extra".into(), json!("ev"));
-    let (s, _) = run(&p, &h, RunOptions { extra_vars: ev.clone(), skip_tags: vec!["special".into()], ..Default::default() });
+    let (s, _) = run(
+        &p,
+        &h,
+        RunOptions {
+            extra_vars: ev.clone(),
+            skip_tags: vec!["special".into()],
+            ..Default::default()
+        },
+    );
     assert_eq!(s["node2"].failed, 0, "{s:?}");
-    assert_eq!(std::fs::read_to_string(d.path().join("node1/who")).unwrap(), "play rd ev");
-    assert_eq!(std::fs::read_to_string(d.path().join("once.log")).unwrap(), "node0\n");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("node1/who")).unwrap(),
+        "play rd ev"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("once.log")).unwrap(),
+        "node0\n"
+    );
     // facts, set_fact, assert, run_once, copy, debug (tagged skipped entirely)
     assert_eq!(s["node0"].ok, 6);
-    let (s, events) = run(&p, &h, RunOptions { extra_vars: ev, tags: vec!["special".into()], ..Default::default() });
+    let (s, events) = run(
+        &p,
+        &h,
+        RunOptions {
+            extra_vars: ev,
+            tags: vec!["special".into()],
+            ..Default::default()
+        },
+    );
     assert_eq!(s["node0"].ok, 2, "facts + tagged task: {events:?}");
 }

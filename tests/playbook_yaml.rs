@@ -85,9 +85,16 @@ fn loader_matches_pyyaml() {
     let mut diffs = vec![];
     for (k, v) in p {
         if o.get(k) != Some(v) {
-            diffs.push(format!("{k}:\n  PyYAML: {v}\n  ours:   {}", o.get(k).cloned().unwrap_or_default()));
+            diffs.push(format!(
+                "{k}:\n  PyYAML: {v}\n  ours:   {}",
+                o.get(k).cloned().unwrap_or_default()
+            ));
         }
     }
     assert_eq!(p.len(), o.len());
-    assert!(diffs.is_empty(), "differences from PyYAML:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "differences from PyYAML:\n{}",
+        diffs.join("\n")
+    );
 }

@@ -2,6 +2,6 @@
 
 use crate::cli::run::RunArgs;
 
-pub fn run(_a: RunArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("WIP")
+pub fn run(a: RunArgs) -> anyhow::Result<i32> {
+    crate::ops::run::run_playbook(&a)
 }

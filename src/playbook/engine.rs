@@ -212,7 +212,12 @@ pub fn run(
         };
         let selected: Vec<String> = selected
             .into_iter()
-            .filter(|h| hosts.get(h).map(|s| !s.unreachable && !s.failed).unwrap_or(true))
+            .filter(|h| {
+                hosts
+                    .get(h)
+                    .map(|s| !s.unreachable && !s.failed)
+                    .unwrap_or(true)
+            })
             .collect();
         if selected.is_empty() {
             rep.event(Event::NoHosts { pattern: &pattern });
@@ -346,7 +351,10 @@ fn fail_host_now(pc: &PlayCtx, hs: &mut HostState, msg: &str) {
         ignored: false,
         delegated_to: None,
         verbose: false,
-        result: json!({"failed": true, "msg": msg}).as_object().unwrap().clone(),
+        result: json!({"failed": true, "msg": msg})
+            .as_object()
+            .unwrap()
+            .clone(),
         items: vec![],
     };
     pc.rep.event(Event::Result(&r));
@@ -484,10 +492,18 @@ fn run_list(
                 let sub = inh.push(&task.kw, None);
                 // A role entry: the role context applies to its tasks.
                 let sub = match block.first().and_then(|t| t.role.clone()) {
-                    Some(r) if task.name.as_deref().map(|n| n.starts_with("role ")).unwrap_or(false) => Inherit {
-                        role: Some(r),
-                        ..sub
-                    },
+                    Some(r)
+                        if task
+                            .name
+                            .as_deref()
+                            .map(|n| n.starts_with("role "))
+                            .unwrap_or(false) =>
+                    {
+                        Inherit {
+                            role: Some(r),
+                            ..sub
+                        }
+                    }
                     _ => sub,
                 };
                 let r = run_list(pc, hosts, block, &sub, &active);
@@ -506,7 +522,8 @@ fn run_list(
                         s.stats.failed = s.stats.failed.saturating_sub(1);
                         if let Some((r, t)) = s.last_failed.clone() {
                             s.set_facts.insert("ansible_failed_result".into(), r);
-                            s.set_facts.insert("ansible_failed_task".into(), json!({"name": t}));
+                            s.set_facts
+                                .insert("ansible_failed_task".into(), json!({"name": t}));
                         }
                     }
                     let rr = run_list(pc, hosts, rescue, &sub, &to_rescue);
@@ -694,7 +711,12 @@ fn run_list(
                         Ok(t) => t,
                         Err(e) => {
                             for (h, _) in &members {
-                                report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.to_string());
+                                report_simple_fail(
+                                    pc,
+                                    hosts.get_mut(h).unwrap(),
+                                    task,
+                                    &e.to_string(),
+                                );
                                 res.failed.push(h.clone());
                             }
                             continue;
@@ -789,7 +811,9 @@ fn tags_match(pc: &PlayCtx, inh: &Inherit, task: &Task) -> bool {
         return !has("never") || only.iter().any(|t| tags.contains(t));
     }
     only.iter().any(|t| {
-        tags.contains(t) || (t == "tagged" && !tags.is_empty()) || (t == "untagged" && tags.is_empty())
+        tags.contains(t)
+            || (t == "tagged" && !tags.is_empty())
+            || (t == "untagged" && tags.is_empty())
     })
 }
 
@@ -1016,7 +1040,11 @@ fn run_task(
         .map(|v| template::ansible_bool(&v))
         .unwrap_or(false);
     let needs_hostvars = format!("{:?}{:?}", task, pc.play.vars).contains("hostvars")
-        || pc.play.roles.iter().any(|r| format!("{:?}", r).contains("hostvars"));
+        || pc
+            .play
+            .roles
+            .iter()
+            .any(|r| format!("{:?}", r).contains("hostvars"));
     let hostvars = if needs_hostvars {
         Some(hostvars_value(pc, hosts))
     } else {
@@ -1136,7 +1164,9 @@ fn result_status(r: &Map<String, Value>) -> Status {
 fn loop_items(task: &Task, l: &Value, ctx: &JValue) -> Result<Vec<Value>, String> {
     let v = match l {
         Value::String(s) if !template::is_template(s) && task.with.is_none() => {
-            return Err(format!("Invalid data passed to 'loop', it requires a list, got this instead: {s}"))
+            return Err(format!(
+                "Invalid data passed to 'loop', it requires a list, got this instead: {s}"
+            ))
         }
         Value::String(s) if !template::is_template(s) && task.with.is_some() => {
             // `with_items: x` with a bare variable name (old style).
@@ -1259,11 +1289,19 @@ fn exec_on_host(
     }
     let no_log = inh
         .last(&task.kw, |k| k.no_log.as_ref())
-        .map(|v| template::ansible_bool(&template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v)))
+        .map(|v| {
+            template::ansible_bool(
+                &template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v),
+            )
+        })
         .unwrap_or(false);
     let ignore_errors = inh
         .last(&task.kw, |k| k.ignore_errors.as_ref())
-        .map(|v| template::ansible_bool(&template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v)))
+        .map(|v| {
+            template::ansible_bool(
+                &template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v),
+            )
+        })
         .unwrap_or(false);
     let when = all_when(inh, &task.kw);
     let mut hr = HostResult {
@@ -1314,7 +1352,10 @@ fn exec_on_host(
                     return finish(hr, r, eff);
                 }
                 Err(e) => {
-                    let r = fail_map(&format!("{}: The conditional check failed: {}", task.loc, e.msg));
+                    let r = fail_map(&format!(
+                        "{}: The conditional check failed: {}",
+                        task.loc, e.msg
+                    ));
                     eff.register = None;
                     return finish(hr, r, eff);
                 }
@@ -1343,7 +1384,9 @@ fn exec_on_host(
             let lc = &task.loop_control;
             let loop_var = lc.get("loop_var").map(py_str).unwrap_or("item".into());
             let index_var = lc.get("index_var").map(py_str);
-            let pause = lc.get("pause").and_then(|v| v.as_f64().or_else(|| py_str(v).parse().ok()));
+            let pause = lc
+                .get("pause")
+                .and_then(|v| v.as_f64().or_else(|| py_str(v).parse().ok()));
             let mut results: Vec<Value> = vec![];
             let mut any_changed = false;
             let mut any_failed = false;
@@ -1367,7 +1410,9 @@ fn exec_on_host(
                 iv.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
                 let ictx = from_json(&Value::Object(iv.clone()));
                 let label = match lc.get("label") {
-                    Some(l) => template_value(l, &ictx).map(|v| py_str(&v)).unwrap_or_else(|_| py_str(l)),
+                    Some(l) => template_value(l, &ictx)
+                        .map(|v| py_str(&v))
+                        .unwrap_or_else(|_| py_str(l)),
                     None => py_str(&item),
                 };
                 let mut r = match eval_cond(&Value::Array(when.clone()), &ictx) {
@@ -1405,17 +1450,34 @@ fn exec_on_host(
                 });
                 results.push(Value::Object(r));
                 if st == Status::Unreachable {
-                    return finish(hr, json!({"unreachable": true, "msg": "host became unreachable"}).as_object().unwrap().clone(), eff);
+                    return finish(
+                        hr,
+                        json!({"unreachable": true, "msg": "host became unreachable"})
+                            .as_object()
+                            .unwrap()
+                            .clone(),
+                        eff,
+                    );
                 }
             }
             let mut r = Map::new();
             r.insert("changed".into(), Value::Bool(any_changed));
             if any_failed {
                 r.insert("failed".into(), Value::Bool(true));
-                r.insert("msg".into(), Value::String("One or more items failed".into()));
+                r.insert(
+                    "msg".into(),
+                    Value::String("One or more items failed".into()),
+                );
             } else if all_skipped {
                 r.insert("skipped".into(), Value::Bool(true));
-                r.insert("msg".into(), Value::String(if n == 0 { "No items in the list".into() } else { "All items skipped".into() }));
+                r.insert(
+                    "msg".into(),
+                    Value::String(if n == 0 {
+                        "No items in the list".into()
+                    } else {
+                        "All items skipped".into()
+                    }),
+                );
             } else {
                 r.insert("msg".into(), Value::String("All items completed".into()));
             }
@@ -1456,7 +1518,8 @@ fn get_transport<'h>(
         let mut cv = hs.inv_vars.clone();
         if !cv.contains_key("ansible_user") && !cv.contains_key("ansible_ssh_user") {
             if let Some(u) = &pc.play.remote_user {
-                let u = template_value(u, &from_json(&Value::Object(vars.clone()))).unwrap_or(u.clone());
+                let u = template_value(u, &from_json(&Value::Object(vars.clone())))
+                    .unwrap_or(u.clone());
                 cv.insert("ansible_user".into(), u);
             }
         }
@@ -1480,9 +1543,8 @@ fn run_one(
         return (Map::new(), eff);
     };
     let ctx = from_json(&Value::Object(vars.clone()));
-    let tv = |v: Option<Value>| -> Option<Value> {
-        v.map(|v| template_value(&v, &ctx).unwrap_or(v))
-    };
+    let tv =
+        |v: Option<Value>| -> Option<Value> { v.map(|v| template_value(&v, &ctx).unwrap_or(v)) };
     // Keyword resolution (innermost wins, then play, then inventory).
     let become_ = tv(inh.last(&task.kw, |k| k.become_.as_ref()))
         .or_else(|| tv(pc.play.become_.clone()))
@@ -1493,10 +1555,14 @@ fn run_one(
         .or_else(|| tv(pc.play.become_user.clone()))
         .or_else(|| vars.get("ansible_become_user").cloned())
         .map(|v| py_str(&v));
-    let become_pw = ["ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"]
-        .iter()
-        .find_map(|k| vars.get(*k))
-        .map(py_str);
+    let become_pw = [
+        "ansible_become_password",
+        "ansible_become_pass",
+        "ansible_sudo_pass",
+    ]
+    .iter()
+    .find_map(|k| vars.get(*k))
+    .map(py_str);
     let check = tv(inh.last(&task.kw, |k| k.check_mode.as_ref()))
         .map(|v| template::ansible_bool(&v))
         .unwrap_or(pc.opts.check);
@@ -1534,14 +1600,26 @@ fn run_one(
     let retries = task
         .retries
         .as_ref()
-        .map(|v| py_str(&template_value(v, &ctx).unwrap_or(v.clone())).parse::<u32>().unwrap_or(3))
+        .map(|v| {
+            py_str(&template_value(v, &ctx).unwrap_or(v.clone()))
+                .parse::<u32>()
+                .unwrap_or(3)
+        })
         .unwrap_or(3);
     let delay = task
         .delay
         .as_ref()
-        .map(|v| py_str(&template_value(v, &ctx).unwrap_or(v.clone())).parse::<f64>().unwrap_or(5.0))
+        .map(|v| {
+            py_str(&template_value(v, &ctx).unwrap_or(v.clone()))
+                .parse::<f64>()
+                .unwrap_or(5.0)
+        })
         .unwrap_or(5.0);
-    let attempts_max = if task.until.is_some() { retries.max(1) } else { 1 };
+    let attempts_max = if task.until.is_some() {
+        retries.max(1)
+    } else {
+        1
+    };
     let mut attempt = 0;
     let search = search_dirs(pc, task, inh);
     loop {
@@ -1555,16 +1633,34 @@ fn run_one(
                 let mut m = args.clone();
                 m.remove("cacheable");
                 eff.set_facts.extend(m.clone());
-                json!({"changed": false, "ansible_facts": m}).as_object().unwrap().clone()
+                json!({"changed": false, "ansible_facts": m})
+                    .as_object()
+                    .unwrap()
+                    .clone()
             }
             "assert" => controller_assert(&args, &ctx, &task.loc),
             "fail" => {
-                let msg = args.get("msg").map(py_str).unwrap_or("Failed as requested from task".into());
-                json!({"failed": true, "changed": false, "msg": msg}).as_object().unwrap().clone()
+                let msg = args
+                    .get("msg")
+                    .map(py_str)
+                    .unwrap_or("Failed as requested from task".into());
+                json!({"failed": true, "changed": false, "msg": msg})
+                    .as_object()
+                    .unwrap()
+                    .clone()
             }
             "pause" => {
-                let secs = args.get("seconds").map(py_str).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
-                    + args.get("minutes").map(py_str).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0) * 60.0;
+                let secs = args
+                    .get("seconds")
+                    .map(py_str)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    + args
+                        .get("minutes")
+                        .map(py_str)
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                        * 60.0;
                 let start = Instant::now();
                 if secs > 0.0 && !check {
                     std::thread::sleep(Duration::from_secs_f64(secs));
@@ -1592,7 +1688,10 @@ fn run_one(
                 let mut delegated;
                 let t: Result<&mut dyn Transport, TransportError> = match delegate.as_deref() {
                     Some(d) if d == "localhost" || d == "127.0.0.1" && d != hs.name => {
-                        if pc.inv.all_hosts().iter().any(|h| h == "localhost") && d == "localhost" && hs.name != "localhost" {
+                        if pc.inv.all_hosts().iter().any(|h| h == "localhost")
+                            && d == "localhost"
+                            && hs.name != "localhost"
+                        {
                             hr.delegated_to = Some(d.to_string());
                         } else {
                             hr.delegated_to = Some(d.to_string());
@@ -1610,7 +1709,10 @@ fn run_one(
                                 }
                                 Err(e) => {
                                     return (
-                                        json!({"unreachable": true, "msg": e.to_string()}).as_object().unwrap().clone(),
+                                        json!({"unreachable": true, "msg": e.to_string()})
+                                            .as_object()
+                                            .unwrap()
+                                            .clone(),
                                         eff,
                                     )
                                 }
@@ -1628,7 +1730,10 @@ fn run_one(
                             host: d,
                         };
                         let r = modules::run(m, &mut *delegated, &mc, &args);
-                        pc.delegates.lock().unwrap().insert(d.to_string(), delegated);
+                        pc.delegates
+                            .lock()
+                            .unwrap()
+                            .insert(d.to_string(), delegated);
                         let r = module_result(r);
                         if let Some(f) = r.get("ansible_facts").and_then(|f| f.as_object()) {
                             if m == "setup" {
@@ -1640,7 +1745,10 @@ fn run_one(
                     _ => get_transport(pc, hs, vars).map(|b| &mut **b as &mut dyn Transport),
                 };
                 match t {
-                    Err(e) => json!({"unreachable": true, "msg": e.to_string()}).as_object().unwrap().clone(),
+                    Err(e) => json!({"unreachable": true, "msg": e.to_string()})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
                     Ok(t) => {
                         let mc = ModCtx {
                             check,
@@ -1711,7 +1819,10 @@ fn post_process(
                 }
                 Err(e) => {
                     r.insert("failed".into(), Value::Bool(true));
-                    r.insert("msg".into(), Value::String(format!("{}: changed_when: {}", task.loc, e.msg)));
+                    r.insert(
+                        "msg".into(),
+                        Value::String(format!("{}: changed_when: {}", task.loc, e.msg)),
+                    );
                 }
             }
         }
@@ -1723,12 +1834,17 @@ fn post_process(
                 }
                 Err(e) => {
                     r.insert("failed".into(), Value::Bool(true));
-                    r.insert("msg".into(), Value::String(format!("{}: failed_when: {}", task.loc, e.msg)));
+                    r.insert(
+                        "msg".into(),
+                        Value::String(format!("{}: failed_when: {}", task.loc, e.msg)),
+                    );
                 }
             }
         }
     }
-    if r.get("changed").map(truthy).unwrap_or(false) && !r.get("failed").map(truthy).unwrap_or(false) {
+    if r.get("changed").map(truthy).unwrap_or(false)
+        && !r.get("failed").map(truthy).unwrap_or(false)
+    {
         let ctx = from_json(&Value::Object(vars.clone()));
         eff.notify = notify_list(task, &ctx);
     }
@@ -1747,7 +1863,10 @@ fn module_result(r: Result<Map<String, Value>, ModError>) -> Map<String, Value> 
         Ok(m) => m,
         Err(ModError::Failed(msg)) => fail_map(&msg),
         Err(ModError::Transport(e)) if e.is_unreachable() => {
-            json!({"unreachable": true, "msg": e.to_string()}).as_object().unwrap().clone()
+            json!({"unreachable": true, "msg": e.to_string()})
+                .as_object()
+                .unwrap()
+                .clone()
         }
         Err(ModError::Transport(e)) => fail_map(&e.to_string()),
     }
@@ -1785,11 +1904,7 @@ fn strip_omit(v: Value) -> Option<Value> {
     }
 }
 
-fn template_args(
-    module: &str,
-    args: &Value,
-    ctx: &JValue,
-) -> Result<Map<String, Value>, String> {
+fn template_args(module: &str, args: &Value, ctx: &JValue) -> Result<Map<String, Value>, String> {
     let Value::Object(m) = args else {
         return Ok(Map::new());
     };
@@ -1847,14 +1962,23 @@ fn controller_assert(
                     .unwrap()
                     .clone();
             }
-            Err(e) => return fail_map(&format!("{loc}: The conditional check '{}' failed: {}", py_str(cond), e.msg)),
+            Err(e) => {
+                return fail_map(&format!(
+                    "{loc}: The conditional check '{}' failed: {}",
+                    py_str(cond),
+                    e.msg
+                ))
+            }
         }
     }
     let msg = args
         .get("success_msg")
         .cloned()
         .unwrap_or(Value::String("All assertions passed".into()));
-    json!({"changed": false, "msg": msg}).as_object().unwrap().clone()
+    json!({"changed": false, "msg": msg})
+        .as_object()
+        .unwrap()
+        .clone()
 }
 
 fn controller_include_vars(
@@ -1923,10 +2047,14 @@ fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) {
                 .filter(|n| {
                     let s = &hosts[*n];
                     let ok = !s.unreachable && (pc.play.force_handlers || !s.failed);
-                    ok && s
-                        .notified
-                        .iter()
-                        .any(|x| *x == hname || h.listen.contains(x) || h.role.as_ref().map(|r| format!("{} : {hname}", r.name) == *x).unwrap_or(false))
+                    ok && s.notified.iter().any(|x| {
+                        *x == hname
+                            || h.listen.contains(x)
+                            || h.role
+                                .as_ref()
+                                .map(|r| format!("{} : {hname}", r.name) == *x)
+                                .unwrap_or(false)
+                    })
                 })
                 .cloned()
                 .collect();
@@ -1938,7 +2066,10 @@ fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) {
                 s.notified.retain(|x| {
                     !(*x == hname
                         || h.listen.contains(x)
-                        || h.role.as_ref().map(|r| format!("{} : {hname}", r.name) == *x).unwrap_or(false))
+                        || h.role
+                            .as_ref()
+                            .map(|r| format!("{} : {hname}", r.name) == *x)
+                            .unwrap_or(false))
                 });
             }
             ran_any = true;
@@ -1996,6 +2127,15 @@ fn run_handler(
     };
     match &h.kind {
         TaskKind::Module { .. } => run_task(&pc2, hosts, h, &Inherit::default(), who),
-        _ => run_list(&pc2, hosts, std::slice::from_ref(h), &Inherit::default(), who).failed,
+        _ => {
+            run_list(
+                &pc2,
+                hosts,
+                std::slice::from_ref(h),
+                &Inherit::default(),
+                who,
+            )
+            .failed
+        }
     }
 }

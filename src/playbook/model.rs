@@ -242,16 +242,25 @@ pub struct Kw {
 
 #[derive(Clone, Debug)]
 pub enum TaskKind {
-    Module { module: &'static str, args: Value },
+    Module {
+        module: &'static str,
+        args: Value,
+    },
     Block {
         block: Vec<Task>,
         rescue: Vec<Task>,
         always: Vec<Task>,
     },
     /// `include_tasks`: loaded when reached (the file name may be templated).
-    Include { file: Value, base: PathBuf },
+    Include {
+        file: Value,
+        base: PathBuf,
+    },
     /// `include_role` / `import_role` with a templated or late role.
-    IncludeRole { role: Arc<RoleCtx>, tasks: Vec<Task> },
+    IncludeRole {
+        role: Arc<RoleCtx>,
+        tasks: Vec<Task>,
+    },
     Meta(String),
 }
 
@@ -488,12 +497,30 @@ fn decode_escapes(s: &str) -> String {
     while let Some(c) = it.next() {
         if c == '\\' {
             match it.peek().copied() {
-                Some('n') => { it.next(); out.push('\n') }
-                Some('t') => { it.next(); out.push('\t') }
-                Some('r') => { it.next(); out.push('\r') }
-                Some('\\') => { it.next(); out.push('\\') }
-                Some('\'') => { it.next(); out.push('\'') }
-                Some('"') => { it.next(); out.push('"') }
+                Some('n') => {
+                    it.next();
+                    out.push('\n')
+                }
+                Some('t') => {
+                    it.next();
+                    out.push('\t')
+                }
+                Some('r') => {
+                    it.next();
+                    out.push('\r')
+                }
+                Some('\\') => {
+                    it.next();
+                    out.push('\\')
+                }
+                Some('\'') => {
+                    it.next();
+                    out.push('\'')
+                }
+                Some('"') => {
+                    it.next();
+                    out.push('"')
+                }
                 _ => out.push('\\'),
             }
         } else {
@@ -710,7 +737,26 @@ impl Loader {
             let j = v.to_json();
             if key.starts_with("with_") {
                 let lookup = &key[5..];
-                if !["items", "list", "dict", "indexed_items", "flattened", "sequence", "together", "nested", "fileglob", "subelements", "random_choice", "first_found", "lines", "file", "env", "inventory_hostnames"].contains(&lookup) {
+                if ![
+                    "items",
+                    "list",
+                    "dict",
+                    "indexed_items",
+                    "flattened",
+                    "sequence",
+                    "together",
+                    "nested",
+                    "fileglob",
+                    "subelements",
+                    "random_choice",
+                    "first_found",
+                    "lines",
+                    "file",
+                    "env",
+                    "inventory_hostnames",
+                ]
+                .contains(&lookup)
+                {
                     return Err(invalid(&kloc, format!("unsupported loop '{key}'")));
                 }
                 check_templates(&j, &kloc)?;
@@ -753,12 +799,32 @@ impl Loader {
                             YValue::Str(s) => {
                                 let s = s.trim();
                                 let (m, r) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
-                                (m.to_string(), YNode { v: YValue::Str(r.trim().to_string()), pos: v.pos })
+                                (
+                                    m.to_string(),
+                                    YNode {
+                                        v: YValue::Str(r.trim().to_string()),
+                                        pos: v.pos,
+                                    },
+                                )
                             }
                             YValue::Map(entries) => {
-                                let m = v.get("module").and_then(|x| x.as_str()).unwrap_or("").to_string();
-                                let rest: Vec<(YNode, YNode)> = entries.iter().filter(|(k, _)| k.key_string() != "module").cloned().collect();
-                                (m, YNode { v: YValue::Map(rest), pos: v.pos })
+                                let m = v
+                                    .get("module")
+                                    .and_then(|x| x.as_str())
+                                    .unwrap_or("")
+                                    .to_string();
+                                let rest: Vec<(YNode, YNode)> = entries
+                                    .iter()
+                                    .filter(|(k, _)| k.key_string() != "module")
+                                    .cloned()
+                                    .collect();
+                                (
+                                    m,
+                                    YNode {
+                                        v: YValue::Map(rest),
+                                        pos: v.pos,
+                                    },
+                                )
                             }
                             _ => return Err(invalid(&kloc, "bad action")),
                         };
@@ -778,7 +844,10 @@ impl Loader {
                 if action.is_some() {
                     return Err(invalid(
                         &kloc,
-                        format!("conflicting action statements: '{key}' and '{}'", action.unwrap().0),
+                        format!(
+                            "conflicting action statements: '{key}' and '{}'",
+                            action.unwrap().0
+                        ),
                     ));
                 }
                 action = Some((key, v.clone()));
@@ -792,10 +861,49 @@ impl Loader {
         let Some((mname, argnode)) = action else {
             return Err(invalid(&loc, "no module/action detected in task"));
         };
-        let module = canonical_module(&mname).ok_or_else(|| {
-            invalid(&loc, format!("couldn't resolve module/action '{mname}'"))
-        })?;
-        let free_form = matches!(module, "command" | "shell" | "raw" | "script" | "include_tasks" | "import_tasks" | "include_vars" | "meta" | "include_role" | "import_role" | "set_fact" | "debug" | "fail" | "copy" | "file" | "template" | "service" | "systemd" | "stat" | "lineinfile" | "pause" | "wait_for" | "user" | "group" | "apt" | "package" | "dnf" | "slurp" | "unarchive" | "replace" | "blockinfile" | "sysctl" | "ini_file" | "uri" | "assert" | "ping" | "setup" | "gather_facts");
+        let module = canonical_module(&mname)
+            .ok_or_else(|| invalid(&loc, format!("couldn't resolve module/action '{mname}'")))?;
+        let free_form = matches!(
+            module,
+            "command"
+                | "shell"
+                | "raw"
+                | "script"
+                | "include_tasks"
+                | "import_tasks"
+                | "include_vars"
+                | "meta"
+                | "include_role"
+                | "import_role"
+                | "set_fact"
+                | "debug"
+                | "fail"
+                | "copy"
+                | "file"
+                | "template"
+                | "service"
+                | "systemd"
+                | "stat"
+                | "lineinfile"
+                | "pause"
+                | "wait_for"
+                | "user"
+                | "group"
+                | "apt"
+                | "package"
+                | "dnf"
+                | "slurp"
+                | "unarchive"
+                | "replace"
+                | "blockinfile"
+                | "sysctl"
+                | "ini_file"
+                | "uri"
+                | "assert"
+                | "ping"
+                | "setup"
+                | "gather_facts"
+        );
         let _ = free_form;
         let args_loc = loc_of(file, &argnode);
         let mut args: Map<String, Value> = match argnode.to_json() {
@@ -803,8 +911,10 @@ impl Loader {
             Value::Null => Map::new(),
             Value::String(s) => {
                 let cmdlike = matches!(module, "command" | "shell" | "raw" | "script");
-                if matches!(module, "include_tasks" | "import_tasks" | "include_vars" | "meta")
-                    && !s.contains('=')
+                if matches!(
+                    module,
+                    "include_tasks" | "import_tasks" | "include_vars" | "meta"
+                ) && !s.contains('=')
                 {
                     let mut m = Map::new();
                     m.insert("_raw_params".into(), Value::String(s.trim().to_string()));
@@ -827,7 +937,10 @@ impl Loader {
             if let Some(that) = args.get("that") {
                 check_exprs(&Value::Array(as_list(that)), &args_loc)?;
             } else {
-                return Err(invalid(&args_loc, "assert: missing required argument 'that'"));
+                return Err(invalid(
+                    &args_loc,
+                    "assert: missing required argument 'that'",
+                ));
             }
         }
         task.kind = match module {
@@ -837,7 +950,19 @@ impl Loader {
                     .or_else(|| args.get("free_form"))
                     .map(template::py_str)
                     .unwrap_or_default();
-                if !["flush_handlers", "noop", "end_play", "end_host", "clear_host_errors", "refresh_inventory", "clear_facts", "end_batch", "reset_connection"].contains(&what.as_str()) {
+                if ![
+                    "flush_handlers",
+                    "noop",
+                    "end_play",
+                    "end_host",
+                    "clear_host_errors",
+                    "refresh_inventory",
+                    "clear_facts",
+                    "end_batch",
+                    "reset_connection",
+                ]
+                .contains(&what.as_str())
+                {
                     return Err(invalid(&args_loc, format!("invalid meta action '{what}'")));
                 }
                 TaskKind::Meta(what)
@@ -915,10 +1040,7 @@ impl Loader {
         tasks_from: Option<&str>,
         loc: &Loc,
     ) -> Result<(Arc<RoleCtx>, Vec<Task>, Vec<Task>), LoadError> {
-        let cands = [
-            self.pb_dir.join("roles").join(name),
-            self.pb_dir.join(name),
-        ];
+        let cands = [self.pb_dir.join("roles").join(name), self.pb_dir.join(name)];
         let Some(path) = cands.iter().find(|p| p.is_dir()) else {
             return Err(invalid(
                 loc,
@@ -949,7 +1071,10 @@ impl Loader {
         let tasks = match find_yaml(&path.join("tasks"), tasks_from.unwrap_or("main")) {
             Some(p) => self.load_task_file(&p, &some)?,
             None if tasks_from.is_some() => {
-                return Err(invalid(loc, format!("role '{name}' has no tasks file '{}'", tasks_from.unwrap())))
+                return Err(invalid(
+                    loc,
+                    format!("role '{name}' has no tasks file '{}'", tasks_from.unwrap()),
+                ))
             }
             None => vec![],
         };
@@ -1087,7 +1212,11 @@ impl Loader {
             }
         }
         // Handlers from include_role/import_role tasks join the play's handlers.
-        fn role_handlers(tasks: &[Task], loader: &Loader, out: &mut Vec<Task>) -> Result<(), LoadError> {
+        fn role_handlers(
+            tasks: &[Task],
+            loader: &Loader,
+            out: &mut Vec<Task>,
+        ) -> Result<(), LoadError> {
             for t in tasks {
                 match &t.kind {
                     TaskKind::IncludeRole { role, .. } => {
@@ -1095,7 +1224,11 @@ impl Loader {
                             out.extend(loader.load_task_file(&p, &Some(role.clone()))?);
                         }
                     }
-                    TaskKind::Block { block, rescue, always } => {
+                    TaskKind::Block {
+                        block,
+                        rescue,
+                        always,
+                    } => {
                         role_handlers(block, loader, out)?;
                         role_handlers(rescue, loader, out)?;
                         role_handlers(always, loader, out)?;
@@ -1106,7 +1239,12 @@ impl Loader {
             Ok(())
         }
         let mut extra = Vec::new();
-        for list in [&play.pre_tasks, &play.role_tasks, &play.tasks, &play.post_tasks] {
+        for list in [
+            &play.pre_tasks,
+            &play.role_tasks,
+            &play.tasks,
+            &play.post_tasks,
+        ] {
             role_handlers(list, self, &mut extra)?;
         }
         play.handlers.extend(extra);
@@ -1120,7 +1258,13 @@ impl Playbook {
         let (file, node) = read_yaml(path)?;
         let dir = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let loader = Loader {
@@ -1173,7 +1317,12 @@ mod tests {
     fn kv_split() {
         assert_eq!(
             split_args("echo 'a b' \"{{ x | default('q r') }}\" creates=/tmp/x"),
-            vec!["echo", "'a b'", "\"{{ x | default('q r') }}\"", "creates=/tmp/x"]
+            vec![
+                "echo",
+                "'a b'",
+                "\"{{ x | default('q r') }}\"",
+                "creates=/tmp/x"
+            ]
         );
         let m = parse_kv("echo hi creates=/x chdir=/tmp", true);
         assert_eq!(m["_raw_params"], "echo hi");
@@ -1192,8 +1341,16 @@ mod tests {
             "- hosts: all\n  become: yes\n  roles: [web]\n  tasks:\n    - name: hi\n      debug: msg=hello\n    - ansible.builtin.command: echo {{ x }} creates=/x\n      when: x is defined\n    - block:\n        - import_tasks: more.yml\n      rescue:\n        - fail: msg=oops\n",
         );
         write(d.path(), "more.yml", "- shell: echo more\n");
-        write(d.path(), "roles/web/tasks/main.yml", "- copy: content=x dest=/tmp/y\n  notify: restart\n");
-        write(d.path(), "roles/web/handlers/main.yml", "- name: restart\n  command: 'true'\n");
+        write(
+            d.path(),
+            "roles/web/tasks/main.yml",
+            "- copy: content=x dest=/tmp/y\n  notify: restart\n",
+        );
+        write(
+            d.path(),
+            "roles/web/handlers/main.yml",
+            "- name: restart\n  command: 'true'\n",
+        );
         write(d.path(), "roles/web/defaults/main.yml", "port: 80\n");
         let pb = Playbook::load(&p).unwrap();
         let play = &pb.plays[0];
@@ -1215,11 +1372,31 @@ mod tests {
     fn errors_have_locations() {
         let d = tempfile::tempdir().unwrap();
         let cases = [
-            ("- hosts: all\n  tasks:\n    - name: x\n      no_such_module: a=b\n", "pb.yml:4:7", "no_such_module"),
-            ("- hosts: all\n  tasks:\n    - debug: msg=x\n      whne: true\n", "pb.yml:4:7", "whne"),
-            ("- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ x }\"\n", "pb.yml:4:9", "syntax"),
-            ("- hosts: all\n  tasks:\n    - debug: msg=x\n      when: a ==\n", "pb.yml:4:13", "bad expression"),
-            ("- hosts: all\n  tasks:\n   - debug: msg=x\n  - x\n", "pb.yml:", "YAML"),
+            (
+                "- hosts: all\n  tasks:\n    - name: x\n      no_such_module: a=b\n",
+                "pb.yml:4:7",
+                "no_such_module",
+            ),
+            (
+                "- hosts: all\n  tasks:\n    - debug: msg=x\n      whne: true\n",
+                "pb.yml:4:7",
+                "whne",
+            ),
+            (
+                "- hosts: all\n  tasks:\n    - debug:\n        msg: \"{{ x }\"\n",
+                "pb.yml:4:9",
+                "syntax",
+            ),
+            (
+                "- hosts: all\n  tasks:\n    - debug: msg=x\n      when: a ==\n",
+                "pb.yml:4:13",
+                "bad expression",
+            ),
+            (
+                "- hosts: all\n  tasks:\n   - debug: msg=x\n  - x\n",
+                "pb.yml:",
+                "YAML",
+            ),
             ("- hosts: all\n  taks: []\n", "pb.yml:2:3", "taks"),
         ];
         for (src, loc, what) in cases {

@@ -49,7 +49,10 @@ fn describe(e: &JError, src: &str, ctx: &JValue) -> String {
                 )
             }
         }
-        ErrorKind::SyntaxError => format!("template syntax error in {src:?}: {}", e.detail().unwrap_or("")),
+        ErrorKind::SyntaxError => format!(
+            "template syntax error in {src:?}: {}",
+            e.detail().unwrap_or("")
+        ),
         _ => format!("template error in {src:?}: {e}"),
     };
     if let Some(d) = e.detail() {
@@ -97,18 +100,22 @@ pub fn check_syntax(s: &str) -> Result<(), TemplateError> {
     if !is_template(s) {
         return Ok(());
     }
-    env()
-        .template_from_str(s)
-        .map(|_| ())
-        .map_err(|e| terr(format!("template syntax error in {s:?}: {}", e.detail().unwrap_or(&e.to_string()))))
+    env().template_from_str(s).map(|_| ()).map_err(|e| {
+        terr(format!(
+            "template syntax error in {s:?}: {}",
+            e.detail().unwrap_or(&e.to_string())
+        ))
+    })
 }
 
 /// Check the syntax of a bare expression (`when:`, `that:`).
 pub fn check_expr(s: &str) -> Result<(), TemplateError> {
-    env()
-        .compile_expression(s)
-        .map(|_| ())
-        .map_err(|e| terr(format!("bad expression {s:?}: {}", e.detail().unwrap_or(&e.to_string()))))
+    env().compile_expression(s).map(|_| ()).map_err(|e| {
+        terr(format!(
+            "bad expression {s:?}: {}",
+            e.detail().unwrap_or(&e.to_string())
+        ))
+    })
 }
 
 /// Render a string template to text.
@@ -116,13 +123,17 @@ pub fn render_str(s: &str, ctx: &JValue) -> Result<String, TemplateError> {
     if !is_template(s) {
         return Ok(s.to_string());
     }
-    env().render_str(s, ctx).map_err(|e| describe(&e, s, ctx)).map_err(terr)
+    env()
+        .render_str(s, ctx)
+        .map_err(|e| describe(&e, s, ctx))
+        .map_err(terr)
 }
 
 /// Single `{{ expr }}` with nothing around it: returns the expression (native types).
 fn single_expr(s: &str) -> Option<&str> {
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#")
+    {
         return None;
     }
     let inner = inner.strip_prefix('-').unwrap_or(inner);
@@ -271,10 +282,7 @@ pub fn py_repr(v: &Value) -> String {
         Value::Bool(b) => if *b { "True" } else { "False" }.into(),
         Value::Number(n) => py_num(n),
         Value::String(s) => py_str_repr(s),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(py_repr).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
         Value::Object(o) => format!(
             "{{{}}}",
             o.iter()
@@ -515,7 +523,8 @@ pub fn py_yaml(v: &Value, nice: bool, indent: usize) -> String {
         out.push_str("\n...\n");
         return out;
     }
-    let empty = matches!(v, Value::Array(a) if a.is_empty()) || matches!(v, Value::Object(m) if m.is_empty());
+    let empty = matches!(v, Value::Array(a) if a.is_empty())
+        || matches!(v, Value::Object(m) if m.is_empty());
     if empty || (!nice && leaf(v)) {
         out.push_str(&yaml_flow(v));
         out.push('\n');
@@ -551,24 +560,34 @@ pub fn ansible_bool(v: &Value) -> bool {
 
 fn f_bool(v: JValue) -> Result<JValue, JError> {
     if v.is_undefined() {
-        return Err(JError::new(ErrorKind::UndefinedError, "bool of an undefined value"));
+        return Err(JError::new(
+            ErrorKind::UndefinedError,
+            "bool of an undefined value",
+        ));
     }
     Ok(JValue::from(ansible_bool(&j(&v)?)))
 }
 
 fn f_int(v: JValue, args: Rest<JValue>) -> Result<JValue, JError> {
     if v.is_undefined() {
-        return Err(JError::new(ErrorKind::UndefinedError, "int of an undefined value"));
+        return Err(JError::new(
+            ErrorKind::UndefinedError,
+            "int of an undefined value",
+        ));
     }
     let default = args.first().and_then(|d| d.as_i64()).unwrap_or(0);
     let base = args.get(1).and_then(|b| b.as_i64()).unwrap_or(10) as u32;
     Ok(JValue::from(match j(&v)? {
         Value::Bool(b) => b as i64,
-        Value::Number(n) => n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
+        Value::Number(n) => n
+            .as_i64()
+            .unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
         Value::String(s) => {
             let t = s.trim().replace('_', "");
             let digits = if base == 16 {
-                t.trim_start_matches("0x").trim_start_matches("0X").to_string()
+                t.trim_start_matches("0x")
+                    .trim_start_matches("0X")
+                    .to_string()
             } else if base == 8 {
                 t.trim_start_matches("0o").to_string()
             } else if base == 2 {
@@ -608,7 +627,12 @@ fn f_to_json(v: JValue, kw: Kwargs) -> Result<JValue, JError> {
     let sort: Option<bool> = kw.get("sort_keys")?;
     let _: Option<bool> = kw.get("ensure_ascii").ok().flatten();
     kw.assert_all_used().ok();
-    Ok(JValue::from(py_json(&j(&v)?, indent, sort.unwrap_or(false), true)))
+    Ok(JValue::from(py_json(
+        &j(&v)?,
+        indent,
+        sort.unwrap_or(false),
+        true,
+    )))
 }
 
 fn f_to_nice_json(v: JValue, kw: Kwargs) -> Result<JValue, JError> {
@@ -698,15 +722,21 @@ fn py_regex(pat: &str, kw: &Kwargs) -> Result<regex::Regex, JError> {
     let mut b = regex::RegexBuilder::new(&pat.replace("(?P<", "(?P<"));
     b.case_insensitive(icase.unwrap_or(false))
         .multi_line(multi.unwrap_or(false));
-    b.build().map_err(|e| jerr(format!("bad regular expression {pat:?}: {e}")))
+    b.build()
+        .map_err(|e| jerr(format!("bad regular expression {pat:?}: {e}")))
 }
 
 fn f_regex_replace(v: JValue, pat: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
     let (repl, kw) = split_kwargs(&args.into_values());
-    let repl = repl.first().and_then(|r| r.as_str().map(String::from)).unwrap_or_default();
+    let repl = repl
+        .first()
+        .and_then(|r| r.as_str().map(String::from))
+        .unwrap_or_default();
     let s = py_str(&j(&v)?);
     let re = py_regex(&pat, &kw)?;
-    Ok(JValue::from(re.replace_all(&s, py_repl(&repl).as_str()).into_owned()))
+    Ok(JValue::from(
+        re.replace_all(&s, py_repl(&repl).as_str()).into_owned(),
+    ))
 }
 
 fn split_kwargs(args: &[JValue]) -> (Vec<JValue>, Kwargs) {
@@ -822,7 +852,9 @@ fn merge_recursive(a: &mut Map<String, Value>, b: &Map<String, Value>, list_merg
 fn f_combine(v: JValue, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
     let (dicts, kw) = split_kwargs(&args.into_values());
     let recursive: bool = kw.get::<Option<bool>>("recursive")?.unwrap_or(false);
-    let list_merge: String = kw.get::<Option<String>>("list_merge")?.unwrap_or("replace".into());
+    let list_merge: String = kw
+        .get::<Option<String>>("list_merge")?
+        .unwrap_or("replace".into());
     let mut acc = match j(&v)? {
         Value::Object(m) => m,
         Value::Array(items) => {
@@ -835,7 +867,12 @@ fn f_combine(v: JValue, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
             }
             m
         }
-        other => return Err(jerr(format!("combine expects dictionaries, got {}", py_repr(&other)))),
+        other => {
+            return Err(jerr(format!(
+                "combine expects dictionaries, got {}",
+                py_repr(&other)
+            )))
+        }
     };
     let mut all = Vec::new();
     for d in dicts {
@@ -848,7 +885,12 @@ fn f_combine(v: JValue, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
                     }
                 }
             }
-            other => return Err(jerr(format!("combine expects dictionaries, got {}", py_repr(&other)))),
+            other => {
+                return Err(jerr(format!(
+                    "combine expects dictionaries, got {}",
+                    py_repr(&other)
+                )))
+            }
         }
     }
     for m in all {
@@ -875,8 +917,12 @@ fn f_ternary(v: JValue, t: JValue, f: JValue, none: Option<JValue>) -> JValue {
 }
 
 fn f_dict2items(v: JValue, kw: Kwargs) -> Result<JValue, JError> {
-    let kn: String = kw.get::<Option<String>>("key_name")?.unwrap_or("key".into());
-    let vn: String = kw.get::<Option<String>>("value_name")?.unwrap_or("value".into());
+    let kn: String = kw
+        .get::<Option<String>>("key_name")?
+        .unwrap_or("key".into());
+    let vn: String = kw
+        .get::<Option<String>>("value_name")?
+        .unwrap_or("value".into());
     let Value::Object(m) = j(&v)? else {
         return Err(jerr("dict2items requires a dictionary"));
     };
@@ -893,14 +939,20 @@ fn f_dict2items(v: JValue, kw: Kwargs) -> Result<JValue, JError> {
 }
 
 fn f_items2dict(v: JValue, kw: Kwargs) -> Result<JValue, JError> {
-    let kn: String = kw.get::<Option<String>>("key_name")?.unwrap_or("key".into());
-    let vn: String = kw.get::<Option<String>>("value_name")?.unwrap_or("value".into());
+    let kn: String = kw
+        .get::<Option<String>>("key_name")?
+        .unwrap_or("key".into());
+    let vn: String = kw
+        .get::<Option<String>>("value_name")?
+        .unwrap_or("value".into());
     let Value::Array(a) = j(&v)? else {
         return Err(jerr("items2dict requires a list"));
     };
     let mut m = Map::new();
     for it in a {
-        let k = it.get(&kn).ok_or_else(|| jerr(format!("items2dict: item has no {kn:?}")))?;
+        let k = it
+            .get(&kn)
+            .ok_or_else(|| jerr(format!("items2dict: item has no {kn:?}")))?;
         m.insert(py_str(k), it.get(&vn).cloned().unwrap_or(Value::Null));
     }
     Ok(from_json(&Value::Object(m)))
@@ -1077,10 +1129,7 @@ fn version_key(s: &str) -> Vec<(u64, String)> {
     s.split(|c: char| c == '.' || c == '-' || c == '+')
         .map(|p| {
             let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
-            (
-                digits.parse().unwrap_or(0),
-                p[digits.len()..].to_string(),
-            )
+            (digits.parse().unwrap_or(0), p[digits.len()..].to_string())
         })
         .collect()
 }
@@ -1138,7 +1187,10 @@ fn search_path(state: &State, name: &str, sub: &str) -> std::path::PathBuf {
         return p.to_path_buf();
     }
     for base in ["role_path", "playbook_dir"] {
-        if let Some(dir) = state.lookup(base).and_then(|v| v.as_str().map(String::from)) {
+        if let Some(dir) = state
+            .lookup(base)
+            .and_then(|v| v.as_str().map(String::from))
+        {
             let d = std::path::Path::new(&dir);
             for cand in [d.join(sub).join(name), d.join(name)] {
                 if cand.exists() {
@@ -1154,7 +1206,10 @@ fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<J
     let (terms, _kw) = split_kwargs(&args.into_values());
     let mut out = Vec::new();
     for t in &terms {
-        let t = t.as_str().map(String::from).unwrap_or_else(|| t.to_string());
+        let t = t
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| t.to_string());
         match kind.as_str() {
             "env" => out.push(JValue::from(std::env::var(&t).unwrap_or_default())),
             "file" => {
@@ -1185,7 +1240,10 @@ fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<J
         Ok(JValue::from(terms))
     } else {
         Ok(JValue::from(
-            out.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+            out.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         ))
     }
 }
@@ -1212,11 +1270,13 @@ fn build_env() -> Environment<'static> {
     );
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_formatter(|out, _state, v| {
-
         let s = match v.kind() {
             ValueKind::None => String::new(),
             ValueKind::Undefined => {
-                return Err(JError::new(ErrorKind::UndefinedError, "undefined value printed"))
+                return Err(JError::new(
+                    ErrorKind::UndefinedError,
+                    "undefined value printed",
+                ))
             }
             ValueKind::String => v.as_str().unwrap_or("").to_string(),
             _ => py_str(&to_json(v).map_err(jerr)?),
@@ -1306,7 +1366,10 @@ mod tests {
         assert_eq!(r("{{ x }}", json!({"x": null})), "");
         assert_eq!(r("{{ x }}", json!({"x": ["a", 1, null]})), "['a', 1, None]");
         assert_eq!(r("{{ x }}", json!({"x": {"k": "it's"}})), "{'k': \"it's\"}");
-        assert_eq!(r("a\n{% if 1 %}\nb\n{% endif %}\nc\n", json!({})), "a\nb\nc\n");
+        assert_eq!(
+            r("a\n{% if 1 %}\nb\n{% endif %}\nc\n", json!({})),
+            "a\nb\nc\n"
+        );
     }
 
     #[test]
@@ -1330,24 +1393,63 @@ mod tests {
     #[test]
     fn filters() {
         let c = json!({"d": {"b": 1, "a": [1, 2]}, "s": "hello world"});
-        assert_eq!(r("{{ d | to_json }}", c.clone()), "{\"b\": 1, \"a\": [1, 2]}");
+        assert_eq!(
+            r("{{ d | to_json }}", c.clone()),
+            "{\"b\": 1, \"a\": [1, 2]}"
+        );
         assert_eq!(
             r("{{ d | to_nice_json }}", c.clone()),
             "{\n    \"a\": [\n        1,\n        2\n    ],\n    \"b\": 1\n}"
         );
-        assert_eq!(r("{{ s | regex_replace('(\\\\w+) (\\\\w+)', '\\\\2 \\\\1') }}", c.clone()), "world hello");
+        assert_eq!(
+            r(
+                "{{ s | regex_replace('(\\\\w+) (\\\\w+)', '\\\\2 \\\\1') }}",
+                c.clone()
+            ),
+            "world hello"
+        );
         assert_eq!(r("{{ s | regex_search('w.r') }}", c.clone()), "wor");
-        assert_eq!(r("{{ s | b64encode | b64decode }}", c.clone()), "hello world");
-        assert_eq!(r("{{ d | combine({'b': 2}) | to_json }}", c.clone()), "{\"b\": 2, \"a\": [1, 2]}");
+        assert_eq!(
+            r("{{ s | b64encode | b64decode }}", c.clone()),
+            "hello world"
+        );
+        assert_eq!(
+            r("{{ d | combine({'b': 2}) | to_json }}", c.clone()),
+            "{\"b\": 2, \"a\": [1, 2]}"
+        );
         assert_eq!(r("{{ (1 == 1) | ternary('y', 'n') }}", c.clone()), "y");
-        assert_eq!(r("{{ {'a': 1} | dict2items | items2dict | to_json }}", c.clone()), "{\"a\": 1}");
-        assert_eq!(r("{{ '/a/b/c.txt' | basename }} {{ '/a/b/c.txt' | dirname }}", c.clone()), "c.txt /a/b");
+        assert_eq!(
+            r(
+                "{{ {'a': 1} | dict2items | items2dict | to_json }}",
+                c.clone()
+            ),
+            "{\"a\": 1}"
+        );
+        assert_eq!(
+            r(
+                "{{ '/a/b/c.txt' | basename }} {{ '/a/b/c.txt' | dirname }}",
+                c.clone()
+            ),
+            "c.txt /a/b"
+        );
         assert_eq!(r("{{ \"it's\" | quote }}", c.clone()), "'it'\"'\"'s'");
-        assert_eq!(r("{{ d.items() | list | length }} {{ d.get('zz', 5) }} {{ s.split() | first }}", c.clone()), "2 5 hello");
+        assert_eq!(
+            r(
+                "{{ d.items() | list | length }} {{ d.get('zz', 5) }} {{ s.split() | first }}",
+                c.clone()
+            ),
+            "2 5 hello"
+        );
         assert_eq!(r("{{ d | to_yaml }}", c.clone()), "a: [1, 2]\nb: 1\n");
-        assert_eq!(r("{{ d | to_nice_yaml }}", c.clone()), "a:\n- 1\n- 2\nb: 1\n");
+        assert_eq!(
+            r("{{ d | to_nice_yaml }}", c.clone()),
+            "a:\n- 1\n- 2\nb: 1\n"
+        );
         let n = json!({"c": {"x": [{"k": 1, "j": [1]}]}});
-        assert_eq!(r("{{ c | to_nice_yaml }}", n.clone()), "x:\n-   j:\n    - 1\n    k: 1\n");
+        assert_eq!(
+            r("{{ c | to_nice_yaml }}", n.clone()),
+            "x:\n-   j:\n    - 1\n    k: 1\n"
+        );
         assert_eq!(r("{{ c | to_yaml }}", n), "x:\n- j: [1]\n  k: 1\n");
         assert!(render_str("{{ nope | mandatory }}", &ctx(c.clone())).is_err());
     }
@@ -1355,9 +1457,15 @@ mod tests {
     #[test]
     fn native_single_expression() {
         let c = ctx(json!({"l": [1, 2], "n": 3}));
-        assert_eq!(template_value(&json!("{{ l }}"), &c).unwrap(), json!([1, 2]));
+        assert_eq!(
+            template_value(&json!("{{ l }}"), &c).unwrap(),
+            json!([1, 2])
+        );
         assert_eq!(template_value(&json!("{{ n + 1 }}"), &c).unwrap(), json!(4));
-        assert_eq!(template_value(&json!("n={{ n }}"), &c).unwrap(), json!("n=3"));
+        assert_eq!(
+            template_value(&json!("n={{ n }}"), &c).unwrap(),
+            json!("n=3")
+        );
         assert!(eval_cond(&json!(["n > 2", "l | length == 2"]), &c).unwrap());
     }
 

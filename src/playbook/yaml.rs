@@ -306,13 +306,11 @@ pub fn load_all(src: &str, file: &str) -> Result<Vec<YNode>, YamlError> {
                             }
                         }
                     }
-                    None if style == ScalarStyle::Plain && val == "=" => {
-                        return Err(err(
-                            pos,
-                            "could not determine a constructor for the tag 'tag:yaml.org,2002:value'"
-                                .into(),
-                        ))
-                    }
+                    None if style == ScalarStyle::Plain && val == "=" => return Err(err(
+                        pos,
+                        "could not determine a constructor for the tag 'tag:yaml.org,2002:value'"
+                            .into(),
+                    )),
                     None if style == ScalarStyle::Plain => resolve_plain(&val),
                     None => YValue::Str(val.to_string()),
                 };

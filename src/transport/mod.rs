@@ -2,7 +2,12 @@
 //! a whole run. Everything darkport does on a node goes through this trait, so a system-OpenSSH
 //! backend can be added behind it if measurements ever demand it.
 
+pub mod conn;
+pub mod known_hosts;
 pub mod local;
+pub mod ssh;
+
+pub use conn::{connect, for_each_host, ConnSpec, ConnectOpts, Connection, DEFAULT_FORKS};
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -55,10 +55,16 @@ impl PlaybookPrinter {
             let (word, code) = word(it.status, false);
             let mut l = format!("{word}: {host} => (item={})", it.label);
             if it.status == Status::Failed {
-                l = format!("failed: {host} (item={}) => {}", it.label, pretty(&Value::Object(it.result.clone())));
+                l = format!(
+                    "failed: {host} (item={}) => {}",
+                    it.label,
+                    pretty(&Value::Object(it.result.clone()))
+                );
             } else if r.verbose {
                 let mut m = it.result.clone();
-                m.retain(|k, _| k != "changed" && !k.starts_with("ansible_") && k != "item" && k != "failed");
+                m.retain(|k, _| {
+                    k != "changed" && !k.starts_with("ansible_") && k != "item" && k != "failed"
+                });
                 l.push_str(&format!(" => {}", pretty(&Value::Object(m))));
             }
             out.push_str(&self.paint(code, &l));
@@ -72,7 +78,11 @@ impl PlaybookPrinter {
         }
         let (w, code) = word(r.status, r.ignored);
         let summary = if r.status == Status::Failed || r.status == Status::Unreachable {
-            let label = if r.status == Status::Unreachable { "UNREACHABLE!" } else { "FAILED!" };
+            let label = if r.status == Status::Unreachable {
+                "UNREACHABLE!"
+            } else {
+                "FAILED!"
+            };
             let mut m = r.result.clone();
             if !r.items.is_empty() {
                 m.remove("results");
@@ -119,9 +129,20 @@ fn pretty(v: &Value) -> String {
 fn render_diff(d: &Value) -> String {
     let before = d.get("before").and_then(|v| v.as_str()).unwrap_or("");
     let after = d.get("after").and_then(|v| v.as_str()).unwrap_or("");
-    let bh = d.get("before_header").and_then(|v| v.as_str()).unwrap_or("before");
-    let ah = d.get("after_header").and_then(|v| v.as_str()).unwrap_or("after");
-    unified_diff(before, after, &format!("before: {bh}"), &format!("after: {ah}"))
+    let bh = d
+        .get("before_header")
+        .and_then(|v| v.as_str())
+        .unwrap_or("before");
+    let ah = d
+        .get("after_header")
+        .and_then(|v| v.as_str())
+        .unwrap_or("after");
+    unified_diff(
+        before,
+        after,
+        &format!("before: {bh}"),
+        &format!("after: {ah}"),
+    )
 }
 
 impl Reporter for PlaybookPrinter {
@@ -130,7 +151,9 @@ impl Reporter for PlaybookPrinter {
             let v = match ev {
                 Event::PlayStart { name } => json!({"event": "play_start", "play": name}),
                 Event::NoHosts { pattern } => json!({"event": "no_hosts", "pattern": pattern}),
-                Event::TaskStart { name, handler } => json!({"event": "task_start", "task": name, "handler": handler}),
+                Event::TaskStart { name, handler } => {
+                    json!({"event": "task_start", "task": name, "handler": handler})
+                }
                 Event::Result(r) => {
                     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
                     v["event"] = json!("result");

@@ -57,6 +57,7 @@ impl FastNode {
                 "--fork",
                 "--pid",
                 "--kill-child=SIGKILL",
+                "--mount-proc",
                 "--mount",
                 "--uts",
                 "--propagation",

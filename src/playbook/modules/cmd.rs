@@ -89,7 +89,9 @@ pub fn run(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResu
         "command" => {
             let words = match (&argv, &raw) {
                 (Some(v), _) => v.clone(),
-                (None, Some(r)) => shlex_split(r).map_err(|e| super::ModError::Failed(format!("command: {e}")))?,
+                (None, Some(r)) => {
+                    shlex_split(r).map_err(|e| super::ModError::Failed(format!("command: {e}")))?
+                }
                 (None, None) => return fail("no command given"),
             };
             if words.is_empty() {
@@ -99,7 +101,13 @@ pub fn run(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResu
             (
                 words
                     .iter()
-                    .map(|w| if expand { expand_word(w) } else { shell_quote(w) })
+                    .map(|w| {
+                        if expand {
+                            expand_word(w)
+                        } else {
+                            shell_quote(w)
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(" "),
                 json!(words),
@@ -119,10 +127,11 @@ pub fn run(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResu
         }
         "script" => {
             let r = raw.ok_or_else(|| super::ModError::Failed("no script given".into()))?;
-            let words = shlex_split(&r).map_err(|e| super::ModError::Failed(format!("script: {e}")))?;
-            let path = c
-                .find_local(&words[0], "files")
-                .ok_or_else(|| super::ModError::Failed(format!("Could not find or access '{}'", words[0])))?;
+            let words =
+                shlex_split(&r).map_err(|e| super::ModError::Failed(format!("script: {e}")))?;
+            let path = c.find_local(&words[0], "files").ok_or_else(|| {
+                super::ModError::Failed(format!("Could not find or access '{}'", words[0]))
+            })?;
             let body = std::fs::read(&path)
                 .map_err(|e| super::ModError::Failed(format!("{}: {e}", path.display())))?;
             let interp = match s(a, "executable") {
@@ -151,16 +160,15 @@ pub fn run(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResu
         }
         x.into_bytes()
     });
-    run_script(t, c, a, &script, stdin, cmd_val)
-        .map(|mut r| {
-            if module == "raw" {
-                r.remove("cmd");
-                r.remove("start");
-                r.remove("end");
-                r.remove("delta");
-            }
-            r
-        })
+    run_script(t, c, a, &script, stdin, cmd_val).map(|mut r| {
+        if module == "raw" {
+            r.remove("cmd");
+            r.remove("start");
+            r.remove("end");
+            r.remove("delta");
+        }
+        r
+    })
 }
 
 fn run_script(
@@ -256,7 +264,10 @@ fn run_script(
         r.insert(
             "msg".into(),
             Value::String(if o.exit_code == 127 && stdout.is_empty() {
-                format!("[Errno 2] No such file or directory: {}", crate::playbook::template::py_str(&r["cmd"]))
+                format!(
+                    "[Errno 2] No such file or directory: {}",
+                    crate::playbook::template::py_str(&r["cmd"])
+                )
             } else {
                 "non-zero return code".into()
             }),
@@ -276,7 +287,10 @@ fn expand_word(w: &str) -> String {
     if let Some(r) = w.strip_prefix('~') {
         let end = r.find('/').unwrap_or(r.len());
         let user = &r[..end];
-        if user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             out.push('~');
             out.push_str(user);
             rest = &r[end..];

@@ -2,8 +2,8 @@
 //! ini_file, unarchive.
 
 use super::{
-    add_info, b, fail, kv_lines, obj, req, s, split_keep, Args, Attrs, ModCtx, ModError,
-    ModResult, ATTRS_FN, INFO_FN,
+    add_info, b, fail, kv_lines, obj, req, s, split_keep, Args, Attrs, ModCtx, ModError, ModResult,
+    ATTRS_FN, INFO_FN,
 };
 use crate::transport::{shell_quote, Transport, UploadOpts};
 use serde_json::{json, Map, Value};
@@ -48,7 +48,10 @@ fn write_script(attrs: &Attrs, validate: Option<&str>, mkdirs: bool, from_file: 
             "if ! ( {cmd} ) >&2; then rm -f \"$t\"; echo 'failed to validate' >&2; exit 4; fi\n"
         ));
     }
-    s.push_str(&format!("{} || {{ rm -f \"$t\"; exit 3; }}\n", attrs.call("\"$t\"", false)));
+    s.push_str(&format!(
+        "{} || {{ rm -f \"$t\"; exit 3; }}\n",
+        attrs.call("\"$t\"", false)
+    ));
     s.push_str("mv -f \"$t\" \"$p\" || exit 2\ndp_info \"$p\"\n");
     s
 }
@@ -194,7 +197,16 @@ pub fn copy(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         if !o.success() {
             return fail(format!("Source {src} not found"));
         }
-        return put_content(t, c, a, &dest, src.rsplit('/').next(), &o.stdout, None, &attrs);
+        return put_content(
+            t,
+            c,
+            a,
+            &dest,
+            src.rsplit('/').next(),
+            &o.stdout,
+            None,
+            &attrs,
+        );
     }
     if let Some(content) = a.get("content") {
         let text = match content {
@@ -208,12 +220,16 @@ pub fn copy(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         return put_content(t, c, a, &dest, None, text.as_bytes(), None, &attrs);
     }
     let src = req(a, "src", "copy")?;
-    let local = c
-        .find_local(&src, "files")
-        .ok_or_else(|| ModError::Failed(format!("Could not find or access '{src}' on the Ansible Controller.")))?;
+    let local = c.find_local(&src, "files").ok_or_else(|| {
+        ModError::Failed(format!(
+            "Could not find or access '{src}' on the Ansible Controller."
+        ))
+    })?;
     if matches!(a.get("mode"), Some(Value::String(m)) if m == "preserve") {
         use std::os::unix::fs::PermissionsExt;
-        let m = std::fs::metadata(&local).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+        let m = std::fs::metadata(&local)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
         attrs.mode = Some(format!("{m:o}"));
     }
     if local.is_dir() {
@@ -267,8 +283,18 @@ fn copy_dir(
             }
         }
     }
-    walk(local, std::path::Path::new(""), &mut files, &mut dirs, &root);
-    let dmode = a.get("directory_mode").map(super::norm_mode).transpose()?.flatten();
+    walk(
+        local,
+        std::path::Path::new(""),
+        &mut files,
+        &mut dirs,
+        &root,
+    );
+    let dmode = a
+        .get("directory_mode")
+        .map(super::norm_mode)
+        .transpose()?
+        .flatten();
     let mk = format!(
         "dp_new=0; for d in {}; do if [ ! -d \"$d\" ]; then dp_new=1; {} fi; done; echo new=$dp_new",
         dirs.iter().map(|d| shell_quote(d)).collect::<Vec<_>>().join(" "),
@@ -286,7 +312,10 @@ fn copy_dir(
     );
     let o = c.sh(t, &mk)?;
     if !o.success() {
-        return fail(format!("cannot create directories under {root}: {}", o.stderr_str()));
+        return fail(format!(
+            "cannot create directories under {root}: {}",
+            o.stderr_str()
+        ));
     }
     let mut changed = o.stdout_str().contains("new=1");
     for (lp, rp) in files {
@@ -295,7 +324,9 @@ fn copy_dir(
         let r = put_content(t, c, a, &rp, None, &data, Some(&lp), attrs)?;
         changed |= r.get("changed").and_then(|v| v.as_bool()).unwrap_or(false);
     }
-    Ok(obj(json!({"changed": changed, "dest": root, "src": local.display().to_string()})))
+    Ok(obj(
+        json!({"changed": changed, "dest": root, "src": local.display().to_string()}),
+    ))
 }
 
 pub fn template(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
@@ -325,13 +356,24 @@ pub fn template(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let mut attrs = Attrs::from_args(a)?;
     if matches!(a.get("mode"), Some(Value::String(m)) if m == "preserve") {
         use std::os::unix::fs::PermissionsExt;
-        let m = std::fs::metadata(&local).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+        let m = std::fs::metadata(&local)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
         attrs.mode = Some(format!("{m:o}"));
     }
     let base = local
         .file_name()
         .map(|n| n.to_string_lossy().trim_end_matches(".j2").to_string());
-    put_content(t, c, a, &dest, base.as_deref(), out.as_bytes(), Some(&local), &attrs)
+    put_content(
+        t,
+        c,
+        a,
+        &dest,
+        base.as_deref(),
+        out.as_bytes(),
+        Some(&local),
+        &attrs,
+    )
 }
 
 pub fn file(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
@@ -469,7 +511,8 @@ pub fn stat(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         return Ok(obj(json!({"changed": false, "stat": {"exists": false}})));
     }
     let num = |k: &str| kv.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-    let mode = u32::from_str_radix(kv.get("mode").map(|s| s.as_str()).unwrap_or("0"), 8).unwrap_or(0);
+    let mode =
+        u32::from_str_radix(kv.get("mode").map(|s| s.as_str()).unwrap_or("0"), 8).unwrap_or(0);
     let ty = kv.get("type").cloned().unwrap_or_default();
     let is_link = ty == "symbolic link";
     let mut st = obj(json!({
@@ -545,13 +588,7 @@ fn read_remote(t: &mut dyn Transport, c: &ModCtx, path: &str) -> Result<Option<S
 }
 
 /// The read → transform → write-if-changed flow shared by the line/block/ini editors.
-fn edit_file<F>(
-    t: &mut dyn Transport,
-    c: &ModCtx,
-    a: &Args,
-    path: &str,
-    f: F,
-) -> ModResult
+fn edit_file<F>(t: &mut dyn Transport, c: &ModCtx, a: &Args, path: &str, f: F) -> ModResult
 where
     F: FnOnce(Option<&str>) -> Result<Option<(String, String)>, ModError>,
 {
@@ -574,19 +611,32 @@ where
             return Ok(r);
         }
         if b(a, "backup", false) && original.is_some() {
-            c.sh(t, &format!("cp -p {p} {p}.$(date +%Y-%m-%d@%H:%M:%S)~", p = shell_quote(path)))?;
+            c.sh(
+                t,
+                &format!(
+                    "cp -p {p} {p}.$(date +%Y-%m-%d@%H:%M:%S)~",
+                    p = shell_quote(path)
+                ),
+            )?;
         }
         let script = format!(
             "p={}\n{}",
             shell_quote(path),
-            write_script(&attrs, s(a, "validate").as_deref(), original.is_none(), false)
+            write_script(
+                &attrs,
+                s(a, "validate").as_deref(),
+                original.is_none(),
+                false
+            )
         );
         let o = c.sh_in(t, &script, Some(new.into_bytes()))?;
         if !o.success() {
             return fail(format!("failed to write {path}: {}", o.stderr_str().trim()));
         }
         add_info(&mut r, &kv_lines(&o.stdout_str()));
-    } else if (attrs.mode.is_some() || attrs.owner.is_some() || attrs.group.is_some()) && original.is_some() {
+    } else if (attrs.mode.is_some() || attrs.owner.is_some() || attrs.group.is_some())
+        && original.is_some()
+    {
         let o = c.sh(
             t,
             &format!(
@@ -596,12 +646,19 @@ where
             ),
         )?;
         if !o.success() {
-            return fail(format!("failed to set attributes of {path}: {}", o.stderr_str().trim()));
+            return fail(format!(
+                "failed to set attributes of {path}: {}",
+                o.stderr_str().trim()
+            ));
         }
         let kv = kv_lines(&o.stdout_str());
         if kv.get("attrs").map(|v| v == "1").unwrap_or(false) {
             r.insert("changed".into(), Value::Bool(true));
-            let m = r.get("msg").and_then(|m| m.as_str()).unwrap_or("").to_string();
+            let m = r
+                .get("msg")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string();
             r.insert(
                 "msg".into(),
                 Value::String(if m.is_empty() {
@@ -643,7 +700,11 @@ pub fn lineinfile_apply(orig: &str, a: &Args) -> Result<(String, String, bool), 
             }
         });
         let n = before - lines.len();
-        let msg = if n > 0 { format!("{n} line(s) removed") } else { String::new() };
+        let msg = if n > 0 {
+            format!("{n} line(s) removed")
+        } else {
+            String::new()
+        };
         return Ok((lines.concat(), msg, n > 0));
     }
     let line = s(a, "line")
@@ -699,7 +760,10 @@ pub fn lineinfile_apply(orig: &str, a: &Args) -> Result<(String, String, bool), 
     let mut exact = false;
     if index[0] == -1 && (re_m.is_some() || search.is_some()) {
         // The regexp did not match, but the line may already be there.
-        if let Some(i) = lines.iter().position(|l| l.trim_end_matches(['\r', '\n']) == line) {
+        if let Some(i) = lines
+            .iter()
+            .position(|l| l.trim_end_matches(['\r', '\n']) == line)
+        {
             index[0] = i as i64;
             exact = true;
         }
@@ -771,7 +835,11 @@ pub fn lineinfile(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         None if !create => fail(format!("Destination {path} does not exist !")),
         o => {
             let (new, msg, _) = lineinfile_apply(o.unwrap_or(""), a)?;
-            let msg = if o.is_none() && !msg.is_empty() { msg } else { msg };
+            let msg = if o.is_none() && !msg.is_empty() {
+                msg
+            } else {
+                msg
+            };
             Ok(Some((new, msg)))
         }
     })
@@ -783,7 +851,9 @@ pub fn blockinfile_apply(orig: &str, a: &Args) -> Result<(String, String), ModEr
     let me = s(a, "marker_end").unwrap_or("END".into());
     let m0 = format!("{}\n", marker.replace("{mark}", &mb));
     let m1 = format!("{}\n", marker.replace("{mark}", &me));
-    let block = s(a, "block").or_else(|| s(a, "content")).unwrap_or_default();
+    let block = s(a, "block")
+        .or_else(|| s(a, "content"))
+        .unwrap_or_default();
     let state = s(a, "state").unwrap_or("present".into());
     let insertafter = s(a, "insertafter");
     let insertbefore = s(a, "insertbefore");
@@ -877,7 +947,14 @@ pub fn blockinfile(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
             if o.is_none() && new.is_empty() {
                 return Ok(None);
             }
-            Ok(Some((new, if o.is_none() { "File created".into() } else { msg })))
+            Ok(Some((
+                new,
+                if o.is_none() {
+                    "File created".into()
+                } else {
+                    msg
+                },
+            )))
         }
     })
 }
@@ -914,7 +991,11 @@ pub fn replace(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         let n = re.find_iter(section).count();
         let replaced = re.replace_all(section, crate::playbook::template::py_repl(&repl).as_str());
         let new = format!("{}{}{}", &orig[..start], replaced, &orig[end..]);
-        let msg = if n > 0 && new != orig { format!("{n} replacements made") } else { String::new() };
+        let msg = if n > 0 && new != orig {
+            format!("{n} replacements made")
+        } else {
+            String::new()
+        };
         Ok(Some((new, msg)))
     })
 }
@@ -937,8 +1018,18 @@ pub fn ini_apply(orig: &str, a: &Args) -> Result<(String, String), ModError> {
     };
     // Section bounds: [start, end) of the body (None = global section before any header).
     let (sec_start, sec_end, found) = match &section {
-        None => (0, lines.iter().position(|l| header(l).is_some()).unwrap_or(lines.len()), true),
-        Some(sname) => match lines.iter().position(|l| header(l).as_deref() == Some(sname.as_str())) {
+        None => (
+            0,
+            lines
+                .iter()
+                .position(|l| header(l).is_some())
+                .unwrap_or(lines.len()),
+            true,
+        ),
+        Some(sname) => match lines
+            .iter()
+            .position(|l| header(l).as_deref() == Some(sname.as_str()))
+        {
             Some(h) => {
                 let end = lines[h + 1..]
                     .iter()
@@ -956,7 +1047,9 @@ pub fn ini_apply(orig: &str, a: &Args) -> Result<(String, String), ModError> {
         .transpose()?;
     let is_opt = |l: &str| -> bool {
         let t = l.trim_start();
-        !t.starts_with('#') && !t.starts_with(';') && opt_re.as_ref().map(|r| r.is_match(l)).unwrap_or(false)
+        !t.starts_with('#')
+            && !t.starts_with(';')
+            && opt_re.as_ref().map(|r| r.is_match(l)).unwrap_or(false)
     };
     let mut msg = "OK".to_string();
     let new_line = option.as_ref().map(|o| match &value {
@@ -1059,16 +1152,20 @@ pub fn unarchive(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     if let Some(cr) = s(a, "creates") {
         let o = c.sh(t, &format!("[ -e {} ]", shell_quote(&cr)))?;
         if o.success() {
-            return Ok(obj(json!({"changed": false, "skipped": false, "msg": format!("skipped, since {cr} exists"), "dest": dest})));
+            return Ok(obj(
+                json!({"changed": false, "skipped": false, "msg": format!("skipped, since {cr} exists"), "dest": dest}),
+            ));
         }
     }
     let remote_src = b(a, "remote_src", false) || !b(a, "copy", true);
     let archive = if remote_src {
         src.clone()
     } else {
-        let local = c
-            .find_local(&src, "files")
-            .ok_or_else(|| ModError::Failed(format!("Could not find or access '{src}' on the Ansible Controller.")))?;
+        let local = c.find_local(&src, "files").ok_or_else(|| {
+            ModError::Failed(format!(
+                "Could not find or access '{src}' on the Ansible Controller."
+            ))
+        })?;
         let mut f = std::fs::File::open(&local)
             .map_err(|e| ModError::Failed(format!("{}: {e}", local.display())))?;
         let size = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -1091,7 +1188,10 @@ pub fn unarchive(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let q = shell_quote(&archive);
     let d = shell_quote(&dest);
     let extra: Vec<String> = match a.get("extra_opts") {
-        Some(Value::Array(v)) => v.iter().map(|x| shell_quote(&crate::playbook::template::py_str(x))).collect(),
+        Some(Value::Array(v)) => v
+            .iter()
+            .map(|x| shell_quote(&crate::playbook::template::py_str(x)))
+            .collect(),
         _ => vec![],
     };
     let extra = extra.join(" ");
@@ -1123,10 +1223,16 @@ pub fn unarchive(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         return fail(e.clone());
     }
     if !o.success() {
-        return fail(format!("failed to unpack {src} into {dest}: {}", o.stderr_str().trim()));
+        return fail(format!(
+            "failed to unpack {src} into {dest}: {}",
+            o.stderr_str().trim()
+        ));
     }
     let mut r = Map::new();
-    r.insert("changed".into(), Value::Bool(kv.get("changed").map(|v| v == "1").unwrap_or(false)));
+    r.insert(
+        "changed".into(),
+        Value::Bool(kv.get("changed").map(|v| v == "1").unwrap_or(false)),
+    );
     r.insert("dest".into(), Value::String(dest));
     r.insert("src".into(), Value::String(src));
     Ok(r)
@@ -1143,26 +1249,40 @@ mod tests {
     #[test]
     fn lineinfile_semantics() {
         let f = "a=1\nb=2\n";
-        let (n, m, c) = lineinfile_apply(f, &args(json!({"regexp": "^b=", "line": "b=3"}))).unwrap();
-        assert_eq!((n.as_str(), m.as_str(), c), ("a=1\nb=3\n", "line replaced", true));
+        let (n, m, c) =
+            lineinfile_apply(f, &args(json!({"regexp": "^b=", "line": "b=3"}))).unwrap();
+        assert_eq!(
+            (n.as_str(), m.as_str(), c),
+            ("a=1\nb=3\n", "line replaced", true)
+        );
         let (n, _, c) = lineinfile_apply(f, &args(json!({"line": "b=2"}))).unwrap();
         assert_eq!((n.as_str(), c), (f, false));
         let (n, _, _) = lineinfile_apply("x", &args(json!({"line": "y"}))).unwrap();
         assert_eq!(n, "x\ny\n");
-        let (n, _, _) = lineinfile_apply(f, &args(json!({"line": "z", "insertbefore": "BOF"}))).unwrap();
+        let (n, _, _) =
+            lineinfile_apply(f, &args(json!({"line": "z", "insertbefore": "BOF"}))).unwrap();
         assert_eq!(n, "z\na=1\nb=2\n");
-        let (n, _, _) = lineinfile_apply(f, &args(json!({"line": "z", "insertafter": "^a="}))).unwrap();
+        let (n, _, _) =
+            lineinfile_apply(f, &args(json!({"line": "z", "insertafter": "^a="}))).unwrap();
         assert_eq!(n, "a=1\nz\nb=2\n");
-        let (n, m, _) = lineinfile_apply(f, &args(json!({"regexp": "^a", "state": "absent"}))).unwrap();
+        let (n, m, _) =
+            lineinfile_apply(f, &args(json!({"regexp": "^a", "state": "absent"}))).unwrap();
         assert_eq!((n.as_str(), m.as_str()), ("b=2\n", "1 line(s) removed"));
-        let (n, _, _) = lineinfile_apply("port 80\n", &args(json!({"regexp": "^port (\\d+)", "line": "listen \\1", "backrefs": true}))).unwrap();
+        let (n, _, _) = lineinfile_apply(
+            "port 80\n",
+            &args(json!({"regexp": "^port (\\d+)", "line": "listen \\1", "backrefs": true})),
+        )
+        .unwrap();
         assert_eq!(n, "listen 80\n");
     }
 
     #[test]
     fn blockinfile_semantics() {
         let (n, m) = blockinfile_apply("x\n", &args(json!({"block": "a\nb"}))).unwrap();
-        assert_eq!(n, "x\n# BEGIN ANSIBLE MANAGED BLOCK\na\nb\n# END ANSIBLE MANAGED BLOCK\n");
+        assert_eq!(
+            n,
+            "x\n# BEGIN ANSIBLE MANAGED BLOCK\na\nb\n# END ANSIBLE MANAGED BLOCK\n"
+        );
         assert_eq!(m, "Block inserted");
         let (n2, m2) = blockinfile_apply(&n, &args(json!({"block": "a\nb"}))).unwrap();
         assert_eq!((n2.as_str(), m2.as_str()), (n.as_str(), ""));
@@ -1172,9 +1292,20 @@ mod tests {
 
     #[test]
     fn ini_semantics() {
-        let (n, _) = ini_apply("", &args(json!({"section": "s", "option": "k", "value": "v"}))).unwrap();
+        let (n, _) = ini_apply(
+            "",
+            &args(json!({"section": "s", "option": "k", "value": "v"})),
+        )
+        .unwrap();
         assert_eq!(n, "[s]\nk = v\n");
-        let (n2, m) = ini_apply(&n, &args(json!({"section": "s", "option": "k", "value": "w"}))).unwrap();
-        assert_eq!((n2.as_str(), m.as_str()), ("[s]\nk = w\n", "option changed"));
+        let (n2, m) = ini_apply(
+            &n,
+            &args(json!({"section": "s", "option": "k", "value": "w"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (n2.as_str(), m.as_str()),
+            ("[s]\nk = w\n", "option changed")
+        );
     }
 }

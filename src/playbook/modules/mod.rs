@@ -124,7 +124,9 @@ pub fn obj(v: Value) -> Map<String, Value> {
 }
 
 pub fn s(a: &Args, k: &str) -> Option<String> {
-    a.get(k).filter(|v| !v.is_null()).map(super::template::py_str)
+    a.get(k)
+        .filter(|v| !v.is_null())
+        .map(super::template::py_str)
 }
 
 pub fn req(a: &Args, k: &str, module: &str) -> Result<String, ModError> {
@@ -158,7 +160,11 @@ pub fn norm_mode(v: &Value) -> Result<Option<String>, ModError> {
                 return fail(format!("mode must be in octal or symbolic form: {s}"));
             }
             let t = s.trim_start_matches('0');
-            Ok(Some(if t.is_empty() { "0".into() } else { t.to_string() }))
+            Ok(Some(if t.is_empty() {
+                "0".into()
+            } else {
+                t.to_string()
+            }))
         }
         Value::String(s) => Ok(Some(s.clone())),
         other => fail(format!("bad mode {other}")),

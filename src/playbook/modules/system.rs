@@ -32,7 +32,16 @@ fn os_family(id: &str, like: &str) -> &'static str {
     let all = format!("{id} {like}");
     if id == "debian" || id == "ubuntu" || all.contains("debian") {
         "Debian"
-    } else if ["rhel", "centos", "fedora", "rocky", "almalinux", "ol", "amzn"].contains(&id)
+    } else if [
+        "rhel",
+        "centos",
+        "fedora",
+        "rocky",
+        "almalinux",
+        "ol",
+        "amzn",
+    ]
+    .contains(&id)
         || all.contains("rhel")
         || all.contains("fedora")
     {
@@ -79,12 +88,21 @@ pub fn setup(t: &mut dyn Transport, c: &ModCtx) -> ModResult {
     let g = |k: &str| kv.get(k).cloned().unwrap_or_default();
     let id = g("os_ID");
     let mut version = g("os_VERSION_ID");
-    if id == "debian" && !g("debian_version").is_empty() && g("debian_version").chars().next().is_some_and(|c| c.is_ascii_digit()) {
+    if id == "debian"
+        && !g("debian_version").is_empty()
+        && g("debian_version")
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+    {
         version = g("debian_version");
     }
     let major = version.split('.').next().unwrap_or("").to_string();
     let kb = |k: &str| kv.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024;
-    let vcpus = kv.get("vcpus").and_then(|v| v.parse::<u64>().ok()).unwrap_or(1);
+    let vcpus = kv
+        .get("vcpus")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1);
     let mut ipv4 = Map::new();
     if let Some(a) = kv.get("ipv4_address") {
         ipv4.insert("address".into(), json!(a));
@@ -130,7 +148,10 @@ pub fn setup(t: &mut dyn Transport, c: &ModCtx) -> ModResult {
 pub fn service(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let name = s(a, "name");
     let state = s(a, "state");
-    let enabled = a.get("enabled").filter(|v| !v.is_null()).map(crate::playbook::template::ansible_bool);
+    let enabled = a
+        .get("enabled")
+        .filter(|v| !v.is_null())
+        .map(crate::playbook::template::ansible_bool);
     let daemon_reload = b(a, "daemon_reload", false) || b(a, "daemon-reload", false);
     if name.is_none() && !daemon_reload {
         return fail(format!("{module}: missing required arguments: name"));
@@ -140,7 +161,9 @@ pub fn service(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> Mod
     let mut script = String::from("dp_ch=0\n");
     script.push_str("if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then dp_sd=1; else dp_sd=0; fi\n");
     if daemon_reload {
-        script.push_str(&format!("[ $dp_sd = 1 ] && [ {chk} = 0 ] && systemctl daemon-reload\n"));
+        script.push_str(&format!(
+            "[ $dp_sd = 1 ] && [ {chk} = 0 ] && systemctl daemon-reload\n"
+        ));
     }
     if name.is_some() {
         script.push_str(&format!(
@@ -206,7 +229,10 @@ pub fn group(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let script = if state == "absent" {
         format!("if getent group {n} >/dev/null; then echo changed=1; [ {chk} = 1 ] || groupdel {n} || exit 2; else echo changed=0; fi\n")
     } else {
-        let gid_opt = gid.as_ref().map(|g| format!("-g {}", shell_quote(g))).unwrap_or_default();
+        let gid_opt = gid
+            .as_ref()
+            .map(|g| format!("-g {}", shell_quote(g)))
+            .unwrap_or_default();
         format!(
             "if dp_l=$(getent group {n}); then\n\
                dp_g=$(echo \"$dp_l\" | cut -d: -f3)\n\
@@ -222,7 +248,9 @@ pub fn group(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         return fail(format!("group {name}: {}", o.stderr_str().trim()));
     }
     let kv = kv_lines(&o.stdout_str());
-    let mut r = obj(json!({"changed": kv.get("changed").map(|v| v == "1").unwrap_or(false), "name": name, "state": state, "system": system}));
+    let mut r = obj(
+        json!({"changed": kv.get("changed").map(|v| v == "1").unwrap_or(false), "name": name, "state": state, "system": system}),
+    );
     if let Some(g) = kv.get("gid").and_then(|g| g.parse::<i64>().ok()) {
         r.insert("gid".into(), json!(g));
     }
@@ -241,7 +269,9 @@ pub fn user(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
             return fail(format!("userdel {name}: {}", o.stderr_str().trim()));
         }
         let kv = kv_lines(&o.stdout_str());
-        return Ok(obj(json!({"changed": kv.get("changed").map(|v| v == "1").unwrap_or(false), "name": name, "state": "absent"})));
+        return Ok(obj(
+            json!({"changed": kv.get("changed").map(|v| v == "1").unwrap_or(false), "name": name, "state": "absent"}),
+        ));
     }
     // Desired attributes → useradd/usermod options, compared with getent.
     let uid = s(a, "uid");
@@ -265,7 +295,11 @@ pub fn user(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let mut checks = vec![];
     if let Some(u) = &uid {
         add.push(format!("-u {}", shell_quote(u)));
-        checks.push(format!("[ \"$(echo \"$dp_l\" | cut -d: -f3)\" = {} ] || dp_mod=\"$dp_mod -u {}\"", shell_quote(u), shell_quote(u)));
+        checks.push(format!(
+            "[ \"$(echo \"$dp_l\" | cut -d: -f3)\" = {} ] || dp_mod=\"$dp_mod -u {}\"",
+            shell_quote(u),
+            shell_quote(u)
+        ));
     }
     if let Some(g) = &group {
         add.push(format!("-g {}", shell_quote(g)));
@@ -276,21 +310,34 @@ pub fn user(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     }
     if let Some(h) = &home {
         add.push(format!("-d {}", shell_quote(h)));
-        checks.push(format!("[ \"$(echo \"$dp_l\" | cut -d: -f6)\" = {h} ] || dp_mod=\"$dp_mod -d {h}\"", h = shell_quote(h)));
+        checks.push(format!(
+            "[ \"$(echo \"$dp_l\" | cut -d: -f6)\" = {h} ] || dp_mod=\"$dp_mod -d {h}\"",
+            h = shell_quote(h)
+        ));
     }
     if let Some(sh) = &shell {
         add.push(format!("-s {}", shell_quote(sh)));
-        checks.push(format!("[ \"$(echo \"$dp_l\" | cut -d: -f7)\" = {s} ] || dp_mod=\"$dp_mod -s {s}\"", s = shell_quote(sh)));
+        checks.push(format!(
+            "[ \"$(echo \"$dp_l\" | cut -d: -f7)\" = {s} ] || dp_mod=\"$dp_mod -s {s}\"",
+            s = shell_quote(sh)
+        ));
     }
     if let Some(cm) = &comment {
         add.push(format!("-c {}", shell_quote(cm)));
-        checks.push(format!("[ \"$(echo \"$dp_l\" | cut -d: -f5)\" = {s} ] || dp_mod=\"$dp_mod -c {s}\"", s = shell_quote(cm)));
+        checks.push(format!(
+            "[ \"$(echo \"$dp_l\" | cut -d: -f5)\" = {s} ] || dp_mod=\"$dp_mod -c {s}\"",
+            s = shell_quote(cm)
+        ));
     }
     if let Some(gs) = &groups {
         let list = gs.join(",");
         add.push(format!("-G {}", shell_quote(&list)));
         let cur = "dp_cur=$(id -Gn {n} | tr ' ' '\\n' | sort)";
-        let want = gs.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(" ");
+        let want = gs
+            .iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
         checks.push(format!(
             "{}; for dp_x in {want}; do echo \"$dp_cur\" | grep -qx \"$dp_x\" || dp_gmod=1; done; {}",
             cur.replace("{n}", &n),
@@ -314,7 +361,11 @@ pub fn user(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     if system {
         add.push("-r".into());
     }
-    add.push(if create_home { "-m".into() } else { "-M".into() });
+    add.push(if create_home {
+        "-m".into()
+    } else {
+        "-M".into()
+    });
     let script = format!(
         "dp_mod=''; dp_gmod=0\n\
          if dp_l=$(getent passwd {n}); then\n{}\n\
@@ -329,7 +380,9 @@ pub fn user(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         return fail(format!("user {name}: {}", o.stderr_str().trim()));
     }
     let kv = kv_lines(&o.stdout_str());
-    let mut r = obj(json!({"changed": kv.get("changed").map(|v| v == "1").unwrap_or(false), "name": name, "state": "present"}));
+    let mut r = obj(
+        json!({"changed": kv.get("changed").map(|v| v == "1").unwrap_or(false), "name": name, "state": "present"}),
+    );
     if let Some(u) = kv.get("uid").and_then(|v| v.parse::<i64>().ok()) {
         r.insert("uid".into(), json!(u));
     }
@@ -375,9 +428,16 @@ pub fn sysctl(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
             ),
         )?;
         if !o.success() {
-            return fail(format!("Failed to reload sysctl: {}", o.stderr_str().trim()));
+            return fail(format!(
+                "Failed to reload sysctl: {}",
+                o.stderr_str().trim()
+            ));
         }
-        if kv_lines(&o.stdout_str()).get("changed").map(|v| v == "1").unwrap_or(false) {
+        if kv_lines(&o.stdout_str())
+            .get("changed")
+            .map(|v| v == "1")
+            .unwrap_or(false)
+        {
             changed = true;
         }
     }
@@ -402,7 +462,11 @@ pub fn package(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> Mod
         "dnf" => "dnf",
         _ => "auto",
     };
-    let list = names.iter().map(|n| shell_quote(n)).collect::<Vec<_>>().join(" ");
+    let list = names
+        .iter()
+        .map(|n| shell_quote(n))
+        .collect::<Vec<_>>()
+        .join(" ");
     let chk = if c.check { 1 } else { 0 };
     let script = format!(
         r#"dp_m={mgr}
@@ -440,10 +504,16 @@ esac
         return fail(e.clone());
     }
     if !o.success() {
-        return fail(format!("{module}: failed to {state} {}: {}", names.join(", "), o.stderr_str().trim()));
+        return fail(format!(
+            "{module}: failed to {state} {}: {}",
+            names.join(", "),
+            o.stderr_str().trim()
+        ));
     }
     let changed = kv.get("changed").map(|v| v == "1").unwrap_or(false);
-    Ok(obj(json!({"changed": changed, "results": kv.get("pkgs").map(|p| p.split_whitespace().collect::<Vec<_>>()).unwrap_or_default()})))
+    Ok(obj(
+        json!({"changed": changed, "results": kv.get("pkgs").map(|p| p.split_whitespace().collect::<Vec<_>>()).unwrap_or_default()}),
+    ))
 }
 
 pub fn wait_for(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
@@ -456,7 +526,9 @@ pub fn wait_for(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let sleep: u64 = s(a, "sleep").and_then(|v| v.parse().ok()).unwrap_or(1);
     let regex = s(a, "search_regex");
     if c.check {
-        return Ok(obj(json!({"changed": false, "skipped": true, "msg": "wait_for does not support check mode"})));
+        return Ok(obj(
+            json!({"changed": false, "skipped": true, "msg": "wait_for does not support check mode"}),
+        ));
     }
     let cond = match (&path, &port) {
         (Some(p), _) => {
@@ -499,7 +571,9 @@ pub fn wait_for(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
             (None, Some(pt)) => format!("Timeout when waiting for {host}:{pt}"),
             _ => "Timeout".into(),
         };
-        return Ok(obj(json!({"failed": true, "changed": false, "msg": what, "elapsed": elapsed})));
+        return Ok(obj(
+            json!({"failed": true, "changed": false, "msg": what, "elapsed": elapsed}),
+        ));
     }
     let mut r = obj(json!({"changed": false, "elapsed": elapsed, "state": state}));
     if let Some(p) = path {
@@ -515,21 +589,39 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let url = req(a, "url", "uri")?;
     let method = s(a, "method").unwrap_or("GET".into()).to_uppercase();
     let body_format = s(a, "body_format").unwrap_or("raw".into());
-    let body: Option<String> = a.get("body").filter(|v| !v.is_null()).map(|v| match (body_format.as_str(), v) {
-        ("json", Value::String(s)) => s.clone(),
-        ("json", other) => serde_json::to_string(other).unwrap_or_default(),
-        (_, v) => crate::playbook::template::py_str(v),
-    });
+    let body: Option<String> =
+        a.get("body")
+            .filter(|v| !v.is_null())
+            .map(|v| match (body_format.as_str(), v) {
+                ("json", Value::String(s)) => s.clone(),
+                ("json", other) => serde_json::to_string(other).unwrap_or_default(),
+                (_, v) => crate::playbook::template::py_str(v),
+            });
     let status_codes: Vec<i64> = match a.get("status_code") {
-        Some(Value::Array(v)) => v.iter().filter_map(|x| crate::playbook::template::py_str(x).parse().ok()).collect(),
-        Some(v) => crate::playbook::template::py_str(v).split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Some(Value::Array(v)) => v
+            .iter()
+            .filter_map(|x| crate::playbook::template::py_str(x).parse().ok())
+            .collect(),
+        Some(v) => crate::playbook::template::py_str(v)
+            .split(',')
+            .filter_map(|x| x.trim().parse().ok())
+            .collect(),
         None => vec![200],
     };
     let timeout = s(a, "timeout").unwrap_or("30".into());
     let mut cmd = vec![
-        "curl".to_string(), "-sS".into(), "-o".into(), "\"$dp_b\"".into(),
-        "-D".into(), "\"$dp_h\"".into(), "-w".into(), "'%{http_code}'".into(),
-        "-X".into(), shell_quote(&method), "--max-time".into(), shell_quote(&timeout),
+        "curl".to_string(),
+        "-sS".into(),
+        "-o".into(),
+        "\"$dp_b\"".into(),
+        "-D".into(),
+        "\"$dp_h\"".into(),
+        "-w".into(),
+        "'%{http_code}'".into(),
+        "-X".into(),
+        shell_quote(&method),
+        "--max-time".into(),
+        shell_quote(&timeout),
     ];
     if !b(a, "validate_certs", true) {
         cmd.push("-k".into());
@@ -537,14 +629,20 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     if b(a, "follow_redirects", true) && s(a, "follow_redirects").as_deref() != Some("none") {
         cmd.push("-L".into());
     }
-    if let (Some(u), Some(p)) = (s(a, "url_username").or_else(|| s(a, "user")), s(a, "url_password").or_else(|| s(a, "password"))) {
+    if let (Some(u), Some(p)) = (
+        s(a, "url_username").or_else(|| s(a, "user")),
+        s(a, "url_password").or_else(|| s(a, "password")),
+    ) {
         cmd.push("-u".into());
         cmd.push(shell_quote(&format!("{u}:{p}")));
     }
     if let Some(Value::Object(h)) = a.get("headers") {
         for (k, v) in h {
             cmd.push("-H".into());
-            cmd.push(shell_quote(&format!("{k}: {}", crate::playbook::template::py_str(v))));
+            cmd.push(shell_quote(&format!(
+                "{k}: {}",
+                crate::playbook::template::py_str(v)
+            )));
         }
     }
     if body_format == "json" && body.is_some() {
@@ -567,7 +665,14 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let (head, content) = out.split_once("---dp-body---\n").unwrap_or((&out, ""));
     let mut hl = head.lines();
     let status: i64 = hl.next().and_then(|s| s.trim().parse().ok()).unwrap_or(-1);
-    let ctype = hl.next().map(|l| l.split_once(':').map(|x| x.1.trim().to_string()).unwrap_or_default()).unwrap_or_default();
+    let ctype = hl
+        .next()
+        .map(|l| {
+            l.split_once(':')
+                .map(|x| x.1.trim().to_string())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
     let mut r = obj(json!({"changed": false, "status": status, "url": url, "content_type": ctype}));
     if b(a, "return_content", false) {
         r.insert("content".into(), json!(content));
@@ -579,12 +684,23 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     }
     if o.exit_code != 0 && status <= 0 {
         r.insert("failed".into(), json!(true));
-        r.insert("msg".into(), json!(format!("Status code was -1 and not {status_codes:?}: Request failed: {}", o.stderr_str().trim())));
+        r.insert(
+            "msg".into(),
+            json!(format!(
+                "Status code was -1 and not {status_codes:?}: Request failed: {}",
+                o.stderr_str().trim()
+            )),
+        );
         return Ok(r);
     }
     if !status_codes.contains(&status) {
         r.insert("failed".into(), json!(true));
-        r.insert("msg".into(), json!(format!("Status code was {status} and not {status_codes:?}: HTTP Error {status}")));
+        r.insert(
+            "msg".into(),
+            json!(format!(
+                "Status code was {status} and not {status_codes:?}: HTTP Error {status}"
+            )),
+        );
     }
     let _: Option<Map<String, Value>> = None;
     let _ = ModError::Failed(String::new());

@@ -1,0 +1,936 @@
+//! SSH transport on `ssh2` (libssh2): one session per host, driven by one thread, in
+//! non-blocking mode with `poll(2)`, so stdout, stderr and stdin of a command progress together
+//! and every wait is bounded by a deadline.
+//!
+//! Bulk data goes through an exec channel (`cat >> dest.part`) in writes of 32 × 30000 bytes,
+//! never through small SFTP writes. Host keys are checked against known_hosts parsed by
+//! [`super::known_hosts`].
+
+use super::conn::{ConnSpec, ConnectOpts};
+use super::known_hosts;
+use super::*;
+use crate::digest::Digest;
+use sha2::Digest as _;
+use ssh2::{BlockDirections, Session};
+use std::io::{ErrorKind, SeekFrom};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::time::Instant;
+
+/// Upload chunk: a multiple of libssh2's 30000-byte packet payload.
+const CHUNK: usize = 32 * 30000;
+/// Cipher preference (fast with AES-NI first), then libssh2's usual ones.
+const CIPHERS: &str =
+    "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,\
+aes128-ctr,aes192-ctr,aes256-ctr";
+/// libssh2's "would block".
+const EAGAIN: i32 = -37;
+
+/// Marker printed by sudo as its password prompt (`sudo -p`), and by the wrapped command when
+/// sudo let it run: stdin is held back until one of them shows up on stderr.
+const SUDO_PROMPT: &str = "[darkport-sudo-prompt]";
+const SUDO_OK: &str = "[darkport-sudo-ok]";
+
+pub struct SshTransport {
+    name: String,
+    sess: Session,
+    fd: RawFd,
+    /// Set when the session died: every later call fails fast as unreachable.
+    dead: Option<String>,
+    /// Uploads/downloads fail as unreachable when no byte moved for this long.
+    stall: Duration,
+}
+
+fn again(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(EAGAIN)
+}
+
+impl SshTransport {
+    /// TCP connect, handshake, host key check, authentication — each bounded by
+    /// `opts.connect_timeout`.
+    pub fn connect(spec: &ConnSpec, opts: &ConnectOpts) -> Result<SshTransport, TransportError> {
+        let name = spec.name.clone();
+        let unreachable = |msg: String| TransportError::Unreachable {
+            host: name.clone(),
+            msg,
+        };
+        let target = format!("{}:{}", spec.host, spec.port);
+        let addrs: Vec<_> = (spec.host.as_str(), spec.port)
+            .to_socket_addrs()
+            .map_err(|e| unreachable(format!("cannot resolve {target}: {e}")))?
+            .collect();
+        let mut last = format!("no address for {target}");
+        let mut tcp = None;
+        for a in &addrs {
+            match TcpStream::connect_timeout(a, opts.connect_timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = format!("connect to {a}: {e}"),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| unreachable(last))?;
+        let _ = tcp.set_nodelay(true);
+        let fd = tcp.as_raw_fd();
+        set_keepalive(fd, opts.stall_timeout);
+
+        // What known_hosts says decides which host key algorithms we offer.
+        let kh_text = match std::fs::read_to_string(&opts.known_hosts) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(TransportError::HostKey {
+                    host: name.clone(),
+                    msg: format!("cannot read {}: {e}", opts.known_hosts.display()),
+                })
+            }
+        };
+        let entries = known_hosts::entries_for(&kh_text, &spec.host, spec.port);
+
+        let mut sess = Session::new().map_err(|e| unreachable(format!("libssh2: {e}")))?;
+        sess.set_tcp_stream(tcp);
+        sess.set_timeout(opts.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
+        if let Some(pref) = entries.algorithm_pref() {
+            let _ = sess.method_pref(ssh2::MethodType::HostKey, &pref);
+        }
+        // Bulk speed: AES-GCM (AES-NI) first; libssh2 drops names it does not support.
+        for m in [ssh2::MethodType::CryptCs, ssh2::MethodType::CryptSc] {
+            let _ = sess.method_pref(m, CIPHERS);
+        }
+        sess.handshake()
+            .map_err(|e| unreachable(format!("SSH handshake with {target}: {e}")))?;
+
+        // Host key check.
+        let (blob, _) = sess.host_key().ok_or_else(|| TransportError::HostKey {
+            host: name.clone(),
+            msg: "server sent no host key".into(),
+        })?;
+        let blob = blob.to_vec();
+        let lookup = known_hosts::lookup_name(&spec.host, spec.port);
+        let offered = known_hosts::fingerprint(&blob);
+        let kh_path = opts.known_hosts.display();
+        if entries.is_revoked(&blob) {
+            return Err(TransportError::HostKey {
+                host: name.clone(),
+                msg: format!("host key {offered} of {lookup} is marked @revoked in {kh_path}"),
+            });
+        }
+        if !entries.trusts(&blob) {
+            let known: Vec<_> = entries.trusted().collect();
+            if !known.is_empty() {
+                let list = known
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{} {} ({kh_path}:{})",
+                            k.key_type,
+                            known_hosts::fingerprint(&k.blob),
+                            k.line
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(TransportError::HostKey {
+                    host: name.clone(),
+                    msg: format!(
+                        "HOST KEY CHANGED for {lookup}: it offers {} {offered}, known_hosts has {list}. \
+                         This may be an attack; if the host was really reinstalled, remove the old \
+                         line from {kh_path}",
+                        known_hosts::blob_key_type(&blob).unwrap_or_default()
+                    ),
+                });
+            }
+            if !opts.accept_new_host_keys {
+                return Err(TransportError::HostKey {
+                    host: name.clone(),
+                    msg: format!(
+                        "unknown host key for {lookup} ({} {offered}) not in {kh_path}; \
+                         check the fingerprint and rerun with --accept-new-host-keys to record it",
+                        known_hosts::blob_key_type(&blob).unwrap_or_default()
+                    ),
+                });
+            }
+            known_hosts::append(&opts.known_hosts, &spec.host, spec.port, &blob).map_err(|e| {
+                TransportError::HostKey {
+                    host: name.clone(),
+                    msg: format!("cannot record the host key in {kh_path}: {e}"),
+                }
+            })?;
+        }
+
+        authenticate(&sess, spec, opts).map_err(|msg| TransportError::Auth {
+            host: name.clone(),
+            msg,
+        })?;
+        sess.set_timeout(0);
+        sess.set_blocking(false);
+        Ok(SshTransport {
+            name,
+            sess,
+            fd,
+            dead: None,
+            stall: opts.stall_timeout,
+        })
+    }
+
+    /// Negotiated key exchange, host key and cipher (for diagnostics and benchmarks).
+    pub fn negotiated(&self) -> String {
+        use ssh2::MethodType as M;
+        [M::Kex, M::HostKey, M::CryptCs, M::MacCs]
+            .iter()
+            .map(|m| self.sess.methods(*m).unwrap_or("?").to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn unreachable(&mut self, msg: String) -> TransportError {
+        self.dead = Some(msg.clone());
+        TransportError::Unreachable {
+            host: self.name.clone(),
+            msg,
+        }
+    }
+
+    fn check_alive(&self) -> Result<(), TransportError> {
+        match &self.dead {
+            Some(m) => Err(TransportError::Unreachable {
+                host: self.name.clone(),
+                msg: format!("session lost earlier: {m}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait until the socket is ready in the direction libssh2 needs, at most until `deadline`
+    /// (and at most 1 s, so callers re-check their state).
+    fn wait_socket(&self, deadline: Option<Instant>) {
+        let events = match self.sess.block_directions() {
+            BlockDirections::Inbound => libc::POLLIN,
+            BlockDirections::Outbound => libc::POLLOUT,
+            BlockDirections::Both => libc::POLLIN | libc::POLLOUT,
+            BlockDirections::None => libc::POLLIN,
+        };
+        let mut ms = 1000i64;
+        if let Some(d) = deadline {
+            ms = ms.min(d.saturating_duration_since(Instant::now()).as_millis() as i64);
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events,
+            revents: 0,
+        };
+        unsafe { libc::poll(&mut pfd, 1, ms.max(0) as i32) };
+    }
+
+    /// Retry a libssh2 call until it stops saying "would block".
+    fn retry<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        what: &str,
+        mut f: impl FnMut(&Session) -> Result<T, ssh2::Error>,
+    ) -> Result<T, Step> {
+        loop {
+            match f(&self.sess) {
+                Ok(v) => return Ok(v),
+                Err(e) if again(&e) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Step::Deadline);
+                    }
+                    self.wait_socket(deadline);
+                }
+                Err(e) => return Err(Step::Ssh(format!("{what}: {e}"))),
+            }
+        }
+    }
+
+    /// Run `script` on a new channel. stdin comes from `stdin` (streamed), stdout goes to
+    /// `stdout`; stderr is collected. With `sudo_password`, stdin is held until sudo either
+    /// prompts (the password is sent) or the command starts (`SUDO_OK` on stderr).
+    fn run(
+        &mut self,
+        script: &str,
+        stdin: &mut dyn Read,
+        stdout: &mut dyn Write,
+        sudo_password: Option<&str>,
+        deadline: Option<Instant>,
+        stall: Option<Duration>,
+    ) -> Result<(i32, Vec<u8>), Step> {
+        let mut last_progress = Instant::now();
+        let mut ch = self.retry(deadline, "opening a channel", |s| s.channel_session())?;
+        self.retry(deadline, "starting the command", |_| ch.exec(script))?;
+        let mut stderr = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut inbuf = vec![0u8; CHUNK];
+        let (mut in_start, mut in_end) = (0usize, 0usize);
+        let mut in_eof = false;
+        let mut eof_sent = false;
+        let mut gate = sudo_password.is_some();
+        let mut prompts = 0;
+        let mut out_done = false;
+        let mut err_done = false;
+        loop {
+            let mut progress = false;
+            // stdout
+            while !out_done {
+                match ch.read(&mut buf) {
+                    Ok(0) => {
+                        if ch.eof() {
+                            out_done = true;
+                        }
+                        break;
+                    }
+                    Ok(n) => {
+                        progress = true;
+                        stdout
+                            .write_all(&buf[..n])
+                            .map_err(|e| Step::Local(format!("writing output: {e}")))?;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(Step::Ssh(format!("reading stdout: {e}"))),
+                }
+            }
+            // stderr
+            while !err_done {
+                match ch.stderr().read(&mut buf) {
+                    Ok(0) => {
+                        if ch.eof() {
+                            err_done = true;
+                        }
+                        break;
+                    }
+                    Ok(n) => {
+                        progress = true;
+                        stderr.extend_from_slice(&buf[..n]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(Step::Ssh(format!("reading stderr: {e}"))),
+                }
+            }
+            // sudo handshake
+            if gate {
+                if let Some(pos) = find(&stderr, SUDO_OK.as_bytes()) {
+                    let mut end = pos + SUDO_OK.len();
+                    if stderr.get(end) == Some(&b'\n') {
+                        end += 1;
+                    }
+                    stderr.drain(..end);
+                    gate = false;
+                    progress = true;
+                } else if let Some(pos) = find(&stderr, SUDO_PROMPT.as_bytes()) {
+                    stderr.drain(pos..pos + SUDO_PROMPT.len());
+                    prompts += 1;
+                    if prompts > 1 {
+                        return Err(Step::SudoRejected);
+                    }
+                    let line = format!("{}\n", sudo_password.unwrap_or_default());
+                    self.write_all(&mut ch, line.as_bytes(), deadline)?;
+                    progress = true;
+                }
+            }
+            // stdin
+            if !gate && !eof_sent {
+                if in_start == in_end && !in_eof {
+                    let n = stdin
+                        .read(&mut inbuf)
+                        .map_err(|e| Step::Local(format!("reading input: {e}")))?;
+                    if n == 0 {
+                        in_eof = true;
+                    } else {
+                        in_start = 0;
+                        in_end = n;
+                    }
+                }
+                if in_start < in_end {
+                    match ch.write(&inbuf[in_start..in_end]) {
+                        Ok(n) => {
+                            in_start += n;
+                            progress = progress || n > 0;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(_) => {
+                            // The command exited without reading all its input (the channel
+                            // is closing): stop feeding it. A dead session fails the reads.
+                            eof_sent = true;
+                            in_start = in_end;
+                        }
+                    }
+                } else if in_eof {
+                    match ch.send_eof() {
+                        Ok(()) => {
+                            eof_sent = true;
+                            progress = true;
+                        }
+                        Err(e) if again(&e) => {}
+                        Err(e) => return Err(Step::Ssh(format!("closing stdin: {e}"))),
+                    }
+                }
+            }
+            if out_done && err_done {
+                break;
+            }
+            if progress {
+                last_progress = Instant::now();
+            } else {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    let _ = ch.close();
+                    return Err(Step::Deadline);
+                }
+                if let Some(st) = stall {
+                    if last_progress.elapsed() >= st {
+                        return Err(Step::Ssh(format!("no data moved for {}s", st.as_secs())));
+                    }
+                }
+                self.wait_socket(deadline);
+            }
+        }
+        if gate && prompts > 0 {
+            return Err(Step::SudoRejected);
+        }
+        let _ = self.retry(deadline, "closing the channel", |_| ch.close());
+        let _ = self.retry(deadline, "closing the channel", |_| ch.wait_close());
+        let code = match ch.exit_status() {
+            Ok(c) => c,
+            Err(e) => return Err(Step::Ssh(format!("exit status: {e}"))),
+        };
+        let code = if code == 0 {
+            // Killed by a signal: OpenSSH sends exit-signal instead of exit-status.
+            match ch.exit_signal() {
+                Ok(sig) if sig.exit_signal.is_some() => 128 + signal_number(&sig.exit_signal),
+                _ => 0,
+            }
+        } else {
+            code
+        };
+        Ok((code, stderr))
+    }
+
+    fn write_all(
+        &mut self,
+        ch: &mut ssh2::Channel,
+        mut data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), Step> {
+        while !data.is_empty() {
+            match ch.write(data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Step::Deadline);
+                    }
+                    self.wait_socket(deadline);
+                }
+                Err(e) => return Err(Step::Ssh(format!("writing stdin: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Wrap a script for become; returns the script and the sudo password to feed, if any.
+    fn wrap_become<'a>(&self, script: &str, b: Option<&'a Become>) -> (String, Option<&'a str>) {
+        match b {
+            None => (script.to_string(), None),
+            Some(b) => {
+                let user = shell_quote(b.user.as_deref().unwrap_or("root"));
+                match &b.password {
+                    None => (
+                        format!("sudo -n -H -u {user} -- /bin/sh -c {}", shell_quote(script)),
+                        None,
+                    ),
+                    Some(pw) => {
+                        let inner = format!("echo '{SUDO_OK}' >&2; {script}");
+                        (
+                            format!(
+                                "sudo -k -S -p '{SUDO_PROMPT}' -H -u {user} -- /bin/sh -c {}",
+                                shell_quote(&inner)
+                            ),
+                            Some(pw.as_str()),
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    /// Map a failed step to the caller's error.
+    fn fail(&mut self, step: Step, op: &str, timeout: Option<Duration>) -> TransportError {
+        match step {
+            Step::Deadline => TransportError::Timeout {
+                host: self.name.clone(),
+                cmd: op.to_string(),
+                secs: timeout.map(|t| t.as_secs_f64()).unwrap_or(0.0),
+            },
+            Step::Ssh(m) => self.unreachable(format!("{op}: {m}")),
+            Step::Local(m) => TransportError::Failed {
+                host: self.name.clone(),
+                op: op.to_string(),
+                msg: m,
+            },
+            Step::SudoRejected => TransportError::Failed {
+                host: self.name.clone(),
+                op: format!("become (sudo) for {op}"),
+                msg: "sudo rejected the become password (ansible_become_password)".into(),
+            },
+        }
+    }
+
+    /// Run a short helper command of an upload.
+    /// A node that does not finish it within `limit` counts as unreachable.
+    fn helper(
+        &mut self,
+        script: &str,
+        b: Option<&Become>,
+        op: &str,
+        limit: Duration,
+    ) -> Result<(i32, String, String), TransportError> {
+        let (wrapped, pw) = self.wrap_become(script, b);
+        let t = limit;
+        let mut out = Vec::new();
+        match self.run(
+            &wrapped,
+            &mut std::io::empty(),
+            &mut out,
+            pw,
+            Some(Instant::now() + t),
+            None,
+        ) {
+            Ok((code, err)) => Ok((
+                code,
+                String::from_utf8_lossy(&out).into_owned(),
+                String::from_utf8_lossy(&err).into_owned(),
+            )),
+            Err(Step::Deadline) => {
+                let _ = self
+                    .dead
+                    .insert(format!("no answer within {}s", t.as_secs()));
+                Err(TransportError::Unreachable {
+                    host: self.name.clone(),
+                    msg: format!("{op}: the node did not answer within {}s", t.as_secs()),
+                })
+            }
+            Err(s) => Err(self.fail(s, op, Some(t))),
+        }
+    }
+
+    /// Kill the process group of a timed-out command (pid reported by its first stdout line).
+    fn kill_remote(&mut self, pid: u32, b: Option<&Become>) {
+        let script = format!(
+            "pg=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -d' ' -f3); \
+             if [ \"${{pg:-0}}\" -gt 1 ] && [ \"$pg\" != \"$(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f3)\" ]; then \
+             kill -KILL -- -$pg 2>/dev/null; fi; kill -KILL {pid} 2>/dev/null; true"
+        );
+        let (wrapped, pw) = self.wrap_become(&script, b);
+        let mut sink = Vec::new();
+        let _ = self.run(
+            &wrapped,
+            &mut std::io::empty(),
+            &mut sink,
+            pw,
+            Some(Instant::now() + Duration::from_secs(10)),
+            None,
+        );
+    }
+}
+
+enum Step {
+    /// The deadline passed.
+    Deadline,
+    /// libssh2 / network error: the session is gone.
+    Ssh(String),
+    /// Local I/O error (reading the source, writing the sink).
+    Local(String),
+    SudoRejected,
+}
+
+/// TCP keepalive and TCP_USER_TIMEOUT, so a vanished peer (cable cut, node gone without a
+/// RST) ends the session instead of hanging it.
+fn set_keepalive(fd: RawFd, user_timeout: Duration) {
+    let set = |level: i32, opt: i32, v: i32| unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &v as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 15);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 5);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 4);
+    let ms = user_timeout.as_millis().min(i32::MAX as u128) as i32;
+    set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms);
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn signal_number(name: &Option<String>) -> i32 {
+    match name.as_deref().unwrap_or("") {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ABRT" => 6,
+        "KILL" => 9,
+        "SEGV" => 11,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => 0,
+    }
+}
+
+/// Key file (encrypted too), ssh-agent, then password — whatever the spec provides.
+fn authenticate(sess: &Session, spec: &ConnSpec, opts: &ConnectOpts) -> Result<(), String> {
+    let user = spec.user.as_str();
+    let mut tried = Vec::new();
+    if let Some(key) = &spec.key_file {
+        if !key.exists() {
+            tried.push(format!("key file {}: not found", key.display()));
+        } else {
+            match sess.userauth_pubkey_file(user, None, key, spec.key_passphrase.as_deref()) {
+                Ok(()) if sess.authenticated() => return Ok(()),
+                Ok(()) => tried.push(format!("key {}: not accepted", key.display())),
+                Err(e) => {
+                    let hint = if spec.key_passphrase.is_none() && key_is_encrypted(key) {
+                        " (the key is encrypted: set darkport_ssh_key_passphrase or DARKPORT_SSH_KEY_PASSPHRASE)"
+                    } else {
+                        ""
+                    };
+                    tried.push(format!("key {}: {}{hint}", key.display(), e.message()))
+                }
+            }
+        }
+    }
+    if let Some(sock) = &opts.agent_socket {
+        if spec.password.is_none() || spec.key_file.is_none() {
+            match try_agent(sess, user, sock) {
+                Ok(()) => return Ok(()),
+                Err(e) => tried.push(format!("ssh-agent {}: {e}", sock.display())),
+            }
+        }
+    }
+    if let Some(pw) = &spec.password {
+        match sess.userauth_password(user, pw) {
+            Ok(()) if sess.authenticated() => return Ok(()),
+            Ok(()) => tried.push("password: not accepted".into()),
+            Err(e) => tried.push(format!("password: {}", e.message())),
+        }
+    }
+    if tried.is_empty() {
+        tried.push(
+            "no credentials: set ansible_ssh_private_key_file or ansible_password, or run an ssh-agent"
+                .into(),
+        );
+    }
+    Err(format!("as user {user}: {}", tried.join("; ")))
+}
+
+fn key_is_encrypted(path: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    if text.contains("ENCRYPTED") {
+        return true;
+    }
+    // openssh-key-v1: the cipher name follows the magic; "none" = not encrypted.
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map(|raw| raw.len() > 19 && !raw[19..].starts_with(b"none"))
+        .unwrap_or(false)
+}
+
+fn try_agent(sess: &Session, user: &str, sock: &std::path::Path) -> Result<(), String> {
+    let mut agent = sess.agent().map_err(|e| e.message().to_string())?;
+    agent
+        .set_identity_path(sock)
+        .map_err(|e| e.message().to_string())?;
+    agent.connect().map_err(|e| e.message().to_string())?;
+    agent
+        .list_identities()
+        .map_err(|e| e.message().to_string())?;
+    let ids = agent.identities().map_err(|e| e.message().to_string())?;
+    if ids.is_empty() {
+        return Err("the agent holds no keys".into());
+    }
+    for id in &ids {
+        if agent.userauth(user, id).is_ok() && sess.authenticated() {
+            let _ = agent.disconnect();
+            return Ok(());
+        }
+    }
+    let _ = agent.disconnect();
+    Err(format!("none of its {} keys was accepted", ids.len()))
+}
+
+/// A writer that strips the first line (the remote shell's pid) into `pid`.
+struct PidLine<'a> {
+    inner: &'a mut Vec<u8>,
+    head: Vec<u8>,
+    pid: Option<u32>,
+}
+
+impl Write for PidLine<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.pid.is_some() {
+            self.inner.extend_from_slice(buf);
+            return Ok(buf.len());
+        }
+        self.head.extend_from_slice(buf);
+        if let Some(nl) = self.head.iter().position(|&c| c == b'\n') {
+            let line = String::from_utf8_lossy(&self.head[..nl]).trim().to_string();
+            self.pid = Some(line.parse().unwrap_or(0));
+            self.inner.extend_from_slice(&self.head[nl + 1..]);
+            self.head.clear();
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reader that hashes what passes through.
+struct HashRead<'a> {
+    inner: std::io::Take<&'a mut dyn ReadSeek>,
+    hasher: &'a mut sha2::Sha256,
+}
+
+impl Read for HashRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Transport for SshTransport {
+    fn host(&self) -> &str {
+        &self.name
+    }
+
+    fn exec(&mut self, cmd: &str, opts: &ExecOpts) -> Result<ExecOutput, TransportError> {
+        self.check_alive()?;
+        let mut script = env_prefix(&opts.env);
+        if opts.timeout.is_some() {
+            // First stdout line = pid of the shell, to kill the command's group on timeout.
+            script.push_str("echo $$; ");
+        }
+        script.push_str(cmd);
+        let (wrapped, pw) = self.wrap_become(&script, opts.become_.as_ref());
+        let deadline = opts.timeout.map(|t| Instant::now() + t);
+        let mut stdout = Vec::new();
+        let stdin = opts.stdin.as_deref().unwrap_or_default();
+        let r = if opts.timeout.is_some() {
+            let mut w = PidLine {
+                inner: &mut stdout,
+                head: Vec::new(),
+                pid: None,
+            };
+            let r = self.run(&wrapped, &mut &*stdin, &mut w, pw, deadline, None);
+            if let (Err(Step::Deadline), Some(pid)) = (&r, w.pid) {
+                if pid > 1 {
+                    self.kill_remote(pid, opts.become_.as_ref());
+                }
+            }
+            r
+        } else {
+            self.run(&wrapped, &mut &*stdin, &mut stdout, pw, deadline, None)
+        };
+        match r {
+            Ok((exit_code, stderr)) => Ok(ExecOutput {
+                exit_code,
+                stdout,
+                stderr,
+            }),
+            Err(s) => Err(self.fail(s, cmd, opts.timeout)),
+        }
+    }
+
+    fn upload(
+        &mut self,
+        src: &mut dyn ReadSeek,
+        size: u64,
+        dest: &str,
+        opts: &UploadOpts,
+    ) -> Result<UploadReport, TransportError> {
+        self.check_alive()?;
+        let op = format!("upload of {dest}");
+        let part = format!("{dest}.part");
+        let qpart = shell_quote(&part);
+        let b = opts.become_.as_ref();
+        // 1. What is already there?
+        let dir = match dest.rfind('/') {
+            Some(0) => "/".to_string(),
+            Some(i) => dest[..i].to_string(),
+            None => ".".to_string(),
+        };
+        let (code, out, err) = self.helper(
+            &format!(
+                "mkdir -p {} && if [ -f {qpart} ]; then wc -c < {qpart}; else echo 0; fi",
+                shell_quote(&dir)
+            ),
+            b,
+            &op,
+            self.stall,
+        )?;
+        if code != 0 {
+            return Err(TransportError::Failed {
+                host: self.name.clone(),
+                op,
+                msg: format!("preparing {dir} failed (exit {code}): {}", err.trim()),
+            });
+        }
+        let have: u64 = out.trim().parse().unwrap_or(0);
+        let resumed_from = if have <= size { have } else { 0 };
+        // 2. Hash the part already on the node (from our source), then stream the rest.
+        let io_err = |e: std::io::Error| TransportError::Io {
+            host: self.name.clone(),
+            op: format!("upload of {dest}"),
+            source: e,
+        };
+        let mut hasher = sha2::Sha256::new();
+        let need_hash = opts.sha256.is_none();
+        if need_hash && resumed_from > 0 {
+            src.seek(SeekFrom::Start(0)).map_err(io_err)?;
+            let mut prefix = (&mut *src).take(resumed_from);
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = prefix.read(&mut buf).map_err(io_err)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        src.seek(SeekFrom::Start(resumed_from)).map_err(io_err)?;
+        let redirect = if resumed_from > 0 { ">>" } else { ">" };
+        let (wrapped, pw) = self.wrap_become(&format!("cat {redirect} {qpart}"), b);
+        let remaining = size - resumed_from;
+        let mut hr = HashRead {
+            inner: (&mut *src as &mut dyn ReadSeek).take(remaining),
+            hasher: &mut hasher,
+        };
+        let mut sink = Vec::new();
+        let r = self.run(&wrapped, &mut hr, &mut sink, pw, None, Some(self.stall));
+        let sent = remaining - hr.inner.limit();
+        match r {
+            Ok((0, _)) => {}
+            Ok((code, err)) => {
+                return Err(TransportError::Failed {
+                    host: self.name.clone(),
+                    op,
+                    msg: format!(
+                        "writing {part} failed (exit {code}): {}",
+                        String::from_utf8_lossy(&err).trim()
+                    ),
+                })
+            }
+            Err(s) => return Err(self.fail(s, &op, None)),
+        }
+        if sent != remaining {
+            return Err(TransportError::Failed {
+                host: self.name.clone(),
+                op,
+                msg: format!("source ended after {} of {size} bytes", resumed_from + sent),
+            });
+        }
+        let expected = match opts.sha256 {
+            Some(d) => d,
+            None => Digest::from_hex(&hex::encode(hasher.finalize())).map_err(|e| {
+                TransportError::Failed {
+                    host: self.name.clone(),
+                    op: op.clone(),
+                    msg: format!("digest: {e}"),
+                }
+            })?,
+        };
+        // 3. Verify on the node, then chmod + rename into place (one round trip).
+        let chmod = opts
+            .mode
+            .map(|m| format!("chmod {m:o} {qpart} && "))
+            .unwrap_or_default();
+        let script = format!(
+            "if command -v openssl >/dev/null 2>&1; then h=$(openssl dgst -sha256 -r < {qpart}); \
+             elif command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < {qpart}); \
+             else h=$(shasum -a 256 < {qpart}); fi; h=${{h%% *}}; \
+             s=$(wc -c < {qpart}); s=$((s+0)); \
+             if [ \"$h\" = {hex} ] && [ \"$s\" = {size} ]; then {chmod}mv -f {qpart} {qdest} && echo OK; \
+             else rm -f {qpart}; echo \"BAD $h $s\"; fi",
+            hex = expected.hex(),
+            qdest = shell_quote(dest),
+        );
+        // Hashing on the node: allow for a slow disk (20 MB/s) on top of the stall timeout.
+        let limit = self.stall + Duration::from_secs(size / 20_000_000);
+        let (code, out, err) = self.helper(&script, b, &op, limit)?;
+        let out = out.trim();
+        if out == "OK" && code == 0 {
+            return Ok(UploadReport {
+                bytes_sent: sent,
+                resumed_from,
+            });
+        }
+        let msg = match out.strip_prefix("BAD ") {
+            Some(rest) => {
+                let mut it = rest.split_whitespace();
+                format!(
+                    "content check failed on the node: got sha256:{} ({} bytes), expected {expected} ({size} bytes); \
+                     the partial file was removed, retry the upload",
+                    it.next().unwrap_or("?"),
+                    it.next().unwrap_or("?")
+                )
+            }
+            None => format!(
+                "verifying {part} failed (exit {code}): {} {}",
+                out,
+                err.trim()
+            ),
+        };
+        Err(TransportError::Failed {
+            host: self.name.clone(),
+            op,
+            msg,
+        })
+    }
+
+    fn download(&mut self, src: &str, dest: &mut dyn Write) -> Result<u64, TransportError> {
+        self.check_alive()?;
+        let op = format!("download of {src}");
+        struct Count<'a>(&'a mut dyn Write, u64);
+        impl Write for Count<'_> {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                let n = self.0.write(b)?;
+                self.1 += n as u64;
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.0.flush()
+            }
+        }
+        let mut w = Count(dest, 0);
+        let script = format!("cat -- {}", shell_quote(src));
+        let stall = Some(self.stall);
+        match self.run(&script, &mut std::io::empty(), &mut w, None, None, stall) {
+            Ok((0, _)) => Ok(w.1),
+            Ok((code, err)) => Err(TransportError::Failed {
+                host: self.name.clone(),
+                op,
+                msg: format!("exit {code}: {}", String::from_utf8_lossy(&err).trim()),
+            }),
+            Err(s) => Err(self.fail(s, &op, None)),
+        }
+    }
+}
+
+impl Drop for SshTransport {
+    fn drop(&mut self) {
+        if self.dead.is_none() {
+            self.sess.set_blocking(true);
+            self.sess.set_timeout(1000);
+            let _ = self.sess.disconnect(None, "darkport done", None);
+        }
+    }
+}
