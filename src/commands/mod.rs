@@ -6,8 +6,8 @@ mod inspect;
 mod inventory;
 mod keygen;
 mod registry;
-mod verify;
 mod run;
+mod verify;
 
 use crate::cli::{Cli, Command};
 
