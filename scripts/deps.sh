@@ -28,3 +28,8 @@ if ! python3 -c "import spdx_tools, cyclonedx.validation.json, jsonschema" 2>/de
   python3 -m pip install -q spdx-tools cyclonedx-python-lib jsonschema
   command -v pyenv >/dev/null && pyenv rehash || true
 fi
+# PyYAML: the playbook loader's golden test compares with PyYAML (what Ansible uses).
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  echo "deps: installing PyYAML from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check pyyaml
+fi

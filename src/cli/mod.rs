@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod inventory;
 pub mod registry;
 pub mod sbom;
+pub mod run;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ pub enum Command {
     Sbom(sbom::SbomArgs),
     /// Per-licence summary of the OS packages in each image; copyleft licences flagged.
     Licenses(sbom::LicensesArgs),
+    /// Run an Ansible playbook against an inventory, agentless (like `ansible-playbook`).
+    Run(run::RunArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -7,6 +7,7 @@ mod inventory;
 mod keygen;
 mod registry;
 mod sbom;
+mod run;
 mod verify;
 
 use crate::cli::{Cli, Command};
@@ -23,5 +24,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Inspect(a) => inspect::run(a),
         Command::Sbom(a) => sbom::run_sbom(a, cli.progress),
         Command::Licenses(a) => sbom::run_licenses(a, cli.progress),
+        Command::Run(a) => run::run(a),
     }
 }

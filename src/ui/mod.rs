@@ -2,6 +2,7 @@
 //! rendering. Domain modules never print; they call small reporter traits implemented here.
 
 pub mod bundle;
+pub mod playbook;
 pub mod progress;
 
 use std::io::IsTerminal;

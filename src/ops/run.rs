@@ -1,0 +1,150 @@
+//! `darkport run`: load and validate the playbook (nothing touches a host before that),
+//! load the inventory (plus `group_vars/`/`host_vars/` next to the playbook), then run the
+//! engine with one transport per host, printing through `ui::playbook`.
+
+use crate::cli::run::RunArgs;
+use crate::inventory::Inventory;
+use crate::playbook::engine::{self, Connector, HostSource, RunOptions};
+use crate::playbook::model::{parse_kv, Playbook};
+use crate::transport::{self, ConnSpec, ConnectOpts, Transport, TransportError};
+use anyhow::{bail, Context};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The inventory as the engine sees it, with `--limit` applied.
+struct InvHosts<'a> {
+    inv: &'a Inventory,
+    limit: Option<&'a str>,
+    user: Option<&'a str>,
+    become_pass: Option<&'a str>,
+}
+
+impl HostSource for InvHosts<'_> {
+    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+        self.inv
+            .select_limited(pattern, self.limit)
+            .map(|s| s.hosts)
+            .map_err(|e| e.to_string())
+    }
+    fn host_vars(&self, host: &str) -> Map<String, Value> {
+        let mut v = self.inv.host_vars(host);
+        if let Some(u) = self.user {
+            v.entry("ansible_user").or_insert(Value::String(u.into()));
+        }
+        if let Some(p) = self.become_pass {
+            v.entry("ansible_become_password")
+                .or_insert(Value::String(p.into()));
+        }
+        v
+    }
+    fn groups(&self) -> BTreeMap<String, Vec<String>> {
+        self.inv.groups()
+    }
+    fn group_names(&self, host: &str) -> Vec<String> {
+        self.inv.group_names(host)
+    }
+    fn all_hosts(&self) -> Vec<String> {
+        self.inv.hosts()
+    }
+}
+
+struct Conn {
+    opts: ConnectOpts,
+}
+
+impl Connector for Conn {
+    fn connect(
+        &self,
+        host: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<Box<dyn Transport>, TransportError> {
+        let spec = ConnSpec::from_vars(host, vars)?;
+        transport::connect(&spec, &self.opts)
+    }
+}
+
+/// `-e` values: `k=v …`, a JSON/YAML mapping, or `@file`.
+pub fn parse_extra_vars(items: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for it in items {
+        let it = it.trim();
+        if let Some(f) = it.strip_prefix('@') {
+            let m = crate::playbook::model::load_vars_file(Path::new(f))
+                .with_context(|| format!("reading extra vars file {f}"))?;
+            out.extend(m);
+        } else if it.starts_with('{') || it.starts_with('[') {
+            let n = crate::playbook::yaml::load(it, "<extra vars>")?;
+            match n.to_json() {
+                Value::Object(m) => out.extend(m),
+                _ => bail!("extra vars {it:?} must be a mapping"),
+            }
+        } else {
+            let m = parse_kv(it, false);
+            if m.contains_key("_raw_params") {
+                bail!(
+                    "invalid extra vars {it:?}: expected key=value, a JSON/YAML mapping or @file"
+                );
+            }
+            out.extend(m);
+        }
+    }
+    Ok(out)
+}
+
+fn split_list(v: &[String]) -> Vec<String> {
+    v.iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+pub fn run_playbook(a: &RunArgs) -> anyhow::Result<i32> {
+    // 1. Everything detectable without a host: YAML, keywords, modules, template syntax.
+    let pb = Playbook::load(&a.playbook)?;
+    let extra_vars = parse_extra_vars(&a.extra_vars)?;
+    if a.syntax_check {
+        println!("\nplaybook: {}", a.playbook.display());
+        return Ok(0);
+    }
+    // 2. Inventory (+ group_vars/host_vars next to the playbook, which win).
+    let mut inv = Inventory::load(&a.inventory)?;
+    inv.add_playbook_vars(&pb.dir)?;
+    let become_pass = if a.ask_become_pass {
+        Some(
+            rpassword::prompt_password("BECOME password: ")
+                .context("reading the become password")?,
+        )
+    } else {
+        None
+    };
+    let hosts = InvHosts {
+        inv: &inv,
+        limit: a.limit.as_deref(),
+        user: a.user.as_deref(),
+        become_pass: become_pass.as_deref(),
+    };
+    if let Some(l) = &a.limit {
+        if hosts.select("all").map(|h| h.is_empty()).unwrap_or(true) {
+            bail!("--limit {l:?} matches no host of the inventory");
+        }
+    }
+    let mut copts = ConnectOpts::default();
+    if let Some(k) = &a.known_hosts {
+        copts.known_hosts = k.clone();
+    }
+    copts.accept_new_host_keys = a.accept_new_host_keys;
+    let conn = Conn { opts: copts };
+    let opts = RunOptions {
+        extra_vars,
+        tags: split_list(&a.tags),
+        skip_tags: split_list(&a.skip_tags),
+        check: a.check,
+        diff: a.diff,
+        forks: a.forks.max(1),
+    };
+    let printer = crate::ui::playbook::PlaybookPrinter::new(a.json, Box::new(std::io::stdout()));
+    let summary = engine::run(&pb, &hosts, &conn, &opts, &printer);
+    Ok(if summary.success() { 0 } else { 1 })
+}

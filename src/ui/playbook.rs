@@ -1,0 +1,208 @@
+//! Printing playbook runs: Ansible's default callback look (`TASK [x] ***`, `ok: [host]`,
+//! `PLAY RECAP`), or one JSON object per event with `--json`.
+
+use crate::playbook::engine::{Event, HostResult, Reporter, Stats, Status};
+use crate::playbook::modules::unified_diff;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::sync::Mutex;
+
+pub struct PlaybookPrinter {
+    json: bool,
+    color: bool,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl PlaybookPrinter {
+    pub fn new(json: bool, out: Box<dyn Write + Send>) -> Self {
+        let color = !json
+            && std::env::var_os("NO_COLOR").is_none()
+            && std::io::IsTerminal::is_terminal(&std::io::stdout());
+        PlaybookPrinter {
+            json,
+            color,
+            out: Mutex::new(out),
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn banner(title: &str) -> String {
+        let width: usize = 80;
+        let stars = width.saturating_sub(title.len() + 1).max(3);
+        format!("\n{title} {}", "*".repeat(stars))
+    }
+
+    fn line(&self, s: &str) {
+        let mut o = self.out.lock().unwrap();
+        let _ = writeln!(o, "{s}");
+        let _ = o.flush();
+    }
+
+    fn result_text(&self, r: &HostResult) -> String {
+        let mut out = String::new();
+        let host = match &r.delegated_to {
+            Some(d) => format!("[{} -> {d}]", r.host),
+            None => format!("[{}]", r.host),
+        };
+        for it in &r.items {
+            let (word, code) = word(it.status, false);
+            let mut l = format!("{word}: {host} => (item={})", it.label);
+            if it.status == Status::Failed {
+                l = format!(
+                    "failed: {host} (item={}) => {}",
+                    it.label,
+                    pretty(&Value::Object(it.result.clone()))
+                );
+            } else if r.verbose {
+                let mut m = it.result.clone();
+                m.retain(|k, _| {
+                    k != "changed" && !k.starts_with("ansible_") && k != "item" && k != "failed"
+                });
+                l.push_str(&format!(" => {}", pretty(&Value::Object(m))));
+            }
+            out.push_str(&self.paint(code, &l));
+            out.push('\n');
+            if let Some(d) = it.result.get("diff") {
+                out.push_str(&render_diff(d));
+            }
+        }
+        if let Some(d) = r.result.get("diff") {
+            out.push_str(&render_diff(d));
+        }
+        let (w, code) = word(r.status, r.ignored);
+        let summary = if r.status == Status::Failed || r.status == Status::Unreachable {
+            let label = if r.status == Status::Unreachable {
+                "UNREACHABLE!"
+            } else {
+                "FAILED!"
+            };
+            let mut m = r.result.clone();
+            if !r.items.is_empty() {
+                m.remove("results");
+            }
+            format!("{w}: {host}: {label} => {}", pretty(&Value::Object(m)))
+        } else if r.verbose && r.items.is_empty() {
+            let mut m = r.result.clone();
+            m.remove("changed");
+            format!("{w}: {host} => {}", pretty(&Value::Object(m)))
+        } else if !r.items.is_empty() {
+            // Per-item lines already printed; Ansible prints no summary line for loops
+            // except on failure.
+            String::new()
+        } else {
+            format!("{w}: {host}")
+        };
+        if !summary.is_empty() {
+            out.push_str(&self.paint(code, &summary));
+            out.push('\n');
+        }
+        if r.ignored {
+            out.push_str(&self.paint("36", "...ignoring"));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn word(s: Status, ignored: bool) -> (&'static str, &'static str) {
+    match s {
+        Status::Ok => ("ok", "32"),
+        Status::Changed => ("changed", "33"),
+        Status::Skipped => ("skipping", "36"),
+        Status::Failed if ignored => ("fatal", "31"),
+        Status::Failed => ("fatal", "31"),
+        Status::Unreachable => ("fatal", "31"),
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    crate::playbook::template::py_json(v, Some(4), false, false)
+}
+
+fn render_diff(d: &Value) -> String {
+    let before = d.get("before").and_then(|v| v.as_str()).unwrap_or("");
+    let after = d.get("after").and_then(|v| v.as_str()).unwrap_or("");
+    let bh = d
+        .get("before_header")
+        .and_then(|v| v.as_str())
+        .unwrap_or("before");
+    let ah = d
+        .get("after_header")
+        .and_then(|v| v.as_str())
+        .unwrap_or("after");
+    unified_diff(
+        before,
+        after,
+        &format!("before: {bh}"),
+        &format!("after: {ah}"),
+    )
+}
+
+impl Reporter for PlaybookPrinter {
+    fn event(&self, ev: Event<'_>) {
+        if self.json {
+            let v = match ev {
+                Event::PlayStart { name } => json!({"event": "play_start", "play": name}),
+                Event::NoHosts { pattern } => json!({"event": "no_hosts", "pattern": pattern}),
+                Event::TaskStart { name, handler } => {
+                    json!({"event": "task_start", "task": name, "handler": handler})
+                }
+                Event::Result(r) => {
+                    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+                    v["event"] = json!("result");
+                    v
+                }
+                Event::Warning(w) => json!({"event": "warning", "msg": w}),
+                Event::Recap(stats) => json!({"event": "recap", "stats": stats}),
+            };
+            self.line(&v.to_string());
+            return;
+        }
+        match ev {
+            Event::PlayStart { name } => self.line(&Self::banner(&format!("PLAY [{name}]"))),
+            Event::NoHosts { .. } => self.line("skipping: no hosts matched"),
+            Event::TaskStart { name, handler } => {
+                let kind = if handler { "RUNNING HANDLER" } else { "TASK" };
+                self.line(&Self::banner(&format!("{kind} [{name}]")));
+            }
+            Event::Result(r) => {
+                let t = self.result_text(r);
+                let mut o = self.out.lock().unwrap();
+                let _ = write!(o, "{t}");
+                let _ = o.flush();
+            }
+            Event::Warning(w) => self.line(&self.paint("35", &format!("[WARNING]: {w}"))),
+            Event::Recap(stats) => {
+                self.line(&Self::banner("PLAY RECAP"));
+                for (h, s) in stats {
+                    self.line(&recap_line(h, s));
+                }
+                self.line("");
+            }
+        }
+    }
+}
+
+/// `host : ok=1    changed=0 …` as Ansible prints it.
+pub fn recap_line(h: &str, s: &Stats) -> String {
+    format!(
+        "{:<26} : {:<14} {:<14} {:<18} {:<14} {:<14} {:<14} {:<14}",
+        h,
+        format!("ok={}", s.ok),
+        format!("changed={}", s.changed),
+        format!("unreachable={}", s.unreachable),
+        format!("failed={}", s.failed),
+        format!("skipped={}", s.skipped),
+        format!("rescued={}", s.rescued),
+        format!("ignored={}", s.ignored),
+    )
+    .trim_end()
+    .to_string()
+}
