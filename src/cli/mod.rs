@@ -3,8 +3,8 @@
 pub mod bundle;
 pub mod inventory;
 pub mod registry;
-pub mod sbom;
 pub mod run;
+pub mod sbom;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};

@@ -6,8 +6,8 @@ mod inspect;
 mod inventory;
 mod keygen;
 mod registry;
-mod sbom;
 mod run;
+mod sbom;
 mod verify;
 
 use crate::cli::{Cli, Command};
