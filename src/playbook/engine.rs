@@ -611,7 +611,7 @@ fn run_list(
                     continue;
                 }
                 // Group hosts by the resolved file (and loop items), then run each group.
-                let mut groups: Vec<(PathBuf, Vec<(String, Option<(String, Value)>)>)> = vec![];
+                let mut groups: Vec<(PathBuf, Vec<(String, LoopItem)>)> = vec![];
                 for h in &active {
                     let hs = &hosts[h];
                     let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
@@ -723,7 +723,7 @@ fn run_list(
                         }
                     };
                     // Items become task vars of the included tasks.
-                    let mut by_item: Vec<(Option<(String, Value)>, Vec<String>)> = vec![];
+                    let mut by_item: Vec<(LoopItem, Vec<String>)> = vec![];
                     for (h, it) in members {
                         match by_item.iter_mut().find(|(i, _)| *i == it) {
                             Some((_, v)) => v.push(h),
@@ -1688,14 +1688,7 @@ fn run_one(
                 let mut delegated;
                 let t: Result<&mut dyn Transport, TransportError> = match delegate.as_deref() {
                     Some(d) if d == "localhost" || d == "127.0.0.1" && d != hs.name => {
-                        if pc.inv.all_hosts().iter().any(|h| h == "localhost")
-                            && d == "localhost"
-                            && hs.name != "localhost"
-                        {
-                            hr.delegated_to = Some(d.to_string());
-                        } else {
-                            hr.delegated_to = Some(d.to_string());
-                        }
+                        hr.delegated_to = Some(d.to_string());
                         local = LocalTransport::new(d);
                         Ok(&mut local as &mut dyn Transport)
                     }
@@ -2139,3 +2132,6 @@ fn run_handler(
         }
     }
 }
+
+/// One loop item of an include: the loop variable name and its value.
+type LoopItem = Option<(String, Value)>;

@@ -735,8 +735,7 @@ impl Loader {
             let key = k.key_string();
             let kloc = loc_of(file, k);
             let j = v.to_json();
-            if key.starts_with("with_") {
-                let lookup = &key[5..];
+            if let Some(lookup) = key.strip_prefix("with_") {
                 if ![
                     "items",
                     "list",
@@ -841,13 +840,10 @@ impl Loader {
                 continue;
             }
             if canonical_module(&key).is_some() {
-                if action.is_some() {
+                if let Some((prev, _)) = &action {
                     return Err(invalid(
                         &kloc,
-                        format!(
-                            "conflicting action statements: '{key}' and '{}'",
-                            action.unwrap().0
-                        ),
+                        format!("conflicting action statements: '{key}' and '{}'", prev),
                     ));
                 }
                 action = Some((key, v.clone()));
@@ -1039,7 +1035,7 @@ impl Loader {
         params: Map<String, Value>,
         tasks_from: Option<&str>,
         loc: &Loc,
-    ) -> Result<(Arc<RoleCtx>, Vec<Task>, Vec<Task>), LoadError> {
+    ) -> Result<RoleLoad, LoadError> {
         let cands = [self.pb_dir.join("roles").join(name), self.pb_dir.join(name)];
         let Some(path) = cands.iter().find(|p| p.is_dir()) else {
             return Err(invalid(
@@ -1301,6 +1297,9 @@ impl Playbook {
         .load_task_file(path, role)
     }
 }
+
+/// A loaded role: its context, its tasks and its handlers.
+type RoleLoad = (Arc<RoleCtx>, Vec<Task>, Vec<Task>);
 
 #[cfg(test)]
 mod tests {

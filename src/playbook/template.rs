@@ -719,7 +719,7 @@ pub fn py_repl(r: &str) -> String {
 fn py_regex(pat: &str, kw: &Kwargs) -> Result<regex::Regex, JError> {
     let icase: Option<bool> = kw.get("ignorecase").ok().flatten();
     let multi: Option<bool> = kw.get("multiline").ok().flatten();
-    let mut b = regex::RegexBuilder::new(&pat.replace("(?P<", "(?P<"));
+    let mut b = regex::RegexBuilder::new(pat);
     b.case_insensitive(icase.unwrap_or(false))
         .multi_line(multi.unwrap_or(false));
     b.build()
@@ -1126,7 +1126,7 @@ fn t_search(v: String, pat: String, kw: Kwargs) -> Result<bool, JError> {
 }
 
 fn version_key(s: &str) -> Vec<(u64, String)> {
-    s.split(|c: char| c == '.' || c == '-' || c == '+')
+    s.split(['.', '-', '+'])
         .map(|p| {
             let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
             (digits.parse().unwrap_or(0), p[digits.len()..].to_string())

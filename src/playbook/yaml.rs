@@ -186,8 +186,8 @@ fn construct_int(s: &str) -> Option<i64> {
         i64::from_str_radix(b, 2).ok()?
     } else if let Some(h) = v.strip_prefix("0x") {
         i64::from_str_radix(h, 16).ok()?
-    } else if v.starts_with('0') {
-        i64::from_str_radix(&v[1..], 8).ok()?
+    } else if let Some(oct) = v.strip_prefix('0') {
+        i64::from_str_radix(oct, 8).ok()?
     } else if v.contains(':') {
         let mut n: i64 = 0;
         for part in v.split(':') {

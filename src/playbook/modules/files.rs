@@ -835,11 +835,6 @@ pub fn lineinfile(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         None if !create => fail(format!("Destination {path} does not exist !")),
         o => {
             let (new, msg, _) = lineinfile_apply(o.unwrap_or(""), a)?;
-            let msg = if o.is_none() && !msg.is_empty() {
-                msg
-            } else {
-                msg
-            };
             Ok(Some((new, msg)))
         }
     })
@@ -1070,13 +1065,7 @@ pub fn ini_apply(orig: &str, a: &Args) -> Result<(String, String), ModError> {
             }
             msg = "section and option added".into();
         } else if let Some(nl) = &new_line {
-            let mut hit = None;
-            for i in sec_start..sec_end {
-                if is_opt(&lines[i]) {
-                    hit = Some(i);
-                    break;
-                }
-            }
+            let hit = (sec_start..sec_end).find(|&i| is_opt(&lines[i]));
             match hit {
                 Some(i) => {
                     if lines[i] != *nl {
