@@ -56,6 +56,10 @@ run_pyinfra() {
 }
 
 have() { command -v "$1" >/dev/null 2>&1; }
+# The peers come from PyPI (ansible-core is also installed by scripts/deps.sh).
+have ansible-playbook || python3 -m pip install -q --disable-pip-version-check ansible-core
+have pyinfra || python3 -m pip install -q --disable-pip-version-check pyinfra
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); tasks: 60; darkport $("$DP" --version | cut -d' ' -f2)"
 have ansible-playbook && echo "   $(ansible-playbook --version | head -1)"
 have pyinfra && echo "   pyinfra $(pyinfra --version 2>&1 | tail -1 | sed 's/.*v//')"
