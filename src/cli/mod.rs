@@ -5,6 +5,7 @@ pub mod inventory;
 pub mod registry;
 pub mod run;
 pub mod sbom;
+pub mod site;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
@@ -47,6 +48,13 @@ pub enum Command {
     Licenses(sbom::LicensesArgs),
     /// Run an Ansible playbook against an inventory, agentless (like `ansible-playbook`).
     Run(run::RunArgs),
+    /// Install a bundle on a site: verify, preflight, push blobs, seed the site registry, run
+    /// the install playbook.
+    Install(site::InstallArgs),
+    /// Only the install checks: per node reachable, architecture, free space, lock, version.
+    Preflight(site::PreflightArgs),
+    /// Per node: reachable, product/version, bundle, registry up, migrations applied.
+    Status(site::StatusArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -8,6 +8,7 @@ mod keygen;
 mod registry;
 mod run;
 mod sbom;
+mod site;
 mod verify;
 
 use crate::cli::{Cli, Command};
@@ -25,5 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sbom(a) => sbom::run_sbom(a, cli.progress),
         Command::Licenses(a) => sbom::run_licenses(a, cli.progress),
         Command::Run(a) => run::run(a),
+        Command::Install(a) => site::install(a, cli.progress),
+        Command::Preflight(a) => site::preflight(a, cli.progress),
+        Command::Status(a) => site::status(a),
     }
 }

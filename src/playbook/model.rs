@@ -558,6 +558,9 @@ pub fn parse_kv(s: &str, free_form: bool) -> Map<String, Value> {
     ];
     let mut m = Map::new();
     let mut raw: Vec<String> = Vec::new();
+    // Free-form text (a shell script) keeps its own line breaks and spacing: only the option
+    // tokens are cut out of it, as Ansible does.
+    let mut free_text = s.to_string();
     for tok in split_args(s) {
         let kv = tok.find('=').and_then(|i| {
             let k = &tok[..i];
@@ -572,13 +575,23 @@ pub fn parse_kv(s: &str, free_form: bool) -> Map<String, Value> {
         });
         match kv {
             Some((k, v)) => {
+                if free_form {
+                    if let Some(i) = free_text.rfind(tok.as_str()) {
+                        free_text.replace_range(i..i + tok.len(), "");
+                    }
+                }
                 m.insert(k, Value::String(v));
             }
             None => raw.push(tok),
         }
     }
     if !raw.is_empty() {
-        m.insert("_raw_params".into(), Value::String(raw.join(" ")));
+        let text = if free_form && free_text.contains('\n') {
+            free_text.trim().to_string()
+        } else {
+            raw.join(" ")
+        };
+        m.insert("_raw_params".into(), Value::String(text));
     }
     m
 }

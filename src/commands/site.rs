@@ -1,0 +1,17 @@
+//! `darkport install | preflight | status`: thin wrappers over `ops::install`.
+
+use crate::cli::site::{InstallArgs, PreflightArgs, StatusArgs};
+use crate::ops::install;
+use crate::ui::ProgressMode;
+
+pub fn install(a: InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    install::install(&a, progress)
+}
+
+pub fn preflight(a: PreflightArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    install::preflight_only(&a, progress)
+}
+
+pub fn status(a: StatusArgs) -> anyhow::Result<i32> {
+    install::status(&a)
+}

@@ -1,0 +1,1336 @@
+//! `darkport install`, `preflight` and `status`: a verified bundle onto every node of a site.
+//!
+//! Order (each step only if the previous one succeeded everywhere it must):
+//! 1. open the bundle (signature first) and hash every member, before any node is contacted;
+//! 2. connect to every node (one session per host for the whole run) and preflight: reachable,
+//!    architecture, free space for what it lacks (+ margin), lock free, product/version;
+//! 3. lock every node; journal `install` in each node's `state.json`;
+//! 4. push: registry hosts receive exactly the blobs they lack (verified on arrival) and the
+//!    darkport binary; every node receives the signed manifest and the playbooks;
+//! 5. seed: TLS certificate from the site CA, tag index, `darkport registry serve` as a systemd
+//!    unit or a supervised process; wait until it answers `/v2/` over TLS;
+//! 6. trust: every node's runtimes trust the site CA (docker/podman `certs.d`, containerd
+//!    `hosts.toml`), no daemon restart;
+//! 7. run `playbooks/install.yml` from the bundle with `darkport_registry`/`darkport_images`;
+//! 8. record the installed version in each node's state, release the locks.
+//!
+//! A node that fails after preflight (down, full, ...) is reported and left out of the later
+//! steps; the others finish. A re-run resumes: what is on the nodes is not sent again.
+
+use crate::bundle::{Bundle, Manifest};
+use crate::cli::site::{BundleTrustArgs, InstallArgs, PreflightArgs, SiteArgs, StatusArgs};
+use crate::digest::Digest;
+use crate::inventory::Inventory;
+use crate::ops::push::{self, PushReport};
+use crate::playbook::engine::{self, Connector, HostSource, RunOptions};
+use crate::playbook::model::Playbook;
+use crate::registry::{tls, RepoIndex};
+use crate::state::{self, probe::NodeProbe, LockOwner, LockPolicy, NodeState};
+use crate::transport::{
+    self, shell_quote, ConnSpec, ConnectOpts, ExecOpts, ExecOutput, ReadSeek, Transport,
+    TransportError, UploadOpts, UploadReport,
+};
+use crate::ui::{bytes, site::SitePrinter, ProgressMode};
+use anyhow::{bail, Context};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Default `darkport_root`.
+pub const DEFAULT_ROOT: &str = "/var/lib/darkport";
+/// Default `darkport_registry_port`.
+pub const DEFAULT_REGISTRY_PORT: u16 = 5000;
+/// Free space kept on top of what a node needs: 64 MiB plus 10%.
+const MARGIN_FIXED: u64 = 64 << 20;
+
+/// A transport shared between the install flow and the playbook engine, so the whole run
+/// uses one SSH session per host.
+#[derive(Clone)]
+pub struct Shared {
+    name: String,
+    t: Arc<Mutex<Box<dyn Transport>>>,
+}
+
+impl Shared {
+    pub fn new(t: Box<dyn Transport>) -> Shared {
+        Shared {
+            name: t.host().to_string(),
+            t: Arc::new(Mutex::new(t)),
+        }
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Transport>> {
+        self.t.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Transport for Shared {
+    fn host(&self) -> &str {
+        &self.name
+    }
+    fn exec(&mut self, cmd: &str, opts: &ExecOpts) -> Result<ExecOutput, TransportError> {
+        self.lock().exec(cmd, opts)
+    }
+    fn upload(
+        &mut self,
+        src: &mut dyn ReadSeek,
+        size: u64,
+        dest: &str,
+        opts: &UploadOpts,
+    ) -> Result<UploadReport, TransportError> {
+        self.lock().upload(src, size, dest, opts)
+    }
+    fn download(&mut self, src: &str, dest: &mut dyn Write) -> Result<u64, TransportError> {
+        self.lock().download(src, dest)
+    }
+}
+
+/// One node of the run.
+pub struct Node {
+    pub name: String,
+    pub spec: ConnSpec,
+    pub root: String,
+    /// Serves the site registry (inventory group `registry`, default the first host).
+    pub registry: bool,
+    /// In the `--limit` selection (the install playbook runs here).
+    pub selected: bool,
+    /// `host:port` the registry on this node is reached at (registry hosts only).
+    pub registry_addr: String,
+    pub port: u16,
+    /// Extra names for the registry certificate (`darkport_registry_names`).
+    pub extra_names: Vec<String>,
+    /// Prefix of the runtime trust directories (`darkport_trust_root`, default `/`).
+    pub trust_root: String,
+    pub t: Option<Shared>,
+    pub probe: Option<NodeProbe>,
+    pub state: Option<NodeState>,
+    /// The first error that took this node out of the run.
+    pub error: Option<String>,
+    pub push: Option<PushReport>,
+}
+
+impl Node {
+    fn t(&self) -> Shared {
+        self.t.clone().expect("node without a transport")
+    }
+    fn alive(&self) -> bool {
+        self.t.is_some() && self.error.is_none()
+    }
+    fn fail(&mut self, e: impl std::fmt::Display) {
+        if self.error.is_none() {
+            self.error = Some(e.to_string());
+        }
+    }
+}
+
+/// Run `f` on every alive node (of those `pick` selects), at most `forks` at a time; an error
+/// takes that node out of the run.
+fn par<F>(nodes: &mut [Node], forks: usize, pick: impl Fn(&Node) -> bool, f: F)
+where
+    F: Fn(&mut Node) -> anyhow::Result<()> + Sync,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let cells: Vec<Mutex<&mut Node>> = nodes
+        .iter_mut()
+        .filter(|n| n.alive() && pick(n))
+        .map(Mutex::new)
+        .collect();
+    let next = AtomicUsize::new(0);
+    let workers = forks.max(1).min(cells.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= cells.len() {
+                    break;
+                }
+                let mut g = cells[i].lock().unwrap();
+                let n: &mut Node = &mut g;
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(n)));
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => n.fail(format!("{e:#}")),
+                    Err(_) => n.fail("internal error (panic)"),
+                }
+            });
+        }
+    });
+}
+
+fn var_str(vars: &Map<String, Value>, k: &str) -> Option<String> {
+    match vars.get(k)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    }
+}
+
+/// The site: inventory, nodes, connection options.
+pub struct Site {
+    pub inv: Inventory,
+    pub nodes: Vec<Node>,
+    pub copts: ConnectOpts,
+    pub forks: usize,
+    pub limit: Option<String>,
+}
+
+impl Site {
+    pub fn load(a: &SiteArgs) -> anyhow::Result<Site> {
+        let inv = Inventory::load(&a.inventory)?;
+        let all = inv.hosts();
+        if all.is_empty() {
+            bail!("the inventory has no hosts");
+        }
+        let selected: BTreeSet<String> = match &a.limit {
+            Some(l) => {
+                let s = inv.select_limited("all", Some(l))?.hosts;
+                if s.is_empty() {
+                    bail!("--limit {l:?} matches no host of the inventory");
+                }
+                s.into_iter().collect()
+            }
+            None => all.iter().cloned().collect(),
+        };
+        let mut registry: BTreeSet<String> = if inv.has_group("registry") {
+            inv.select("registry")?.into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        if registry.is_empty() {
+            registry.insert(all[0].clone());
+        }
+        let mut nodes = Vec::new();
+        for h in &all {
+            if !selected.contains(h) && !registry.contains(h) {
+                continue;
+            }
+            let vars = inv.host_vars(h);
+            let spec = ConnSpec::from_vars(h, &vars)?;
+            let root = var_str(&vars, "darkport_root").unwrap_or_else(|| DEFAULT_ROOT.into());
+            let port = match var_str(&vars, "darkport_registry_port") {
+                Some(p) => p.parse::<u16>().map_err(|_| {
+                    anyhow::anyhow!("host {h}: darkport_registry_port={p:?} is not a port number")
+                })?,
+                None => DEFAULT_REGISTRY_PORT,
+            };
+            let extra_names = var_str(&vars, "darkport_registry_names")
+                .map(|s| {
+                    s.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            nodes.push(Node {
+                name: h.clone(),
+                registry_addr: format!("{}:{port}", spec.host),
+                port,
+                spec,
+                root,
+                registry: registry.contains(h),
+                selected: selected.contains(h),
+                extra_names,
+                trust_root: var_str(&vars, "darkport_trust_root").unwrap_or_else(|| "/".into()),
+                t: None,
+                probe: None,
+                state: None,
+                error: None,
+                push: None,
+            });
+        }
+        let mut copts = ConnectOpts::default();
+        if let Some(k) = &a.known_hosts {
+            copts.known_hosts = k.clone();
+        }
+        copts.accept_new_host_keys = a.accept_new_host_keys;
+        Ok(Site {
+            inv,
+            nodes,
+            copts,
+            forks: a.forks.max(1),
+            limit: a.limit.clone(),
+        })
+    }
+
+    /// Open one session per node, in parallel; unreachable nodes get their error.
+    pub fn connect(&mut self) {
+        let specs: Vec<ConnSpec> = self.nodes.iter().map(|n| n.spec.clone()).collect();
+        let copts = &self.copts;
+        let res = transport::for_each_host(&specs, self.forks, |s| transport::connect(s, copts));
+        for (n, (_, r)) in self.nodes.iter_mut().zip(res) {
+            match r {
+                Ok(t) => n.t = Some(Shared::new(t)),
+                Err(e) => n.error = Some(e.to_string()),
+            }
+        }
+    }
+
+    fn registries(&self) -> Vec<&Node> {
+        self.nodes.iter().filter(|n| n.registry).collect()
+    }
+}
+
+fn open_bundle(b: &BundleTrustArgs, progress: ProgressMode) -> anyhow::Result<Bundle> {
+    let trust = crate::ops::trust::resolve(&b.pubkey, b.allow_unsigned)?;
+    let refuse = || {
+        format!(
+            "bundle {} refused: nothing was changed on any node",
+            b.bundle.display()
+        )
+    };
+    let bundle = Bundle::open(&b.bundle, &trust).with_context(refuse)?;
+    bundle
+        .verify_all(&crate::ui::bundle::BundleProgress::new(progress))
+        .with_context(refuse)?;
+    if bundle.signed_by().is_none() {
+        eprintln!(
+            "WARNING: {} is {} and is installed only because of --allow-unsigned",
+            b.bundle.display(),
+            if bundle.has_signature() {
+                "signed by an untrusted key"
+            } else {
+                "UNSIGNED"
+            }
+        );
+    }
+    Ok(bundle)
+}
+
+/// What the preflight found on one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct PreflightRow {
+    pub host: String,
+    pub registry: bool,
+    pub reachable: bool,
+    pub arch: Option<String>,
+    pub free_bytes: Option<u64>,
+    pub needed_bytes: u64,
+    pub missing_blobs: usize,
+    pub installed: Option<String>,
+    pub problems: Vec<String>,
+}
+
+fn self_exe() -> anyhow::Result<(PathBuf, Digest, u64)> {
+    let p = std::env::current_exe().context("locating the darkport binary")?;
+    let f = std::fs::File::open(&p).with_context(|| format!("reading {}", p.display()))?;
+    let size = f.metadata()?.len();
+    let (d, _) =
+        crate::digest::Digest::of_reader(f).with_context(|| format!("hashing {}", p.display()))?;
+    Ok((p, d, size))
+}
+
+fn remote_bin(root: &str, d: &Digest) -> String {
+    format!(
+        "{}/bin/darkport-{}",
+        root.trim_end_matches('/'),
+        &d.hex()[..16]
+    )
+}
+
+fn bundle_dir(root: &str, m: &Bundle) -> String {
+    format!("{}/bundles/{}", root.trim_end_matches('/'), m.id().hex())
+}
+
+/// Probe every alive node and check it can take this bundle.
+fn preflight(site: &mut Site, b: &Bundle, exe: &(PathBuf, Digest, u64)) -> Vec<PreflightRow> {
+    let m = b.manifest();
+    let playbook_bytes: u64 = m.playbooks.iter().map(|p| p.size).sum::<u64>() + 64 * 1024;
+    par(
+        &mut site.nodes,
+        site.forks,
+        |_| true,
+        |n| {
+            let mut t = n.t();
+            n.probe = Some(state::probe::probe(&mut t, &n.root)?);
+            n.state = state::read(&mut t, &n.root)?;
+            Ok(())
+        },
+    );
+    let mut rows = Vec::new();
+    for n in &site.nodes {
+        let mut row = PreflightRow {
+            host: n.name.clone(),
+            registry: n.registry,
+            reachable: n.t.is_some(),
+            arch: None,
+            free_bytes: None,
+            needed_bytes: 0,
+            missing_blobs: 0,
+            installed: None,
+            problems: Vec::new(),
+        };
+        if let Some(e) = &n.error {
+            row.problems.push(e.clone());
+        }
+        if let (Some(p), true) = (&n.probe, n.error.is_none()) {
+            row.arch = Some(p.arch.clone());
+            row.free_bytes = Some(p.free_bytes);
+            let plat = format!("linux/{}", p.arch);
+            if !m
+                .platforms
+                .iter()
+                .any(|x| x == &plat || x.starts_with(&format!("{plat}/")))
+            {
+                row.problems.push(format!(
+                    "architecture {} ({}) is not among the bundle's platforms {}",
+                    p.arch,
+                    p.machine,
+                    m.platforms.join(", ")
+                ));
+            }
+            let mut need = playbook_bytes + b.manifest().to_bytes().len() as u64;
+            if n.registry {
+                let mut absent_base = 0;
+                for be in &m.blobs {
+                    if p.blobs.contains(&be.digest) {
+                        continue;
+                    }
+                    if be.present {
+                        need += be.size;
+                        row.missing_blobs += 1;
+                    } else {
+                        absent_base += 1;
+                    }
+                }
+                if absent_base > 0 {
+                    row.problems.push(format!(
+                        "delta bundle: {absent_base} blob(s) of its base bundle are not on this registry host; install the base bundle first"
+                    ));
+                }
+                need += exe.2;
+            }
+            row.needed_bytes = need;
+            let want = need + need / 10 + MARGIN_FIXED;
+            if p.free_bytes < want {
+                row.problems.push(format!(
+                    "not enough free space under {}: {} free, {} needed ({} + margin)",
+                    n.root,
+                    bytes(p.free_bytes),
+                    bytes(want),
+                    bytes(need)
+                ));
+            }
+        }
+        if let Some(st) = &n.state {
+            if let (Some(prod), Some(v)) = (&st.product, &st.version) {
+                row.installed = Some(format!("{prod} {v}"));
+                if prod != &m.product {
+                    row.problems
+                        .push(format!("another product is installed here: {prod} {v}"));
+                } else if v != &m.version {
+                    row.problems.push(format!(
+                        "{prod} {v} is installed; use `darkport upgrade` to move to {}",
+                        m.version
+                    ));
+                }
+            }
+            if let Some(op) = &st.operation {
+                if !(op.action == "install" && op.bundle_digest == b.id()) {
+                    row.problems.push(format!(
+                        "an unfinished {} to {} is in progress since {}",
+                        op.action, op.to, op.started_at
+                    ));
+                }
+            }
+        }
+        rows.push(row);
+    }
+    // The lock: reported by preflight, taken by install.
+    par(
+        &mut site.nodes,
+        site.forks,
+        |_| true,
+        |n| {
+            let mut t = n.t();
+            let q = shell_quote(&format!("{}/lock/owner", n.root.trim_end_matches('/')));
+            let out = t.exec(
+                &format!("cat {q} 2>/dev/null || true"),
+                &ExecOpts::default(),
+            )?;
+            if let Ok(o) = serde_json::from_slice::<LockOwner>(&out.stdout) {
+                if !o.is_stale_here() {
+                    anyhow::bail!("the site lock is held by {o}");
+                }
+            }
+            Ok(())
+        },
+    );
+    for (row, n) in rows.iter_mut().zip(&site.nodes) {
+        if let Some(e) = &n.error {
+            if !row.problems.contains(e) {
+                row.problems.push(e.clone());
+            }
+        }
+    }
+    rows
+}
+
+pub fn preflight_only(a: &PreflightArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    let b = open_bundle(&a.bundle, progress)?;
+    let exe = self_exe()?;
+    let mut site = Site::load(&a.site)?;
+    site.connect();
+    let rows = preflight(&mut site, &b, &exe);
+    let ok = rows.iter().all(|r| r.problems.is_empty());
+    if a.site.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"ok": ok, "bundle": b.id(), "nodes": rows}))?
+        );
+    } else {
+        crate::ui::site::print_preflight(&rows);
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// Per-node result of an install.
+#[derive(Debug, Serialize)]
+pub struct NodeResult {
+    pub host: String,
+    pub registry: bool,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub push: Option<PushReport>,
+}
+
+fn write_state(n: &mut Node) -> anyhow::Result<()> {
+    let mut t = n.t();
+    let st = n.state.as_ref().expect("state");
+    state::write(&mut t, &n.root, st)?;
+    Ok(())
+}
+
+fn step<F>(n: &mut Node, name: &str, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(&mut Node) -> anyhow::Result<()>,
+{
+    n.state.as_mut().unwrap().begin_step(name);
+    write_state(n)?;
+    f(n)?;
+    n.state.as_mut().unwrap().finish_step(name);
+    write_state(n)
+}
+
+fn become_for(n: &Node) -> Option<transport::Become> {
+    if n.spec.become_default || n.spec.user != "root" {
+        Some(n.spec.become_.clone())
+    } else {
+        None
+    }
+}
+
+fn run_ok(
+    t: &mut Shared,
+    host: &str,
+    what: &str,
+    script: &str,
+    opts: &ExecOpts,
+) -> anyhow::Result<String> {
+    let out = t.exec(script, opts)?;
+    if !out.success() {
+        bail!(
+            "{what} on {host} failed (exit {}): {}",
+            out.exit_code,
+            out.stderr_str().trim()
+        );
+    }
+    Ok(out.stdout_str())
+}
+
+/// Upload small files (name → bytes) to `dir` unless a `.complete` marker says they are there.
+fn put_files(n: &Node, dir: &str, files: &[(String, Vec<u8>, u32)]) -> anyhow::Result<()> {
+    let mut t = n.t();
+    let marker = format!("{dir}/.complete");
+    let out = t.exec(
+        &format!("test -f {}", shell_quote(&marker)),
+        &ExecOpts::default(),
+    )?;
+    if out.success() {
+        return Ok(());
+    }
+    for (rel, data, mode) in files {
+        state::write_atomic(&mut t, &format!("{dir}/{rel}"), data, *mode)?;
+    }
+    state::write_atomic(&mut t, &marker, b"", 0o644)?;
+    Ok(())
+}
+
+pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    let pr = SitePrinter::new(if a.site.json {
+        ProgressMode::Quiet
+    } else {
+        progress
+    });
+    let started = Instant::now();
+    // 1. The bundle, completely checked, before any node is contacted.
+    let b = open_bundle(
+        &a.bundle,
+        if a.site.json {
+            ProgressMode::Quiet
+        } else {
+            progress
+        },
+    )?;
+    let m = b.manifest().clone();
+    let extra_vars = crate::ops::run::parse_extra_vars(&a.extra_vars)?;
+    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+    let pbdir = tmp.path().join("playbooks");
+    b.extract_playbooks(&pbdir)?;
+    let install_yml = pbdir.join("install.yml");
+    let playbook = if install_yml.exists() {
+        Some(Playbook::load(&install_yml)?)
+    } else {
+        None
+    };
+    pr.line(&format!(
+        "bundle {} {} ({}) verified{}",
+        m.product,
+        m.version,
+        b.id().short(),
+        b.signed_by()
+            .map(|k| format!(", signed by {k}"))
+            .unwrap_or_default()
+    ));
+    let exe = self_exe()?;
+    let mut site = Site::load(&a.site)?;
+    let ca_dir = a.ca_dir.clone().unwrap_or_else(|| default_ca_dir(&a.site));
+
+    // 2. Connect and preflight: any problem stops here, before anything changes.
+    site.connect();
+    let rows = preflight(&mut site, &b, &exe);
+    if rows.iter().any(|r| !r.problems.is_empty()) {
+        if a.site.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"ok": false, "phase": "preflight", "nodes": rows})
+                )?
+            );
+        } else {
+            crate::ui::site::print_preflight(&rows);
+        }
+        bail!("preflight failed: nothing was changed on any node");
+    }
+    pr.line(&format!("preflight ok on {} node(s)", site.nodes.len()));
+
+    // 3. Lock every node (sorted order), then journal the operation.
+    let me = LockOwner::this_process("install");
+    let mut locked = Vec::new();
+    for n in site.nodes.iter_mut() {
+        let mut t = n.t();
+        match state::lock(&mut t, &n.root, &me, LockPolicy::TakeOverStale) {
+            Ok(_) => locked.push(n.name.clone()),
+            Err(e) => {
+                let msg = e.to_string();
+                unlock_all(&mut site, &me);
+                bail!("cannot take the site lock: {msg}; nothing was changed");
+            }
+        }
+    }
+    let result = install_locked(
+        &mut site,
+        &b,
+        &m,
+        &exe,
+        &ca_dir,
+        playbook.as_ref(),
+        extra_vars,
+        &pr,
+    );
+    unlock_all(&mut site, &me);
+    let results: Vec<NodeResult> = site
+        .nodes
+        .iter()
+        .map(|n| NodeResult {
+            host: n.name.clone(),
+            registry: n.registry,
+            ok: n.error.is_none(),
+            error: n.error.clone(),
+            push: n.push.clone(),
+        })
+        .collect();
+    let ok = result.is_ok() && results.iter().all(|r| r.ok);
+    if a.site.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "ok": ok,
+                "product": m.product,
+                "version": m.version,
+                "bundle_id": b.id(),
+                "seconds": started.elapsed().as_secs_f64(),
+                "nodes": results,
+                "error": result.as_ref().err().map(|e| format!("{e:#}")),
+            }))?
+        );
+    } else {
+        crate::ui::site::print_install(&results, started.elapsed());
+    }
+    result?;
+    if !ok {
+        bail!("install of {} {} did not finish on every node; fix the nodes above and run the same command again (it resumes)", m.product, m.version);
+    }
+    Ok(0)
+}
+
+fn unlock_all(site: &mut Site, me: &LockOwner) {
+    for n in site.nodes.iter_mut() {
+        if let Some(t) = &n.t {
+            let mut t = t.clone();
+            let _ = state::unlock(&mut t, &n.root, me);
+        }
+    }
+}
+
+fn default_ca_dir(a: &SiteArgs) -> PathBuf {
+    a.inventory
+        .first()
+        .and_then(|p| p.parent())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."))
+        .join("darkport-ca")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn install_locked(
+    site: &mut Site,
+    b: &Bundle,
+    m: &Manifest,
+    exe: &(PathBuf, Digest, u64),
+    ca_dir: &Path,
+    playbook: Option<&Playbook>,
+    extra_vars: Map<String, Value>,
+    pr: &SitePrinter,
+) -> anyhow::Result<()> {
+    let forks = site.forks;
+    // Journal.
+    par(
+        &mut site.nodes,
+        forks,
+        |_| true,
+        |n| {
+            let st = n.state.get_or_insert_with(NodeState::new);
+            st.begin_operation("install", &m.version, b.id())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            write_state(n)
+        },
+    );
+
+    // 4. Push.
+    let wanted: BTreeSet<Digest> = m
+        .blobs
+        .iter()
+        .filter(|x| x.present)
+        .map(|x| x.digest)
+        .collect();
+    let mut files: Vec<(String, Vec<u8>, u32)> =
+        vec![("darkport.json".into(), m.to_bytes(), 0o644)];
+    if let Some(sig) = b.member(crate::bundle::SIGNATURE_NAME) {
+        files.push((
+            "darkport.json.minisig".into(),
+            b.read_member(sig, 1 << 20)?,
+            0o644,
+        ));
+    }
+    for p in &m.playbooks {
+        let mem = b.playbook(&p.path).context("playbook member")?;
+        files.push((
+            format!("playbooks/{}", p.path),
+            b.read_member(mem, 64 << 20)?,
+            p.mode,
+        ));
+    }
+    let prog = pr.push_progress(
+        site.nodes
+            .iter()
+            .filter(|n| n.registry && n.alive())
+            .map(|n| {
+                n.probe
+                    .as_ref()
+                    .map(|p| {
+                        m.blobs
+                            .iter()
+                            .filter(|x| x.present && !p.blobs.contains(&x.digest))
+                            .map(|x| x.size)
+                            .sum::<u64>()
+                    })
+                    .unwrap_or(0)
+            })
+            .sum(),
+    );
+    par(
+        &mut site.nodes,
+        forks,
+        |_| true,
+        |n| {
+            step(n, "push", |n| {
+                let mut t = n.t();
+                if n.registry {
+                    let present = n
+                        .probe
+                        .as_ref()
+                        .map(|p| p.blobs.clone())
+                        .unwrap_or_default();
+                    let r = push::push_missing(&mut t, &n.root, &wanted, &present, b, &prog)?;
+                    n.push = Some(r);
+                    let bin = remote_bin(&n.root, &exe.1);
+                    if !t
+                        .exec(
+                            &format!("test -x {}", shell_quote(&bin)),
+                            &ExecOpts::default(),
+                        )?
+                        .success()
+                    {
+                        let mut f = std::fs::File::open(&exe.0)?;
+                        t.upload(
+                            &mut f,
+                            exe.2,
+                            &bin,
+                            &UploadOpts {
+                                mode: Some(0o755),
+                                sha256: Some(exe.1),
+                                become_: None,
+                            },
+                        )?;
+                    }
+                }
+                put_files(n, &bundle_dir(&n.root, b), &files)
+            })
+        },
+    );
+    prog.finish();
+    if let Some(n) = site.nodes.iter().find(|n| n.registry && n.error.is_some()) {
+        bail!(
+            "push to registry host {} failed: {}",
+            n.name,
+            n.error.as_deref().unwrap_or("")
+        );
+    }
+    pr.line("push done");
+
+    // 5. Seed: certificates from the site CA, tag index, the registry service.
+    let ca = tls::init_ca(ca_dir, "darkport site CA")
+        .with_context(|| format!("creating or opening the site CA in {}", ca_dir.display()))?;
+    if ca.created {
+        pr.line(&format!(
+            "created the site CA in {} (keep it and back it up)",
+            ca_dir.display()
+        ));
+    }
+    let ca_pem = std::fs::read(&ca.cert)?;
+    let certs_tmp = tempfile::tempdir()?;
+    par(
+        &mut site.nodes,
+        forks,
+        |n| n.registry,
+        |n| {
+            step(n, "seed", |n| {
+                seed(n, b, m, exe, ca_dir, &ca_pem, certs_tmp.path())
+            })
+        },
+    );
+    if let Some(n) = site.nodes.iter().find(|n| n.registry && n.error.is_some()) {
+        bail!(
+            "seeding the registry on {} failed: {}",
+            n.name,
+            n.error.as_deref().unwrap_or("")
+        );
+    }
+    let registries: Vec<String> = site
+        .registries()
+        .iter()
+        .map(|n| n.registry_addr.clone())
+        .collect();
+    pr.line(&format!("site registry up at {}", registries.join(", ")));
+
+    // 6. Runtime trust on every node.
+    par(
+        &mut site.nodes,
+        forks,
+        |_| true,
+        |n| step(n, "trust", |n| trust(n, &registries, &ca_pem)),
+    );
+
+    // 7. The install playbook, on the selected nodes still in the run.
+    let primary = registries[0].clone();
+    let images: Map<String, Value> = m
+        .images
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                Value::String(format!("{primary}/{}", i.name)),
+            )
+        })
+        .collect();
+    let digests: Map<String, Value> = m
+        .images
+        .iter()
+        .map(|i| (i.name.clone(), Value::String(i.digest.to_string())))
+        .collect();
+    let mut vars = Map::new();
+    vars.insert("darkport_product".into(), json!(m.product));
+    vars.insert("darkport_version".into(), json!(m.version));
+    vars.insert("darkport_bundle_id".into(), json!(b.id().to_string()));
+    vars.insert("darkport_registry".into(), json!(primary));
+    vars.insert("darkport_registries".into(), json!(registries));
+    vars.insert("darkport_images".into(), Value::Object(images));
+    vars.insert("darkport_image_digests".into(), Value::Object(digests));
+    vars.extend(extra_vars);
+    if let Some(pb) = playbook {
+        let run_on: Vec<String> = site
+            .nodes
+            .iter()
+            .filter(|n| n.selected && n.alive())
+            .map(|n| n.name.clone())
+            .collect();
+        par(
+            &mut site.nodes,
+            forks,
+            |n| n.selected,
+            |n| {
+                n.state.as_mut().unwrap().begin_step("playbook");
+                write_state(n)
+            },
+        );
+        pr.line("running install.yml");
+        let pool: BTreeMap<String, Shared> = site
+            .nodes
+            .iter()
+            .filter_map(|n| n.t.clone().map(|t| (n.name.clone(), t)))
+            .collect();
+        let hs = Hosts {
+            inv: &site.inv,
+            hosts: run_on.clone(),
+        };
+        let conn = Pool {
+            pool,
+            opts: site.copts.clone(),
+        };
+        let opts = RunOptions {
+            extra_vars: vars,
+            forks,
+            ..Default::default()
+        };
+        let printer = crate::ui::playbook::PlaybookPrinter::new(false, Box::new(std::io::stderr()));
+        let summary = engine::run(pb, &hs, &conn, &opts, &printer);
+        for n in site.nodes.iter_mut().filter(|n| n.selected && n.alive()) {
+            if let Some(s) = summary.stats.get(&n.name) {
+                if s.unreachable > 0 {
+                    n.fail(format!("{} became unreachable during install.yml", n.name));
+                } else if s.failed > 0 {
+                    n.fail(format!("install.yml failed on {}", n.name));
+                }
+            }
+        }
+        par(
+            &mut site.nodes,
+            forks,
+            |n| n.selected,
+            |n| {
+                n.state.as_mut().unwrap().finish_step("playbook");
+                write_state(n)
+            },
+        );
+    }
+
+    // 8. Done: the version is recorded only where everything finished.
+    par(
+        &mut site.nodes,
+        forks,
+        |n| n.selected || n.registry,
+        |n| {
+            n.state.as_mut().unwrap().complete_operation(&m.product);
+            write_state(n)
+        },
+    );
+    Ok(())
+}
+
+/// The engine's hosts: the inventory restricted to the nodes still in the run.
+struct Hosts<'a> {
+    inv: &'a Inventory,
+    hosts: Vec<String>,
+}
+
+impl HostSource for Hosts<'_> {
+    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
+        self.inv
+            .select(pattern)
+            .map(|v| v.into_iter().filter(|h| self.hosts.contains(h)).collect())
+            .map_err(|e| e.to_string())
+    }
+    fn host_vars(&self, host: &str) -> Map<String, Value> {
+        self.inv.host_vars(host)
+    }
+    fn groups(&self) -> BTreeMap<String, Vec<String>> {
+        self.inv.groups()
+    }
+    fn group_names(&self, host: &str) -> Vec<String> {
+        self.inv.group_names(host)
+    }
+    fn all_hosts(&self) -> Vec<String> {
+        self.inv.hosts()
+    }
+}
+
+/// Hands the engine the sessions the install already has open.
+struct Pool {
+    pool: BTreeMap<String, Shared>,
+    opts: ConnectOpts,
+}
+
+impl Connector for Pool {
+    fn connect(
+        &self,
+        host: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<Box<dyn Transport>, TransportError> {
+        if let Some(t) = self.pool.get(host) {
+            return Ok(Box::new(t.clone()));
+        }
+        let spec = ConnSpec::from_vars(host, vars)?;
+        transport::connect(&spec, &self.opts)
+    }
+}
+
+fn seed(
+    n: &mut Node,
+    b: &Bundle,
+    m: &Manifest,
+    exe: &(PathBuf, Digest, u64),
+    ca_dir: &Path,
+    ca_pem: &[u8],
+    tmp: &Path,
+) -> anyhow::Result<()> {
+    let mut t = n.t();
+    let root = n.root.trim_end_matches('/').to_string();
+    let tlsdir = format!("{root}/registry/tls");
+    // Certificate: kept while it was issued by this CA for the same names.
+    let mut names = vec![n.spec.host.clone(), n.name.clone()];
+    names.extend(n.extra_names.iter().cloned());
+    names.dedup();
+    let names_line = names.join(",");
+    let cur = t.exec(
+        &format!("cat {0}/ca.crt {0}/names 2>/dev/null", shell_quote(&tlsdir)),
+        &ExecOpts::default(),
+    )?;
+    let mut want = ca_pem.to_vec();
+    want.extend_from_slice(names_line.as_bytes());
+    let mut restart = false;
+    if cur.stdout != want {
+        let out = tmp.join(&n.name);
+        let info = tls::issue_server_cert(ca_dir, &names, &out)?;
+        state::write_atomic(
+            &mut t,
+            &format!("{tlsdir}/server.key"),
+            &std::fs::read(&info.key)?,
+            0o600,
+        )?;
+        state::write_atomic(
+            &mut t,
+            &format!("{tlsdir}/server.crt"),
+            &std::fs::read(&info.cert)?,
+            0o644,
+        )?;
+        state::write_atomic(&mut t, &format!("{tlsdir}/ca.crt"), ca_pem, 0o644)?;
+        state::write_atomic(
+            &mut t,
+            &format!("{tlsdir}/names"),
+            names_line.as_bytes(),
+            0o644,
+        )?;
+        restart = true;
+    }
+    // Tag index: merged with what is there (an earlier version's tags stay servable).
+    let idx_path = format!("{root}/registry/repositories.json");
+    let cur = t.exec(
+        &format!("cat {} 2>/dev/null", shell_quote(&idx_path)),
+        &ExecOpts::default(),
+    )?;
+    let mut idx = if cur.stdout.is_empty() {
+        RepoIndex::default()
+    } else {
+        RepoIndex::parse(&cur.stdout, Path::new(&idx_path))
+            .with_context(|| format!("reading {idx_path} on {}", n.name))?
+    };
+    let before = idx.clone();
+    for i in &m.images {
+        let (repo, tag) = match i.name.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, t),
+            _ => (i.name.as_str(), "latest"),
+        };
+        idx.set_tag(repo, tag, i.digest, &i.media_type);
+    }
+    if idx != before || cur.stdout.is_empty() {
+        let data = idx
+            .to_bytes()
+            .map_err(|e| anyhow::anyhow!("tag index: {e}"))?;
+        state::write_atomic(&mut t, &idx_path, &data, 0o644)?;
+    }
+    // The service.
+    let bin = remote_bin(&root, &exe.1);
+    let listen = match n.spec.host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", n.port),
+        Ok(ip) => format!("{ip}:{}", n.port),
+        Err(_) => format!("0.0.0.0:{}", n.port),
+    };
+    let cmdline = format!(
+        "{} registry serve --root {} --listen {} --tls-cert {tlsdir}/server.crt --tls-key {tlsdir}/server.key --progress plain",
+        shell_quote(&bin),
+        shell_quote(&root),
+        listen
+    );
+    let systemd = n.probe.as_ref().map(|p| p.systemd).unwrap_or(false);
+    let script = if systemd {
+        format!(
+            r#"set -e
+u=/etc/systemd/system/darkport-registry.service
+new=$(mktemp)
+cat > "$new" <<'EOF'
+[Unit]
+Description=darkport site registry (pull-only OCI registry from {root})
+After=network-online.target
+[Service]
+ExecStart={cmdline}
+Restart=always
+RestartSec=1
+[Install]
+WantedBy=multi-user.target
+EOF
+if ! cmp -s "$new" "$u"; then mv "$new" "$u"; systemctl daemon-reload; systemctl enable darkport-registry >/dev/null 2>&1; systemctl restart darkport-registry; else rm -f "$new"; fi
+{restart_cmd}
+systemctl start darkport-registry
+"#,
+            restart_cmd = if restart {
+                "systemctl restart darkport-registry"
+            } else {
+                ""
+            }
+        )
+    } else {
+        // Supervised: a shell loop restarts the server when it exits; its command line is
+        // kept beside it so a changed configuration restarts it.
+        format!(
+            r#"set -e
+d={reg}
+mkdir -p "$d"
+cat > "$d/supervise.sh.new" <<'EOF'
+#!/bin/sh
+# darkport site registry, supervised: restarted one second after it exits.
+while :; do
+  {cmdline} >> {reg}/serve.log 2>&1
+  sleep 1
+done
+EOF
+pid=$(cat "$d/supervise.pid" 2>/dev/null || true)
+running=0
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then running=1; fi
+if [ $running = 1 ] && cmp -s "$d/supervise.sh.new" "$d/supervise.sh" && [ {restart} = 0 ]; then
+  rm -f "$d/supervise.sh.new"; exit 0
+fi
+if [ $running = 1 ]; then kill -TERM -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; sleep 0.3; fi
+mv "$d/supervise.sh.new" "$d/supervise.sh"; chmod 755 "$d/supervise.sh"
+setsid sh "$d/supervise.sh" </dev/null >/dev/null 2>&1 &
+echo $! > "$d/supervise.pid"
+"#,
+            reg = shell_quote(&format!("{root}/registry")),
+            restart = if restart { 1 } else { 0 }
+        )
+    };
+    run_ok(
+        &mut t,
+        &n.name,
+        "starting the registry",
+        &script,
+        &ExecOpts {
+            become_: if systemd { become_for(n) } else { None },
+            ..Default::default()
+        },
+    )?;
+    wait_registry(&n.registry_addr, ca_pem, Duration::from_secs(20)).with_context(|| {
+        format!(
+            "the registry on {} does not answer at https://{}/v2/",
+            n.name, n.registry_addr
+        )
+    })?;
+    let _ = b;
+    Ok(())
+}
+
+/// GET /v2/ over TLS trusting only the site CA; Ok when it answers 200 or 401.
+pub fn check_registry(addr: &str, ca_pem: &[u8], timeout: Duration) -> anyhow::Result<u16> {
+    use std::io::Read;
+    use std::net::ToSocketAddrs;
+    let sa = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {addr}"))?;
+    let tcp = std::net::TcpStream::connect_timeout(&sa, timeout)?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.set_write_timeout(Some(timeout))?;
+    let ca = native_tls::Certificate::from_pem(ca_pem)?;
+    let conn = native_tls::TlsConnector::builder()
+        .add_root_certificate(ca)
+        .disable_built_in_roots(true)
+        .build()?;
+    let host = addr
+        .rsplit_once(':')
+        .map(|x| x.0)
+        .unwrap_or(addr)
+        .trim_matches(['[', ']']);
+    let mut s = conn
+        .connect(host, tcp)
+        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+    write!(
+        s,
+        "GET /v2/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    let _ = s.take(4096).read_to_end(&mut buf);
+    let head = String::from_utf8_lossy(&buf);
+    let code: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP answer"))?;
+    if code == 200 || code == 401 {
+        Ok(code)
+    } else {
+        bail!("GET /v2/ answered {code}")
+    }
+}
+
+fn wait_registry(addr: &str, ca_pem: &[u8], total: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + total;
+    loop {
+        match check_registry(addr, ca_pem, Duration::from_secs(3)) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Make every runtime on the node trust the site CA for each registry address.
+fn trust(n: &mut Node, registries: &[String], ca_pem: &[u8]) -> anyhow::Result<()> {
+    let mut t = n.t();
+    let pre = n.trust_root.trim_end_matches('/');
+    let mut script = String::from("set -e\n");
+    for r in registries {
+        for d in [
+            "etc/docker/certs.d",
+            "etc/containers/certs.d",
+            "etc/containerd/certs.d",
+        ] {
+            let dir = shell_quote(&format!("{pre}/{d}/{r}"));
+            script.push_str(&format!(
+                "mkdir -p {dir}; printf '%s' \"$CA\" > {dir}/ca.crt.tmp; mv -f {dir}/ca.crt.tmp {dir}/ca.crt\n"
+            ));
+        }
+        let dir = format!("{pre}/etc/containerd/certs.d/{r}");
+        let toml = format!(
+            "# written by darkport: the site registry\nserver = \"https://{r}\"\n\n[host.\"https://{r}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{dir}/ca.crt\"\n"
+        );
+        script.push_str(&format!(
+            "printf '%s' {} > {q}/hosts.toml.tmp; mv -f {q}/hosts.toml.tmp {q}/hosts.toml\n",
+            shell_quote(&toml),
+            q = shell_quote(&dir)
+        ));
+    }
+    run_ok(
+        &mut t,
+        &n.name,
+        "installing the site CA for the container runtimes",
+        &script,
+        &ExecOpts {
+            env: vec![("CA".into(), String::from_utf8_lossy(ca_pem).into_owned())],
+            become_: become_for(n),
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// `darkport status`: one row per node.
+#[derive(Debug, Serialize)]
+pub struct StatusRow {
+    pub host: String,
+    pub reachable: bool,
+    pub error: Option<String>,
+    pub product: Option<String>,
+    pub version: Option<String>,
+    pub bundle_digest: Option<Digest>,
+    pub installed_at: Option<String>,
+    pub operation: Option<String>,
+    pub migrations: Vec<String>,
+    pub registry: Option<String>,
+}
+
+pub fn status(a: &StatusArgs) -> anyhow::Result<i32> {
+    let mut site = Site::load(&a.site)?;
+    site.connect();
+    let ca_dir = a.ca_dir.clone().unwrap_or_else(|| default_ca_dir(&a.site));
+    let ca_pem = std::fs::read(ca_dir.join(tls::CA_CERT)).ok();
+    par(
+        &mut site.nodes,
+        site.forks,
+        |_| true,
+        |n| {
+            let mut t = n.t();
+            n.state = state::read(&mut t, &n.root)?;
+            Ok(())
+        },
+    );
+    let rows: Vec<StatusRow> = site
+        .nodes
+        .iter()
+        .map(|n| {
+            let st = n.state.as_ref();
+            StatusRow {
+                host: n.name.clone(),
+                reachable: n.t.is_some(),
+                error: n.error.clone(),
+                product: st.and_then(|s| s.product.clone()),
+                version: st.and_then(|s| s.version.clone()),
+                bundle_digest: st.and_then(|s| s.bundle_digest),
+                installed_at: st.and_then(|s| s.installed_at.clone()),
+                operation: st
+                    .and_then(|s| s.operation.as_ref())
+                    .map(|o| format!("unfinished {} to {} since {}", o.action, o.to, o.started_at)),
+                migrations: st
+                    .map(|s| s.migrations.iter().map(|m| m.id.clone()).collect())
+                    .unwrap_or_default(),
+                registry: n.registry.then(|| match (&ca_pem, n.t.is_some()) {
+                    (Some(ca), true) => {
+                        match check_registry(&n.registry_addr, ca, Duration::from_secs(3)) {
+                            Ok(_) => format!("up at {}", n.registry_addr),
+                            Err(e) => format!("DOWN at {}: {e}", n.registry_addr),
+                        }
+                    }
+                    (None, _) => format!("unknown (no site CA in {})", ca_dir.display()),
+                    (_, false) => "unknown (host unreachable)".into(),
+                }),
+            }
+        })
+        .collect();
+    let ok = rows.iter().all(|r| r.reachable && r.error.is_none());
+    if a.site.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"ok": ok, "nodes": rows}))?
+        );
+    } else {
+        crate::ui::site::print_status(&rows);
+    }
+    Ok(if ok { 0 } else { 1 })
+}
