@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on this machine. For now: make a signing key, build the
-# example product's bundle (dockercoins 1.0.0, images built offline from bundle/images with a
-# busybox base layer), verify it and inspect it. Grows into a full local install later.
+# `make demo`: the main job end to end on this machine: make a signing key, build the example
+# product's bundle (dockercoins 1.0.0, images built offline from bundle/images with a busybox
+# base layer), verify and inspect it, start three local sshd nodes, install the bundle on them
+# (site registry seeded on node1), show the site's status and pull from the site registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${DARKPORT:-target/debug/darkport}
@@ -27,12 +28,50 @@ step "inspect $B"
 
 if command -v minisign >/dev/null; then
   step "the same signature, checked with the standard minisign tool"
-  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  tmp=$(mktemp -d)
   tar -C "$tmp" -xf "$B" darkport.json darkport.json.minisig
   minisign -Vm "$tmp/darkport.json" -p dist/darkport.pub
+  rm -rf "$tmp"
 fi
 if command -v skopeo >/dev/null; then
   step "skopeo reads the bundle as an OCI archive"
   skopeo inspect --raw "oci-archive:$B:dockercoins/rng:1.0.0" | head -c 300; echo
 fi
+step "three local sshd test nodes (scripts/nodes.sh)"
+./scripts/nodes.sh down >/dev/null 2>&1 || true
+inv=$(./scripts/nodes.sh up 3)
+trap './scripts/nodes.sh down >/dev/null 2>&1 || true; rm -rf "${tmp:-}"' EXIT
+site=dist/demo-site
+mkdir -p "$site"
+# Local nodes share this machine's /etc: their runtime trust files go below /srv/trust of each
+# node, and the services are not started on the shared Docker engine (dockercoins_run=false).
+{ cat "$inv"; printf '\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n'; } > "$site/inventory.ini"
+KH=(--known-hosts .nodes/known_hosts)
+
+step "preflight -i $site/inventory.ini $B"
+"$BIN" preflight -i "$site/inventory.ini" "${KH[@]}" --pubkey dist/darkport.pub "$B"
+
+step "install -i $site/inventory.ini $B"
+"$BIN" install -i "$site/inventory.ini" "${KH[@]}" --pubkey dist/darkport.pub "$B"
+
+step "install again: nothing to send, nothing changed"
+"$BIN" install -i "$site/inventory.ini" "${KH[@]}" --pubkey dist/darkport.pub "$B" 2>&1 | tail -n 5
+
+step "status"
+"$BIN" status -i "$site/inventory.ini" "${KH[@]}"
+
+reg="$(sed -n 's/^node1 .*ansible_host=\([^ ]*\).*/\1/p' "$inv"):5000"
+certs=$(mktemp -d); cp "$site/darkport-ca/ca.crt" "$certs/"
+step "skopeo reads the site registry at $reg (TLS, site CA)"
+skopeo list-tags --cert-dir "$certs" "docker://$reg/dockercoins/rng"
+if docker info >/dev/null 2>&1; then
+  step "this machine's Docker engine pulls from the site registry and runs an image"
+  mkdir -p "/etc/docker/certs.d/$reg" && cp "$certs/ca.crt" "/etc/docker/certs.d/$reg/ca.crt"
+  docker pull -q "$reg/dockercoins/rng:1.0.0"
+  docker run --rm --entrypoint /bin/sh "$reg/dockercoins/rng:1.0.0" -c 'echo "rng image runs: $(head -n 2 /app/rng.sh | tail -n 1)"'
+  docker rmi -f "$reg/dockercoins/rng:1.0.0" >/dev/null
+  rm -rf "/etc/docker/certs.d/$reg"
+fi
+rm -rf "$certs"
+
 step "done: $B ($(du -h "$B" | cut -f1)), signed with dist/darkport.key, public key dist/darkport.pub"
