@@ -50,7 +50,9 @@ impl Cluster {
             .file_name()
             .unwrap()
             .to_string_lossy()
-            .replace("dpnodes-", "dp-");
+            .replace("dpnodes-", "dp-")
+            .trim_start_matches('.')
+            .to_string();
         let network = format!("{id}-net");
         let subnet = pick_subnet(&network);
         let prefix = subnet_prefix(&subnet);

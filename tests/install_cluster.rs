@@ -1,0 +1,104 @@
+//! `darkport install` on three Docker container nodes (each a real Debian host with sshd, its
+//! own IP and filesystem): the site registry runs in node1's container, every node's `skopeo`
+//! (trusting the site CA through /etc/containers/certs.d, written by install) copies every image
+//! with the digest the bundle signed, and this machine's Docker engine pulls one image from the
+//! site registry and runs it. Fails in CI when Docker is missing.
+
+mod common;
+
+mod install_support;
+
+use install_support as fast;
+
+use std::process::Command;
+
+#[test]
+fn install_on_container_nodes_every_node_pulls_every_image() {
+    let Some(nodes) = common::Nodes::cluster_or_skip(3) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, pubkey) = fast::build_example(tmp.path());
+    let ca = tmp.path().join("site-ca");
+    let o = Command::new(fast::bin())
+        .args(["install", "--json", "--progress", "plain", "-i"])
+        .arg(nodes.inventory_path())
+        .arg("--known-hosts")
+        .arg(nodes.known_hosts_path())
+        .arg("--pubkey")
+        .arg(&pubkey)
+        .arg("--ca-dir")
+        .arg(&ca)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let inspect = Command::new(fast::bin())
+        .args(["inspect", "--json", "--pubkey"])
+        .arg(&pubkey)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    let m = fast::json_of(&inspect);
+    let reg = format!("{}:5000", nodes.addr(0).ip);
+    for i in 0..3 {
+        for img in m["images"].as_array().unwrap() {
+            let name = img["name"].as_str().unwrap();
+            let digest = img["digest"].as_str().unwrap();
+            // Default trust paths: no --cert-dir, the node's /etc/containers/certs.d is used.
+            let out = nodes.exec_ok(
+                i,
+                &format!(
+                    "set -e; rm -rf /tmp/pull; skopeo copy -q docker://{reg}/{name} oci:/tmp/pull:x >/dev/null; \
+                     skopeo inspect --raw docker://{reg}/{name} | sha256sum | cut -d' ' -f1"
+                ),
+            );
+            assert_eq!(
+                format!("sha256:{}", out.trim()),
+                digest,
+                "node{} {name}",
+                i + 1
+            );
+        }
+    }
+    // This machine's Docker engine pulls from the site registry (trusting the site CA through
+    // certs.d, no daemon restart) and runs the image.
+    let certs = format!("/etc/docker/certs.d/{reg}");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(ca.join("ca.crt"), format!("{certs}/ca.crt")).unwrap();
+    let image = format!("{reg}/dockercoins/rng:1.0.0");
+    let pull = Command::new("docker")
+        .args(["pull", "-q", &image])
+        .output()
+        .unwrap();
+    let run = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            &image,
+            "-c",
+            "cat /app/rng.sh",
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+    let _ = std::fs::remove_dir_all(&certs);
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("httpd"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
