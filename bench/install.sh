@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Seeding and pulling, side by side in one run, on one real sshd node (loopback):
+#   (a) scp of the bundle's bytes to the node                       (the floor)
+#   (b) darkport install: push the blobs the node lacks + registry up + install.yml
+#   (c) skopeo copy of the same images (oci-archive = the bundle) into Debian's docker-registry
+#   pull of every image with skopeo to a dir: from darkport registry serve vs docker-registry.
+# Content: the example product plus one image with a BIG_MB MiB incompressible layer.
+#
+#   bench/install.sh                 (uses target/release/darkport if built, else target/debug)
+#   BIG_MB=512 bench/install.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIG_MB=${BIG_MB:-256}
+BIN=${DARKPORT:-}
+if [ -z "$BIN" ]; then
+  if [ -x target/release/darkport ]; then BIN=target/release/darkport; else BIN=target/debug/darkport; fi
+fi
+for t in skopeo docker-registry python3 scp; do
+  command -v "$t" >/dev/null || { echo "bench/install.sh: $t is required" >&2; exit 1; }
+done
+[ -x "$BIN" ] || { echo "bench/install.sh: build first (cargo build)" >&2; exit 1; }
+BIN=$(realpath "$BIN")
+WORK=$(mktemp -d /var/tmp/darkport-bench-install.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  cargo run -q --example nodes -- down "$WORK/nodes" >/dev/null 2>&1 || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "== binary: $BIN"
+echo "== content: example product + one image with a $BIG_MB MiB random layer (zstd layers)"
+cp -a bundle playbooks "$WORK/"
+./bundle/prepare-base.sh >/dev/null 2>&1
+rm -rf "$WORK/bundle/build"; cp -a bundle/build "$WORK/bundle/build"
+mkdir -p "$WORK/bundle/images/big"
+head -c $((BIG_MB << 20)) /dev/urandom > "$WORK/bundle/images/big/blob.bin"
+python3 - "$WORK/bundle/darkport.yaml" <<'PY'
+import sys
+p = sys.argv[1]; s = open(p).read()
+s = s.replace("layer_compression: gzip", "layer_compression: zstd")
+s = s.replace("playbooks: ../playbooks", "  - name: dockercoins/big:1.0.0\n    source: dir:build/base,images/big\n    config:\n      Entrypoint: [\"/bin/true\"]\nplaybooks: ../playbooks")
+open(p, "w").write(s)
+PY
+"$BIN" keygen --no-password --out "$WORK/k" >/dev/null
+"$BIN" build-bundle -f "$WORK/bundle/darkport.yaml" -o "$WORK/dist/" --key "$WORK/k.key" >/dev/null
+B="$WORK/dist/dockercoins-1.0.0.darkport"
+BYTES=$(stat -c %s "$B")
+IMAGES=$("$BIN" inspect --json --pubkey "$WORK/k.pub" "$B" | python3 -c 'import json,sys; print(" ".join(i["name"] for i in json.load(sys.stdin)["images"]))')
+
+echo "== one sshd node"
+INV=$(cargo run -q --example nodes -- up 1 "$WORK/nodes")
+IP=$(sed -n 's/^node1 .*ansible_host=\([^ ]*\).*/\1/p' "$INV")
+PORT=$(sed -n 's/^node1 .*ansible_port=\([^ ]*\).*/\1/p' "$INV")
+{ cat "$INV"; printf '\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n'; } > "$WORK/inv.ini"
+SSHO=(-F /dev/null -o BatchMode=yes -o "UserKnownHostsFile=$WORK/nodes/known_hosts" -i "$WORK/nodes/id_ed25519")
+
+echo "== (a) scp the bundle ($((BYTES >> 20)) MiB) to the node"
+t0=$(now); scp -q "${SSHO[@]}" -P "$PORT" "$B" "root@$IP:/var/lib/darkport/scp.bin"; t1=$(now)
+ssh "${SSHO[@]}" -p "$PORT" "root@$IP" rm -f /var/lib/darkport/scp.bin
+SCP=$(echo "$t1 - $t0" | bc -l)
+
+echo "== (b) darkport install"
+t0=$(now)
+"$BIN" --progress quiet install -i "$WORK/inv.ini" --known-hosts "$WORK/nodes/known_hosts" \
+  --pubkey "$WORK/k.pub" --ca-dir "$WORK/ca" "$B" --json > "$WORK/install.json" 2>"$WORK/install.err" \
+  || { cat "$WORK/install.err"; exit 1; }
+t1=$(now)
+DP=$(echo "$t1 - $t0" | bc -l)
+
+echo "== (c) skopeo copy of every image into docker-registry"
+DR_PORT=$(free_port)
+mkdir -p "$WORK/dreg"
+cat >"$WORK/dreg.yml" <<YML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $WORK/dreg}, delete: {enabled: false}}
+http: {addr: 127.0.0.1:$DR_PORT}
+YML
+docker-registry serve "$WORK/dreg.yml" >"$WORK/dreg.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$DR_PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+t0=$(now)
+for i in $IMAGES; do
+  skopeo copy -q --dest-tls-verify=false "oci-archive:$B:$i" "docker://127.0.0.1:$DR_PORT/$i"
+done
+t1=$(now)
+SK=$(echo "$t1 - $t0" | bc -l)
+
+echo "== pull every image with skopeo: darkport registry serve vs docker-registry"
+mkdir -p "$WORK/certs"; cp "$WORK/ca/ca.crt" "$WORK/certs/"
+pull() { # $1 = registry, rest = skopeo flags
+  local reg=$1; shift; local t0 t1
+  rm -rf "$WORK/pull"; mkdir -p "$WORK/pull"; t0=$(now)
+  for i in $IMAGES; do
+    skopeo copy -q "$@" "docker://$reg/$i" "dir:$WORK/pull/${i//[:\/]/_}" >&2 || return 1
+  done
+  t1=$(now); echo "$t1 - $t0" | bc -l
+}
+PDP=$(pull "$IP:5000" --src-cert-dir "$WORK/certs") || { echo "pull from darkport failed" >&2; exit 1; }
+PDR=$(pull "127.0.0.1:$DR_PORT" --src-tls-verify=false) || { echo "pull from docker-registry failed" >&2; exit 1; }
+BINSIZE=$(stat -c %s "$BIN")
+
+python3 - "$SCP" "$DP" "$SK" "$PDP" "$PDR" "$BYTES" "$WORK/install.json" "$BINSIZE" <<'PY'
+import json, sys
+scp, dp, sk, pdp, pdr = map(float, sys.argv[1:6]); b = int(sys.argv[6])
+j = json.load(open(sys.argv[7])); push = j["nodes"][0]["push"]
+mib = b / 2**20
+print()
+binmib = int(sys.argv[8]) / 2**20
+print(f"bundle {mib:.0f} MiB; darkport sent {push['blobs_sent']} blobs, {push['bytes_sent']/2**20:.0f} MiB, plus its own binary ({binmib:.0f} MiB) to run the registry")
+print(f"{'seeding one registry node':<44} {'seconds':>8} {'MiB/s':>8}")
+print(f"{'(a) scp of the bundle bytes (floor)':<44} {scp:8.2f} {mib/scp:8.1f}")
+print(f"{'(b) darkport install (push+seed+playbook)':<44} {dp:8.2f} {mib/dp:8.1f}")
+print(f"{'(c) skopeo copy oci-archive -> docker-registry':<44} {sk:8.2f} {mib/sk:8.1f}")
+print(f"ratio darkport/scp = {dp/scp:.2f} (target <= 1.2); darkport/skopeo+docker-registry = {dp/sk:.2f}")
+print(f"{'pull all images with skopeo (TLS vs plain)':<44} {'seconds':>8} {'MiB/s':>8}")
+print(f"{'darkport registry serve (TLS, site CA)':<44} {pdp:8.2f} {mib/pdp:8.1f}")
+print(f"{'docker-registry (plain HTTP)':<44} {pdr:8.2f} {mib/pdr:8.1f}")
+print(f"pull throughput ratio darkport/docker-registry = {pdr/pdp:.2f} (target >= 1.0)")
+PY
