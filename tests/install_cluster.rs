@@ -20,9 +20,14 @@ fn install_on_container_nodes_every_node_pulls_every_image() {
     let tmp = tempfile::tempdir().unwrap();
     let (bundle, pubkey) = fast::build_example(tmp.path());
     let ca = tmp.path().join("site-ca");
+    // Two registry hosts (HA): both receive every blob and serve every image.
+    let inv = tmp.path().join("inventory.ini");
+    let mut text = std::fs::read_to_string(nodes.inventory_path()).unwrap();
+    text.push_str("\n[registry]\nnode1\nnode2\n");
+    std::fs::write(&inv, text).unwrap();
     let o = Command::new(fast::bin())
         .args(["install", "--json", "--progress", "plain", "-i"])
-        .arg(nodes.inventory_path())
+        .arg(&inv)
         .arg("--known-hosts")
         .arg(nodes.known_hosts_path())
         .arg("--pubkey")
@@ -46,7 +51,20 @@ fn install_on_container_nodes_every_node_pulls_every_image() {
         .output()
         .unwrap();
     let m = fast::json_of(&inspect);
+    let j = fast::json_of(&o);
+    let total = m["images"].as_array().unwrap().len();
+    assert!(total == 5);
+    for r in 0..2 {
+        let p = &j["nodes"][r]["push"];
+        assert!(
+            p["blobs_sent"].as_u64().unwrap() > 0,
+            "registry host node{}: {p}",
+            r + 1
+        );
+    }
+    assert!(j["nodes"][2]["push"].is_null());
     let reg = format!("{}:5000", nodes.addr(0).ip);
+    let reg2 = format!("{}:5000", nodes.addr(1).ip);
     for i in 0..3 {
         for img in m["images"].as_array().unwrap() {
             let name = img["name"].as_str().unwrap();
@@ -56,6 +74,7 @@ fn install_on_container_nodes_every_node_pulls_every_image() {
                 i,
                 &format!(
                     "set -e; rm -rf /tmp/pull; skopeo copy -q docker://{reg}/{name} oci:/tmp/pull:x >/dev/null; \
+                     test \"$(skopeo inspect --raw docker://{reg2}/{name} | sha256sum)\" = \"$(skopeo inspect --raw docker://{reg}/{name} | sha256sum)\"; \
                      skopeo inspect --raw docker://{reg}/{name} | sha256sum | cut -d' ' -f1"
                 ),
             );
