@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(skopeo docker-registry minisign openssh-server openssh-client busybox-static zstd curl
       pkg-config libssl-dev debootstrap iproute2 hyperfine rsync sudo openssl util-linux
-      time bc)
+      time bc file)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
