@@ -249,6 +249,60 @@ fn install_seeds_the_site_registry_and_is_idempotent() {
         .unwrap()
         .starts_with("up at"));
 
+    // Every node holds the signed manifest and the playbooks of the bundle.
+    let id = j["nodes"][0]["bundle_digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    for i in 0..3 {
+        let d = nodes
+            .node_root(i)
+            .join(format!("var/lib/darkport/bundles/{id}"));
+        assert!(d.join("darkport.json").exists(), "{}", d.display());
+        assert!(d.join("darkport.json.minisig").exists());
+        assert!(d.join("playbooks/install.yml").exists());
+    }
+
+    // A lock held by another live darkport run is refused by preflight and install.
+    let lock = nodes.node_root(1).join("var/lib/darkport/lock");
+    std::fs::create_dir_all(&lock).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        lock.join("owner"),
+        format!(
+            r#"{{"controller":"{}","pid":1,"operation":"upgrade","since":"2026-01-01T00:00:00Z"}}"#,
+            host.trim()
+        ),
+    )
+    .unwrap();
+    let o = site.cmd(&["install"], Some(&bundle));
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("node2") && l.contains("site lock is held by upgrade")),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&lock).unwrap();
+
+    // Another version installed on a node: install points to upgrade.
+    let sp = nodes.node_root(2).join("var/lib/darkport/state.json");
+    let orig = std::fs::read_to_string(&sp).unwrap();
+    std::fs::write(
+        &sp,
+        orig.replace("\"version\": \"1.0.0\"", "\"version\": \"0.9.0\""),
+    )
+    .unwrap();
+    let o = site.cmd(&["preflight"], Some(&bundle));
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("dockercoins 0.9.0 is installed; use `darkport upgrade`"),
+        "{out}"
+    );
+    std::fs::write(&sp, orig).unwrap();
+
     // 7. The registry is supervised: killed, it comes back by itself.
     nodes.exec_ok(0, "pkill -f 'regist[r]y serve --root'");
     std::thread::sleep(std::time::Duration::from_millis(2500));
