@@ -51,6 +51,9 @@ pub enum Command {
     /// Install a bundle on a site: verify, preflight, push blobs, seed the site registry, run
     /// the install playbook.
     Install(site::InstallArgs),
+    /// Move a site to a new version: only new blobs travel; upgrade.yml and the data
+    /// migrations run in order, each exactly once; an interrupted run resumes.
+    Upgrade(site::UpgradeArgs),
     /// Only the install checks: per node reachable, architecture, free space, lock, version.
     Preflight(site::PreflightArgs),
     /// Per node: reachable, product/version, bundle, registry up, migrations applied.

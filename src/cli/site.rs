@@ -70,3 +70,23 @@ pub struct StatusArgs {
     #[arg(long)]
     pub ca_dir: Option<PathBuf>,
 }
+
+#[derive(clap::Args, Debug)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+    #[command(flatten)]
+    pub bundle: BundleTrustArgs,
+    /// Only print what would happen (per node from -> to, blobs to send, migrations, playbooks).
+    #[arg(long)]
+    pub plan: bool,
+    /// Accept nodes at different versions (resuming a partial upgrade).
+    #[arg(long)]
+    pub allow_mixed: bool,
+    /// Extra variables for the upgrade playbook and the migrations.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// Directory of the site CA (as for install).
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+}

@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Licenses(a) => sbom::run_licenses(a, cli.progress),
         Command::Run(a) => run::run(a),
         Command::Install(a) => site::install(a, cli.progress),
+        Command::Upgrade(a) => site::upgrade(a, cli.progress),
         Command::Preflight(a) => site::preflight(a, cli.progress),
         Command::Status(a) => site::status(a),
     }

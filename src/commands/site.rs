@@ -1,6 +1,6 @@
 //! `darkport install | preflight | status`: thin wrappers over `ops::install`.
 
-use crate::cli::site::{InstallArgs, PreflightArgs, StatusArgs};
+use crate::cli::site::{InstallArgs, PreflightArgs, StatusArgs, UpgradeArgs};
 use crate::ops::install;
 use crate::ui::ProgressMode;
 
@@ -14,4 +14,8 @@ pub fn preflight(a: PreflightArgs, progress: ProgressMode) -> anyhow::Result<i32
 
 pub fn status(a: StatusArgs) -> anyhow::Result<i32> {
     install::status(&a)
+}
+
+pub fn upgrade(a: UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    crate::ops::upgrade::upgrade(&a, progress)
 }

@@ -25,7 +25,8 @@ use crate::ops::push::{self, PushReport};
 use crate::playbook::engine::{self, Connector, HostSource, RunOptions};
 use crate::playbook::model::Playbook;
 use crate::registry::{tls, RepoIndex};
-use crate::state::{self, probe::NodeProbe, LockOwner, LockPolicy, NodeState};
+use crate::state::plan::{migration_action, MigrationAction, MigrationSpec, Scope};
+use crate::state::{self, probe::NodeProbe, AppliedMigration, LockOwner, LockPolicy, NodeState};
 use crate::transport::{
     self, shell_quote, ConnSpec, ConnectOpts, ExecOpts, ExecOutput, ReadSeek, Transport,
     TransportError, UploadOpts, UploadReport,
@@ -170,6 +171,7 @@ fn var_str(vars: &Map<String, Value>, k: &str) -> Option<String> {
 
 /// The site: inventory, nodes, connection options.
 pub struct Site {
+    /// Inventory loaded; nodes in inventory order.
     pub inv: Inventory,
     pub nodes: Vec<Node>,
     pub copts: ConnectOpts,
@@ -273,7 +275,7 @@ impl Site {
     }
 }
 
-fn open_bundle(b: &BundleTrustArgs, progress: ProgressMode) -> anyhow::Result<Bundle> {
+pub(crate) fn open_bundle(b: &BundleTrustArgs, progress: ProgressMode) -> anyhow::Result<Bundle> {
     let trust = crate::ops::trust::resolve(&b.pubkey, b.allow_unsigned)?;
     let refuse = || {
         format!(
@@ -313,7 +315,7 @@ pub struct PreflightRow {
     pub problems: Vec<String>,
 }
 
-fn self_exe() -> anyhow::Result<(PathBuf, Digest, u64)> {
+pub(crate) fn self_exe() -> anyhow::Result<(PathBuf, Digest, u64)> {
     let p = std::env::current_exe().context("locating the darkport binary")?;
     let f = std::fs::File::open(&p).with_context(|| format!("reading {}", p.display()))?;
     let size = f.metadata()?.len();
@@ -335,7 +337,12 @@ fn bundle_dir(root: &str, m: &Bundle) -> String {
 }
 
 /// Probe every alive node and check it can take this bundle.
-fn preflight(site: &mut Site, b: &Bundle, exe: &(PathBuf, Digest, u64)) -> Vec<PreflightRow> {
+pub(crate) fn preflight(
+    site: &mut Site,
+    b: &Bundle,
+    exe: &(PathBuf, Digest, u64),
+    action: &str,
+) -> Vec<PreflightRow> {
     let m = b.manifest();
     let playbook_bytes: u64 = m.playbooks.iter().map(|p| p.size).sum::<u64>() + 64 * 1024;
     par(
@@ -420,7 +427,7 @@ fn preflight(site: &mut Site, b: &Bundle, exe: &(PathBuf, Digest, u64)) -> Vec<P
                 if prod != &m.product {
                     row.problems
                         .push(format!("another product is installed here: {prod} {v}"));
-                } else if v != &m.version {
+                } else if v != &m.version && action == "install" {
                     row.problems.push(format!(
                         "{prod} {v} is installed; use `darkport upgrade` to move to {}",
                         m.version
@@ -428,7 +435,7 @@ fn preflight(site: &mut Site, b: &Bundle, exe: &(PathBuf, Digest, u64)) -> Vec<P
                 }
             }
             if let Some(op) = &st.operation {
-                if !(op.action == "install" && op.bundle_digest == b.id()) {
+                if !(op.action == action && op.bundle_digest == b.id()) {
                     row.problems.push(format!(
                         "an unfinished {} to {} is in progress since {}",
                         op.action, op.to, op.started_at
@@ -473,7 +480,7 @@ pub fn preflight_only(a: &PreflightArgs, progress: ProgressMode) -> anyhow::Resu
     let exe = self_exe()?;
     let mut site = Site::load(&a.site)?;
     site.connect();
-    let rows = preflight(&mut site, &b, &exe);
+    let rows = preflight(&mut site, &b, &exe, "install");
     let ok = rows.iter().all(|r| r.problems.is_empty());
     if a.site.json {
         println!(
@@ -496,7 +503,7 @@ pub struct NodeResult {
     pub push: Option<PushReport>,
 }
 
-fn write_state(n: &mut Node) -> anyhow::Result<()> {
+pub(crate) fn write_state(n: &mut Node) -> anyhow::Result<()> {
     let mut t = n.t();
     let st = n.state.as_ref().expect("state");
     state::write(&mut t, &n.root, st)?;
@@ -514,7 +521,7 @@ where
     write_state(n)
 }
 
-fn become_for(n: &Node) -> Option<transport::Become> {
+pub(crate) fn become_for(n: &Node) -> Option<transport::Become> {
     if n.spec.become_default || n.spec.user != "root" {
         Some(n.spec.become_.clone())
     } else {
@@ -522,7 +529,7 @@ fn become_for(n: &Node) -> Option<transport::Become> {
     }
 }
 
-fn run_ok(
+pub(crate) fn run_ok(
     t: &mut Shared,
     host: &str,
     what: &str,
@@ -600,7 +607,7 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
 
     // 2. Connect and preflight: any problem stops here, before anything changes.
     site.connect();
-    let rows = preflight(&mut site, &b, &exe);
+    let rows = preflight(&mut site, &b, &exe, "install");
     if rows.iter().any(|r| !r.problems.is_empty()) {
         if a.site.json {
             println!(
@@ -676,7 +683,7 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn unlock_all(site: &mut Site, me: &LockOwner) {
+pub(crate) fn unlock_all(site: &mut Site, me: &LockOwner) {
     for n in site.nodes.iter_mut() {
         if let Some(t) = &n.t {
             let mut t = t.clone();
@@ -685,7 +692,7 @@ fn unlock_all(site: &mut Site, me: &LockOwner) {
     }
 }
 
-fn default_ca_dir(a: &SiteArgs) -> PathBuf {
+pub(crate) fn default_ca_dir(a: &SiteArgs) -> PathBuf {
     a.inventory
         .first()
         .and_then(|p| p.parent())
@@ -711,6 +718,35 @@ fn install_locked(
     extra_vars: Map<String, Value>,
     pr: &SitePrinter,
 ) -> anyhow::Result<()> {
+    ship_and_run(
+        site,
+        b,
+        m,
+        exe,
+        ca_dir,
+        "install",
+        playbook,
+        &[],
+        extra_vars,
+        pr,
+    )
+}
+
+/// Steps 4-8 of an install or an upgrade: journal, push, seed, trust, the main playbook, the
+/// migrations (each exactly once, journaled before and after), then the new version recorded.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ship_and_run(
+    site: &mut Site,
+    b: &Bundle,
+    m: &Manifest,
+    exe: &(PathBuf, Digest, u64),
+    ca_dir: &Path,
+    action: &str,
+    playbook: Option<&Playbook>,
+    migrations: &[(MigrationSpec, Playbook)],
+    extra_vars: Map<String, Value>,
+    pr: &SitePrinter,
+) -> anyhow::Result<()> {
     let forks = site.forks;
     // Journal.
     par(
@@ -719,7 +755,7 @@ fn install_locked(
         |_| true,
         |n| {
             let st = n.state.get_or_insert_with(NodeState::new);
-            st.begin_operation("install", &m.version, b.id())
+            st.begin_operation(action, &m.version, b.id())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             write_state(n)
         },
@@ -887,60 +923,12 @@ fn install_locked(
     vars.insert("darkport_image_digests".into(), Value::Object(digests));
     vars.extend(extra_vars);
     if let Some(pb) = playbook {
-        let run_on: Vec<String> = site
-            .nodes
-            .iter()
-            .filter(|n| n.selected && n.alive())
-            .map(|n| n.name.clone())
-            .collect();
-        par(
-            &mut site.nodes,
-            forks,
-            |n| n.selected,
-            |n| {
-                n.state.as_mut().unwrap().begin_step("playbook");
-                write_state(n)
-            },
-        );
-        pr.line("running install.yml");
-        let pool: BTreeMap<String, Shared> = site
-            .nodes
-            .iter()
-            .filter_map(|n| n.t.clone().map(|t| (n.name.clone(), t)))
-            .collect();
-        let hs = Hosts {
-            inv: &site.inv,
-            hosts: run_on.clone(),
-        };
-        let conn = Pool {
-            pool,
-            opts: site.copts.clone(),
-        };
-        let opts = RunOptions {
-            extra_vars: vars,
-            forks,
-            ..Default::default()
-        };
-        let printer = crate::ui::playbook::PlaybookPrinter::new(false, Box::new(std::io::stderr()));
-        let summary = engine::run(pb, &hs, &conn, &opts, &printer);
-        for n in site.nodes.iter_mut().filter(|n| n.selected && n.alive()) {
-            if let Some(s) = summary.stats.get(&n.name) {
-                if s.unreachable > 0 {
-                    n.fail(format!("{} became unreachable during install.yml", n.name));
-                } else if s.failed > 0 {
-                    n.fail(format!("install.yml failed on {}", n.name));
-                }
-            }
-        }
-        par(
-            &mut site.nodes,
-            forks,
-            |n| n.selected,
-            |n| {
-                n.state.as_mut().unwrap().finish_step("playbook");
-                write_state(n)
-            },
-        );
+        let file = format!("{action}.yml");
+        pr.line(&format!("running {file}"));
+        run_step_playbook(site, pb, &vars, "playbook", &file, |n| n.selected);
+    }
+    for (spec, pb) in migrations {
+        run_migration(site, b, spec, pb, &vars, pr)?;
     }
 
     // 8. Done: the version is recorded only where everything finished.
@@ -950,6 +938,213 @@ fn install_locked(
         |n| n.selected || n.registry,
         |n| {
             n.state.as_mut().unwrap().complete_operation(&m.product);
+            write_state(n)
+        },
+    );
+    Ok(())
+}
+
+/// Run one playbook on the selected alive nodes `pick` chooses, journaled as `step`; a node that
+/// fails or becomes unreachable is taken out of the run.
+fn run_step_playbook(
+    site: &mut Site,
+    pb: &Playbook,
+    vars: &Map<String, Value>,
+    step: &str,
+    what: &str,
+    pick: impl Fn(&Node) -> bool + Copy,
+) -> Vec<String> {
+    let forks = site.forks;
+    let run_on: Vec<String> = site
+        .nodes
+        .iter()
+        .filter(|n| n.selected && n.alive() && pick(n))
+        .map(|n| n.name.clone())
+        .collect();
+    par(
+        &mut site.nodes,
+        forks,
+        |n| n.selected && pick(n),
+        |n| {
+            n.state.as_mut().unwrap().begin_step(step);
+            write_state(n)
+        },
+    );
+    let pool: BTreeMap<String, Shared> = site
+        .nodes
+        .iter()
+        .filter_map(|n| n.t.clone().map(|t| (n.name.clone(), t)))
+        .collect();
+    let hs = Hosts {
+        inv: &site.inv,
+        hosts: run_on.clone(),
+    };
+    let conn = Pool {
+        pool,
+        opts: site.copts.clone(),
+    };
+    let opts = RunOptions {
+        extra_vars: vars.clone(),
+        forks,
+        ..Default::default()
+    };
+    let printer = crate::ui::playbook::PlaybookPrinter::new(false, Box::new(std::io::stderr()));
+    let summary = engine::run(pb, &hs, &conn, &opts, &printer);
+    let mut ok = Vec::new();
+    for n in site.nodes.iter_mut().filter(|n| run_on.contains(&n.name)) {
+        match summary.stats.get(&n.name) {
+            Some(s) if s.unreachable > 0 => {
+                n.fail(format!("{} became unreachable during {what}", n.name))
+            }
+            Some(s) if s.failed > 0 => n.fail(format!("{what} failed on {}", n.name)),
+            _ => ok.push(n.name.clone()),
+        }
+    }
+    par(
+        &mut site.nodes,
+        forks,
+        |n| ok.contains(&n.name),
+        |n| {
+            n.state.as_mut().unwrap().finish_step(step);
+            write_state(n)
+        },
+    );
+    ok
+}
+
+/// One migration, exactly once: per site on the first selected node (journaled on every
+/// node), or on every node; finished ones are skipped, an unfinished non-rerunnable one stops.
+fn run_migration(
+    site: &mut Site,
+    b: &Bundle,
+    spec: &MigrationSpec,
+    pb: &Playbook,
+    vars: &Map<String, Value>,
+    pr: &SitePrinter,
+) -> anyhow::Result<()> {
+    let forks = site.forks;
+    let step = spec.step_name();
+    let alive: Vec<&Node> = site
+        .nodes
+        .iter()
+        .filter(|n| n.selected && n.alive())
+        .collect();
+    let actions: Vec<(String, MigrationAction)> = alive
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                migration_action(n.state.as_ref().unwrap(), spec),
+            )
+        })
+        .collect();
+    if let Some((h, MigrationAction::Stop(why))) = actions
+        .iter()
+        .find(|(_, a)| matches!(a, MigrationAction::Stop(_)))
+    {
+        bail!("on {h}: {why}");
+    }
+    let targets: Vec<String> = match spec.scope {
+        Scope::Site => {
+            if actions.iter().any(|(_, a)| *a == MigrationAction::Skip) {
+                pr.line(&format!(
+                    "migration {} already applied on this site",
+                    spec.id
+                ));
+                return Ok(());
+            }
+            alive
+                .first()
+                .map(|n| vec![n.name.clone()])
+                .unwrap_or_default()
+        }
+        Scope::Node => actions
+            .iter()
+            .filter(|(_, a)| *a != MigrationAction::Skip)
+            .map(|(h, _)| h.clone())
+            .collect(),
+    };
+    if targets.is_empty() {
+        pr.line(&format!("migration {} already applied", spec.id));
+        return Ok(());
+    }
+    pr.line(&format!("migration {} on {}", spec.id, targets.join(", ")));
+    let journal_on = |n: &Node| match spec.scope {
+        Scope::Site => true,
+        Scope::Node => targets.contains(&n.name),
+    };
+    let started = state::now();
+    par(
+        &mut site.nodes,
+        forks,
+        |n| n.selected && journal_on(n),
+        |n| {
+            n.state.as_mut().unwrap().begin_step(&step);
+            write_state(n)
+        },
+    );
+    if !spec.backup.is_empty() {
+        par(
+            &mut site.nodes,
+            forks,
+            |n| targets.contains(&n.name),
+            |n| {
+                let mut t = n.t();
+                let mut script = String::from("set -e\n");
+                for p in &spec.backup {
+                    let q = shell_quote(p);
+                    let bq = shell_quote(&format!("{p}.darkport-backup-{}", spec.id));
+                    script.push_str(&format!(
+                    "if [ -e {q} ] && [ ! -e {bq} ]; then cp -a {q} {bq}.tmp && mv {bq}.tmp {bq}; fi\n"
+                ));
+                }
+                run_ok(
+                    &mut t,
+                    &n.name,
+                    "backing up before the migration",
+                    &script,
+                    &ExecOpts {
+                        become_: become_for(n),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(())
+            },
+        );
+    }
+    let mut mvars = vars.clone();
+    mvars.insert("darkport_migration_id".into(), json!(spec.id));
+    let what = format!("migration {}", spec.id);
+    let ok = run_step_playbook(site, pb, &mvars, "migration-run", &what, |n| {
+        targets.contains(&n.name)
+    });
+    if ok.len() != targets.len() {
+        bail!(
+            "{what} did not finish on {}; fix it and run the same command again",
+            targets
+                .iter()
+                .filter(|t| !ok.contains(t))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let finished = state::now();
+    par(
+        &mut site.nodes,
+        forks,
+        |n| n.selected && journal_on(n),
+        |n| {
+            let st = n.state.as_mut().unwrap();
+            st.finish_step(&step);
+            if !st.migration_applied(&spec.id) {
+                st.migrations.push(AppliedMigration {
+                    id: spec.id.clone(),
+                    bundle_digest: b.id(),
+                    started_at: started.clone(),
+                    finished_at: finished.clone(),
+                });
+            }
             write_state(n)
         },
     );

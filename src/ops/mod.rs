@@ -7,3 +7,4 @@ pub mod install;
 pub mod push;
 pub mod run;
 pub mod trust;
+pub mod upgrade;

@@ -1,0 +1,256 @@
+//! `darkport upgrade` on real sshd nodes: 1.0.0 installed, data written, then 1.1.0 (a changed
+//! app layer and two migrations: one per node transforming the data, one per site): only new
+//! blobs travel, each migration runs exactly once (the data and the logs prove it), a re-run
+//! does nothing, and a downgrade is refused.
+
+mod common;
+mod install_support;
+
+use install_support::{bin, json_of};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MIG_NODE: &str = r#"# 1.1.0 stores the coin counter as JSON.
+- name: counter to the 1.1 format
+  hosts: all
+  gather_facts: false
+  vars:
+    darkport_migration: {version: 1.1.0, scope: node, backup: [/srv/dockercoins/data]}
+  tasks:
+    - name: rewrite the counter
+      shell: |
+        set -e
+        f=/srv/dockercoins/data/coins
+        v=$(cat $f)
+        printf '{"coins": %s}\n' "$v" > $f.new
+        mv $f.new $f
+        echo ran >> /srv/dockercoins/migration-0001.log
+"#;
+
+const MIG_SITE: &str = r#"- name: one per site
+  hosts: all
+  gather_facts: false
+  vars:
+    darkport_migration: {version: 1.1.0, scope: site}
+  tasks:
+    - shell: echo ran >> /srv/dockercoins/migration-0002.log
+"#;
+
+/// A new version of the example: every tag, a changed rng app layer, migrations.
+fn build_version(dir: &Path, version: &str, upgrades_from: &str, migrations: bool) -> PathBuf {
+    let spec = dir.join("bundle/darkport.yaml");
+    let s = std::fs::read_to_string(&spec).unwrap();
+    let s = s.replace("1.0.0", version).replace(
+        &format!("version: {version}\n"),
+        &format!("version: {version}\nupgrades_from: \"{upgrades_from}\"\n"),
+    );
+    let spec_v = dir.join(format!("bundle/darkport-{version}.yaml"));
+    std::fs::write(&spec_v, s).unwrap();
+    std::fs::write(
+        dir.join("bundle/images/rng/app/VERSION"),
+        format!("{version}\n"),
+    )
+    .unwrap();
+    let mig = dir.join("playbooks/migrations");
+    let _ = std::fs::remove_dir_all(&mig);
+    if migrations {
+        std::fs::create_dir_all(&mig).unwrap();
+        std::fs::write(mig.join("0001-counter-json.yml"), MIG_NODE).unwrap();
+        std::fs::write(mig.join("0002-site-once.yml"), MIG_SITE).unwrap();
+    }
+    let out = dir.join(format!("dist-{version}"));
+    let o = Command::new(bin())
+        .arg("build-bundle")
+        .arg("-f")
+        .arg(&spec_v)
+        .arg("-o")
+        .arg(format!("{}/", out.display()))
+        .arg("--key")
+        .arg(dir.join("k.key"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out.join(format!("dockercoins-{version}.darkport"))
+}
+
+fn run(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("-i")
+        .arg(inv)
+        .arg("--known-hosts")
+        .arg(nodes.known_hosts_path())
+        .arg("--pubkey")
+        .arg(tmp.join("k.pub"))
+        .arg("--progress")
+        .arg("plain")
+        .arg(b)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn lines(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (b10, _) = install_support::build_example(t);
+    let b11 = build_version(t, "1.1.0", ">=1.0.0, <1.1.0", true);
+    let b09 = build_version(t, "0.9.0", ">=0.1.0", false);
+    let nodes = common::Nodes::sshd(3);
+    let inv = t.join("inventory.ini");
+    let mut s = std::fs::read_to_string(nodes.inventory_path()).unwrap();
+    s.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
+    std::fs::write(&inv, s).unwrap();
+    let ca = t.join("ca");
+    let ca_s = ca.to_str().unwrap();
+
+    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
+    assert!(o.status.success(), "{}", text(&o));
+    for i in 0..3 {
+        std::fs::write(
+            nodes.node_root(i).join("srv/dockercoins/data/coins"),
+            format!("{}\n", 40 + i),
+        )
+        .unwrap();
+    }
+
+    // --plan: nothing changes; it names the migrations and the blobs to send.
+    let o = run(
+        &nodes,
+        &inv,
+        t,
+        &["upgrade", "--plan", "--json", "--ca-dir", ca_s],
+        &b11,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let p = json_of(&o);
+    assert_eq!(p["from"], "1.0.0");
+    let ids: Vec<&str> = p["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["0001-counter-json", "0002-site-once"]);
+    let to_send = p["nodes"][0]["blobs_to_send"].as_u64().unwrap();
+    assert!(to_send >= 1, "{p}");
+    assert_eq!(
+        lines(
+            &nodes
+                .node_root(0)
+                .join("srv/dockercoins/migration-0001.log")
+        ),
+        0
+    );
+
+    // The upgrade.
+    let o = run(
+        &nodes,
+        &inv,
+        t,
+        &["upgrade", "--json", "--ca-dir", ca_s],
+        &b11,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let j = json_of(&o);
+    let push = &j["nodes"][0]["push"];
+    assert_eq!(push["blobs_sent"].as_u64().unwrap(), to_send, "{push}");
+    assert!(
+        push["blobs_present"].as_u64().unwrap() > 0,
+        "old blobs are not sent again: {push}"
+    );
+    let mut site_runs = 0;
+    for i in 0..3 {
+        let r = nodes.node_root(i);
+        assert_eq!(
+            std::fs::read_to_string(r.join("srv/dockercoins/data/coins")).unwrap(),
+            format!("{{\"coins\": {}}}\n", 40 + i),
+            "node{}",
+            i + 1
+        );
+        assert_eq!(
+            std::fs::read_to_string(
+                r.join("srv/dockercoins/data.darkport-backup-0001-counter-json/coins")
+            )
+            .unwrap(),
+            format!("{}\n", 40 + i),
+            "backup taken before the migration"
+        );
+        assert_eq!(lines(&r.join("srv/dockercoins/migration-0001.log")), 1);
+        site_runs += lines(&r.join("srv/dockercoins/migration-0002.log"));
+        let st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(r.join("var/lib/darkport/state.json")).unwrap())
+                .unwrap();
+        assert_eq!(st["version"], "1.1.0");
+        assert_eq!(st["previous"]["version"], "1.0.0");
+        assert_eq!(st["history"].as_array().unwrap().len(), 2);
+        let applied: Vec<&str> = st["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(applied, ["0001-counter-json", "0002-site-once"]);
+    }
+    assert_eq!(site_runs, 1, "the per-site migration ran once on the site");
+    // The new tags are served by the site registry.
+    let certs = t.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(ca.join("ca.crt"), certs.join("ca.crt")).unwrap();
+    let o = Command::new("skopeo")
+        .args(["list-tags", "--cert-dir"])
+        .arg(&certs)
+        .arg(format!(
+            "docker://{}:5000/dockercoins/rng",
+            nodes.addr(0).ip
+        ))
+        .output()
+        .unwrap();
+    let tags = String::from_utf8_lossy(&o.stdout);
+    assert!(tags.contains("1.0.0") && tags.contains("1.1.0"), "{tags}");
+
+    // A re-run does nothing: no migration runs again.
+    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b11);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
+    for i in 0..3 {
+        assert_eq!(
+            lines(
+                &nodes
+                    .node_root(i)
+                    .join("srv/dockercoins/migration-0001.log")
+            ),
+            1
+        );
+    }
+
+    // Refusals: a downgrade, and a bundle that cannot be upgraded to.
+    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b09);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).to_lowercase().contains("downgrade"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b10);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("declares no upgrades_from"),
+        "{}",
+        text(&o)
+    );
+}
