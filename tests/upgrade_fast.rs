@@ -37,7 +37,12 @@ const MIG_SITE: &str = r#"- name: one per site
 "#;
 
 /// A new version of the example: every tag, a changed rng app layer, migrations.
-fn build_version(dir: &Path, version: &str, upgrades_from: &str, migrations: bool) -> PathBuf {
+fn build_version(
+    dir: &Path,
+    version: &str,
+    upgrades_from: &str,
+    migrations: &[(&str, &str)],
+) -> PathBuf {
     let spec = dir.join("bundle/darkport.yaml");
     let s = std::fs::read_to_string(&spec).unwrap();
     let s = s.replace("1.0.0", version).replace(
@@ -53,10 +58,11 @@ fn build_version(dir: &Path, version: &str, upgrades_from: &str, migrations: boo
     .unwrap();
     let mig = dir.join("playbooks/migrations");
     let _ = std::fs::remove_dir_all(&mig);
-    if migrations {
+    if !migrations.is_empty() {
         std::fs::create_dir_all(&mig).unwrap();
-        std::fs::write(mig.join("0001-counter-json.yml"), MIG_NODE).unwrap();
-        std::fs::write(mig.join("0002-site-once.yml"), MIG_SITE).unwrap();
+        for (name, body) in migrations {
+            std::fs::write(mig.join(name), body).unwrap();
+        }
     }
     let out = dir.join(format!("dist-{version}"));
     let o = Command::new(bin())
@@ -108,8 +114,16 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let (b10, _) = install_support::build_example(t);
-    let b11 = build_version(t, "1.1.0", ">=1.0.0, <1.1.0", true);
-    let b09 = build_version(t, "0.9.0", ">=0.1.0", false);
+    let b11 = build_version(
+        t,
+        "1.1.0",
+        ">=1.0.0, <1.1.0",
+        &[
+            ("0001-counter-json.yml", MIG_NODE),
+            ("0002-site-once.yml", MIG_SITE),
+        ],
+    );
+    let b09 = build_version(t, "0.9.0", ">=0.1.0", &[]);
     let nodes = common::Nodes::sshd(3);
     let inv = t.join("inventory.ini");
     let mut s = std::fs::read_to_string(nodes.inventory_path()).unwrap();
@@ -253,4 +267,95 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
         "{}",
         text(&o)
     );
+}
+
+const MIG_SLOW: &str = r#"# Rerunnable: safe to start again after a crash.
+- name: slow migration
+  hosts: all
+  gather_facts: false
+  vars:
+    darkport_migration: {version: 1.1.0, scope: node, rerunnable: true}
+  tasks:
+    - name: the first attempt stalls (the test kills the controller here)
+      shell: |
+        if [ ! -e /srv/dockercoins/attempted ]; then
+          touch /srv/dockercoins/attempted
+          sleep 60
+        fi
+        echo ran >> /srv/dockercoins/migration-0001.log
+"#;
+
+#[test]
+fn controller_killed_inside_a_migration_resumes_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (b10, _) = install_support::build_example(t);
+    let b11 = build_version(
+        t,
+        "1.1.0",
+        ">=1.0.0, <1.1.0",
+        &[("0001-slow.yml", MIG_SLOW)],
+    );
+    let nodes = common::Nodes::sshd(2);
+    let inv = t.join("inventory.ini");
+    let mut s = std::fs::read_to_string(nodes.inventory_path()).unwrap();
+    s.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
+    std::fs::write(&inv, s).unwrap();
+    let ca = t.join("ca");
+    let ca_s = ca.to_str().unwrap();
+    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let mut child = Command::new(bin())
+        .args(["upgrade", "--progress", "plain", "--ca-dir", ca_s, "-i"])
+        .arg(&inv)
+        .arg("--known-hosts")
+        .arg(nodes.known_hosts_path())
+        .arg("--pubkey")
+        .arg(t.join("k.pub"))
+        .arg(&b11)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = nodes.node_root(0).join("srv/dockercoins/attempted");
+    let t0 = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(t0.elapsed().as_secs() < 60, "the migration never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(nodes.node_root(0).join("var/lib/darkport/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        st["version"], "1.0.0",
+        "not recorded before everything finished"
+    );
+    let steps = st["operation"]["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["name"] == "migration:0001-slow" && s["status"] == "started"),
+        "{st}"
+    );
+    // The re-run resumes at the unfinished migration (declared rerunnable) and finishes.
+    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b11);
+    assert!(o.status.success(), "{}", text(&o));
+    for i in 0..2 {
+        let r = nodes.node_root(i);
+        assert_eq!(
+            lines(&r.join("srv/dockercoins/migration-0001.log")),
+            1,
+            "node{}",
+            i + 1
+        );
+        let st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(r.join("var/lib/darkport/state.json")).unwrap())
+                .unwrap();
+        assert_eq!(st["version"], "1.1.0");
+        assert!(st["operation"].is_null());
+    }
 }
