@@ -359,3 +359,73 @@ fn controller_killed_inside_a_migration_resumes_there() {
         assert!(st["operation"].is_null());
     }
 }
+
+#[test]
+fn delta_bundle_needs_its_base_and_upgrades_with_the_new_blobs_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (b10, _) = install_support::build_example(t);
+    let full = build_version(t, "1.1.0", ">=1.0.0, <1.1.0", &[]);
+    // The same 1.1.0 as a delta on 1.0.0.
+    let out = t.join("dist-delta");
+    let o = Command::new(bin())
+        .arg("build-bundle")
+        .arg("-f")
+        .arg(t.join("bundle/darkport-1.1.0.yaml"))
+        .arg("-o")
+        .arg(format!("{}/", out.display()))
+        .arg("--key")
+        .arg(t.join("k.key"))
+        .arg("--since")
+        .arg(&b10)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let delta = out.join("dockercoins-1.1.0-from-1.0.0.darkport");
+    assert!(std::fs::metadata(&delta).unwrap().len() < std::fs::metadata(&full).unwrap().len());
+    let nodes = common::Nodes::sshd(2);
+    let inv = t.join("inventory.ini");
+    let mut s = std::fs::read_to_string(nodes.inventory_path()).unwrap();
+    s.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
+    std::fs::write(&inv, s).unwrap();
+    let ca = t.join("ca");
+    let ca_s = ca.to_str().unwrap();
+    // On a site without the base: refused by preflight, nothing changed.
+    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &delta);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("blob(s) of its base bundle are not on this registry host"),
+        "{}",
+        text(&o)
+    );
+    assert!(!nodes
+        .node_root(0)
+        .join("var/lib/darkport/state.json")
+        .exists());
+    // With the base installed, the delta upgrades the site.
+    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(
+        &nodes,
+        &inv,
+        t,
+        &["upgrade", "--json", "--ca-dir", ca_s],
+        &delta,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let j = json_of(&o);
+    assert!(j["nodes"][0]["push"]["blobs_sent"].as_u64().unwrap() >= 1);
+    let o = Command::new(bin())
+        .args(["status", "--json", "-i"])
+        .arg(&inv)
+        .arg("--known-hosts")
+        .arg(nodes.known_hosts_path())
+        .arg("--ca-dir")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let j = json_of(&o);
+    for r in j["nodes"].as_array().unwrap() {
+        assert_eq!(r["version"], "1.1.0", "{r}");
+    }
+}
