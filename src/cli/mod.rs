@@ -5,6 +5,7 @@ pub mod inventory;
 pub mod registry;
 pub mod run;
 pub mod sbom;
+pub mod support;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ pub enum Command {
     Licenses(sbom::LicensesArgs),
     /// Run an Ansible playbook against an inventory, agentless (like `ansible-playbook`).
     Run(run::RunArgs),
+    /// Collect state, versions and recent logs from every node into one redacted tar.zst.
+    SupportBundle(support::SupportBundleArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -8,6 +8,7 @@ mod keygen;
 mod registry;
 mod run;
 mod sbom;
+mod support;
 mod verify;
 
 use crate::cli::{Cli, Command};
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sbom(a) => sbom::run_sbom(a, cli.progress),
         Command::Licenses(a) => sbom::run_licenses(a, cli.progress),
         Command::Run(a) => run::run(a),
+        Command::SupportBundle(a) => support::run(a, cli.progress),
     }
 }

@@ -5,4 +5,5 @@ pub mod build;
 pub mod bundle_blobs;
 pub mod push;
 pub mod run;
+pub mod support;
 pub mod trust;

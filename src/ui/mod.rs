@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod playbook;
 pub mod progress;
+pub mod support;
 
 use std::io::IsTerminal;
 
