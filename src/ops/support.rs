@@ -290,6 +290,29 @@ impl Collector<'_> {
         }
     }
 
+    /// Run `script` for the collector itself (not stored); its stdout when it succeeded.
+    fn query(&mut self, script: &str) -> Option<String> {
+        if self.lost {
+            return None;
+        }
+        match self.t.exec(script, &self.opts) {
+            Ok(o) if o.success() => Some(o.stdout_str()),
+            Ok(o) => {
+                let msg = format!("`{script}` failed: {}", o.stderr_str().trim());
+                self.data.entry.errors.push(msg);
+                None
+            }
+            Err(e) => {
+                if e.is_unreachable() {
+                    self.lost = true;
+                    self.data.entry.status = "partial".into();
+                }
+                self.data.entry.errors.push(format!("`{script}`: {e}"));
+                None
+            }
+        }
+    }
+
     fn file(&mut self, path: &str, remote: &str) -> Option<Vec<u8>> {
         let q = shell_quote(remote);
         self.item(
@@ -379,17 +402,17 @@ if command -v containerd >/dev/null 2>&1; then found=1
         &format!("if [ -f {ql} ]; then tail -n {n} {ql}; else exit {ABSENT}; fi"),
     );
     for rt in ["docker", "podman"] {
-        let names = c.item(
+        let ps = c.item(
             &format!("containers/{rt}-ps.txt"),
             &format!("{rt} ps -a"),
             &format!(
-                "command -v {rt} >/dev/null 2>&1 || exit {ABSENT}; {rt} ps -a --no-trunc 2>&1 \
-                 && echo '## names' && {rt} ps -a --format '{{{{.Names}}}}' 2>&1"
+                "command -v {rt} >/dev/null 2>&1 || exit {ABSENT}; {rt} ps -a --no-trunc 2>&1"
             ),
         );
-        let Some(out) = names else { continue };
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let Some((_, list)) = text.split_once("## names\n") else {
+        if ps.is_none() {
+            continue;
+        }
+        let Some(list) = c.query(&format!("{rt} ps -a --format '{{{{.Names}}}}'")) else {
             continue;
         };
         let mut seen = 0;
