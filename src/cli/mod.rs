@@ -6,6 +6,7 @@ pub mod registry;
 pub mod run;
 pub mod sbom;
 pub mod site;
+pub mod support;
 
 use crate::ui::ProgressMode;
 use clap::{Parser, Subcommand};
@@ -58,6 +59,8 @@ pub enum Command {
     Preflight(site::PreflightArgs),
     /// Per node: reachable, product/version, bundle, registry up, migrations applied.
     Status(site::StatusArgs),
+    /// Collect state, versions and recent logs from every node into one redacted tar.zst.
+    SupportBundle(support::SupportBundleArgs),
 }
 
 #[derive(clap::Args, Debug)]

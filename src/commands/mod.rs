@@ -9,6 +9,7 @@ mod registry;
 mod run;
 mod sbom;
 mod site;
+mod support;
 mod verify;
 
 use crate::cli::{Cli, Command};
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Upgrade(a) => site::upgrade(a, cli.progress),
         Command::Preflight(a) => site::preflight(a, cli.progress),
         Command::Status(a) => site::status(a),
+        Command::SupportBundle(a) => support::run(a, cli.progress),
     }
 }

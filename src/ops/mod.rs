@@ -6,5 +6,6 @@ pub mod bundle_blobs;
 pub mod install;
 pub mod push;
 pub mod run;
+pub mod support;
 pub mod trust;
 pub mod upgrade;

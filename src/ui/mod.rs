@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod playbook;
 pub mod progress;
 pub mod site;
+pub mod support;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,33 @@
+//! `darkport support-bundle`: thin wrapper over `ops::support`.
+
+use crate::cli::support::SupportBundleArgs;
+use crate::ops::support::{self, SupportOptions};
+use crate::transport::ConnectOpts;
+use crate::ui::ProgressMode;
+use std::time::Duration;
+
+pub fn run(a: SupportBundleArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    let mut connect = ConnectOpts::default();
+    if let Some(k) = &a.known_hosts {
+        connect.known_hosts = k.clone();
+    }
+    connect.accept_new_host_keys = a.accept_new_host_keys;
+    connect.connect_timeout = Duration::from_secs(a.connect_timeout.max(1));
+    let opts = SupportOptions {
+        inventory: a.inventory.clone(),
+        output: a.output.clone().unwrap_or_else(support::default_output),
+        lines: a.lines,
+        limit: a.limit.clone(),
+        containers: a.containers.clone(),
+        forks: a.forks,
+        connect,
+    };
+    let progress = if a.json {
+        ProgressMode::Quiet
+    } else {
+        progress
+    };
+    let rep = support::collect(&opts, progress)?;
+    crate::ui::support::print_report(&rep, a.json);
+    Ok(0)
+}
