@@ -55,10 +55,7 @@ fn install_seeds_the_site_registry_and_is_idempotent() {
     let nodes = common::Nodes::sshd(3);
     // Runtime trust goes to a private directory of each node (fast nodes share the host's /etc);
     // no container runtime is used on fast nodes: the playbook checks every image with skopeo.
-    let inv = tmp.path().join("inventory.ini");
-    let mut text = std::fs::read_to_string(nodes.inventory_path()).unwrap();
-    text.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
-    std::fs::write(&inv, text).unwrap();
+    let inv = install_support::site_inventory(nodes.inventory_path(), tmp.path());
     let site = Site {
         nodes: &nodes,
         inv,

@@ -40,17 +40,7 @@ fn build_big(dir: &Path) -> (PathBuf, PathBuf) {
     );
     std::fs::write(&spec, s).unwrap();
     let out = dir.join("dist-big");
-    let o = Command::new(bin())
-        .arg("build-bundle")
-        .arg("-f")
-        .arg(&spec)
-        .arg("-o")
-        .arg(format!("{}/", out.display()))
-        .arg("--key")
-        .arg(dir.join("k.key"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    install_support::build_bundle(dir, &spec, &out, &[]);
     (out.join("dockercoins-1.0.0.darkport"), pubkey)
 }
 
@@ -107,10 +97,7 @@ fn killed_controller_and_stopped_node_resume_on_rerun() {
     let tmp = tempfile::tempdir().unwrap();
     let (bundle, pubkey) = build_big(tmp.path());
     let nodes = common::Nodes::sshd(3);
-    let inv = tmp.path().join("inventory.ini");
-    let mut text = std::fs::read_to_string(nodes.inventory_path()).unwrap();
-    text.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
-    std::fs::write(&inv, text).unwrap();
+    let inv = install_support::site_inventory(nodes.inventory_path(), tmp.path());
     let ca = tmp.path().join("site-ca");
 
     // 1. Kill the controller (SIGKILL) while it pushes the large blob.

@@ -65,17 +65,7 @@ fn build_version(
         }
     }
     let out = dir.join(format!("dist-{version}"));
-    let o = Command::new(bin())
-        .arg("build-bundle")
-        .arg("-f")
-        .arg(&spec_v)
-        .arg("-o")
-        .arg(format!("{}/", out.display()))
-        .arg("--key")
-        .arg(dir.join("k.key"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    install_support::build_bundle(dir, &spec_v, &out, &[]);
     out.join(format!("dockercoins-{version}.darkport"))
 }
 
@@ -125,10 +115,7 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
     );
     let b09 = build_version(t, "0.9.0", ">=0.1.0", &[]);
     let nodes = common::Nodes::sshd(3);
-    let inv = t.join("inventory.ini");
-    let mut s = std::fs::read_to_string(nodes.inventory_path()).unwrap();
-    s.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
-    std::fs::write(&inv, s).unwrap();
+    let inv = install_support::site_inventory(nodes.inventory_path(), t);
     let ca = t.join("ca");
     let ca_s = ca.to_str().unwrap();
 
@@ -297,10 +284,7 @@ fn controller_killed_inside_a_migration_resumes_there() {
         &[("0001-slow.yml", MIG_SLOW)],
     );
     let nodes = common::Nodes::sshd(2);
-    let inv = t.join("inventory.ini");
-    let mut s = std::fs::read_to_string(nodes.inventory_path()).unwrap();
-    s.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
-    std::fs::write(&inv, s).unwrap();
+    let inv = install_support::site_inventory(nodes.inventory_path(), t);
     let ca = t.join("ca");
     let ca_s = ca.to_str().unwrap();
     let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
@@ -368,26 +352,16 @@ fn delta_bundle_needs_its_base_and_upgrades_with_the_new_blobs_only() {
     let full = build_version(t, "1.1.0", ">=1.0.0, <1.1.0", &[]);
     // The same 1.1.0 as a delta on 1.0.0.
     let out = t.join("dist-delta");
-    let o = Command::new(bin())
-        .arg("build-bundle")
-        .arg("-f")
-        .arg(t.join("bundle/darkport-1.1.0.yaml"))
-        .arg("-o")
-        .arg(format!("{}/", out.display()))
-        .arg("--key")
-        .arg(t.join("k.key"))
-        .arg("--since")
-        .arg(&b10)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    install_support::build_bundle(
+        t,
+        &t.join("bundle/darkport-1.1.0.yaml"),
+        &out,
+        &["--since".as_ref(), b10.as_os_str()],
+    );
     let delta = out.join("dockercoins-1.1.0-from-1.0.0.darkport");
     assert!(std::fs::metadata(&delta).unwrap().len() < std::fs::metadata(&full).unwrap().len());
     let nodes = common::Nodes::sshd(2);
-    let inv = t.join("inventory.ini");
-    let mut s = std::fs::read_to_string(nodes.inventory_path()).unwrap();
-    s.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
-    std::fs::write(&inv, s).unwrap();
+    let inv = install_support::site_inventory(nodes.inventory_path(), t);
     let ca = t.join("ca");
     let ca_s = ca.to_str().unwrap();
     // On a site without the base: refused by preflight, nothing changed.

@@ -475,6 +475,24 @@ pub(crate) fn preflight(
     rows
 }
 
+/// Stop (printing the per-node table or JSON) when any node has a preflight problem.
+pub(crate) fn refuse_on_problems(rows: &[PreflightRow], json: bool) -> anyhow::Result<()> {
+    if rows.iter().all(|r| r.problems.is_empty()) {
+        return Ok(());
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"ok": false, "phase": "preflight", "nodes": rows})
+            )?
+        );
+    } else {
+        crate::ui::site::print_preflight(rows);
+    }
+    bail!("preflight failed: nothing was changed on any node");
+}
+
 pub fn preflight_only(a: &PreflightArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     let b = open_bundle(&a.bundle, progress)?;
     let exe = self_exe()?;
@@ -608,19 +626,7 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     // 2. Connect and preflight: any problem stops here, before anything changes.
     site.connect();
     let rows = preflight(&mut site, &b, &exe, "install");
-    if rows.iter().any(|r| !r.problems.is_empty()) {
-        if a.site.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"ok": false, "phase": "preflight", "nodes": rows})
-                )?
-            );
-        } else {
-            crate::ui::site::print_preflight(&rows);
-        }
-        bail!("preflight failed: nothing was changed on any node");
-    }
+    refuse_on_problems(&rows, a.site.json)?;
     pr.line(&format!("preflight ok on {} node(s)", site.nodes.len()));
 
     // 3. Lock every node (sorted order), then journal the operation.

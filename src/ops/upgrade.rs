@@ -131,19 +131,7 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         .filter(|n| n.selected)
         .map(|n| (n.name.clone(), n.state.clone()))
         .collect();
-    if rows.iter().any(|r| !r.problems.is_empty()) {
-        if a.site.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"ok": false, "phase": "preflight", "nodes": rows})
-                )?
-            );
-        } else {
-            crate::ui::site::print_preflight(&rows);
-        }
-        bail!("preflight failed: nothing was changed on any node");
-    }
+    install::refuse_on_problems(&rows, a.site.json)?;
     let from = plan::check_upgrade(&m.product, &states, &target, &upgrades_from, a.allow_mixed)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("upgrade refused: nothing was changed on any node")?;

@@ -36,18 +36,34 @@ pub fn build_example(dir: &Path) -> (PathBuf, PathBuf) {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = dir.join("dist");
+    build_bundle(dir, &dir.join("bundle/darkport.yaml"), &out, &[]);
+    (out.join("dockercoins-1.0.0.darkport"), dir.join("k.pub"))
+}
+
+/// `darkport build-bundle -f SPEC -o OUT/ --key DIR/k.key EXTRA...`; panics on failure.
+pub fn build_bundle(dir: &Path, spec: &Path, out: &Path, extra: &[&std::ffi::OsStr]) {
     let o = Command::new(bin())
         .arg("build-bundle")
         .arg("-f")
-        .arg(dir.join("bundle/darkport.yaml"))
+        .arg(spec)
         .arg("-o")
         .arg(format!("{}/", out.display()))
         .arg("--key")
         .arg(dir.join("k.key"))
+        .args(extra)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    (out.join("dockercoins-1.0.0.darkport"), dir.join("k.pub"))
+}
+
+/// The nodes' inventory plus the vars local test nodes need (runtime trust below /srv/trust,
+/// no product containers on the shared Docker engine), written to `DIR/inventory.ini`.
+pub fn site_inventory(inventory: &Path, dir: &Path) -> PathBuf {
+    let inv = dir.join("inventory.ini");
+    let mut s = std::fs::read_to_string(inventory).unwrap();
+    s.push_str("\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\n");
+    std::fs::write(&inv, s).unwrap();
+    inv
 }
 
 pub fn json_of(o: &Output) -> Value {
