@@ -502,14 +502,13 @@ pub fn sysctl(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         (None, _) => {}
         (Some(v), "absent") if !v.is_empty() => (changed, write_file) = (true, true),
         (Some(v), _) if *v != value => (changed, write_file) = (true, true),
-        _ if reload => {
-            if proc_value
+        _ if reload
+            && proc_value
                 .as_deref()
                 .map(|p| !same(p, &value))
-                .unwrap_or(true)
-            {
-                changed = true;
-            }
+                .unwrap_or(true) =>
+        {
+            changed = true
         }
         _ => {}
     }
@@ -784,7 +783,7 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let script = format!(
         "command -v curl >/dev/null 2>&1 || {{ echo 'uri needs curl on the node' >&2; exit 127; }}\n\
          dp_b=$(mktemp); dp_h=$(mktemp)\n\
-         dp_code=$({})\ndp_rc=$?\necho \"$dp_code\"; cat \"$dp_h\" | tr -d '\\r' | grep -i '^content-type:' | tail -n1; echo ---dp-body---; cat \"$dp_b\"; rm -f \"$dp_b\" \"$dp_h\"; exit $dp_rc",
+         dp_code=$({})\ndp_rc=$?\necho \"$dp_code\"; tr -d '\\r' < \"$dp_h\"; echo ---dp-body---; cat \"$dp_b\"; rm -f \"$dp_b\" \"$dp_h\"; exit $dp_rc",
         cmd.join(" ")
     );
     let o = c.sh_in(t, &script, body.map(|b| b.into_bytes()))?;
@@ -792,15 +791,40 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let (head, content) = out.split_once("---dp-body---\n").unwrap_or((&out, ""));
     let mut hl = head.lines();
     let status: i64 = hl.next().and_then(|s| s.trim().parse().ok()).unwrap_or(-1);
-    let ctype = hl
-        .next()
-        .map(|l| {
-            l.split_once(':')
-                .map(|x| x.1.trim().to_string())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    let mut r = obj(json!({"changed": false, "status": status, "url": url, "content_type": ctype}));
+    // Headers of the last response (curl -L dumps every hop), as Ansible returns them:
+    // lower-case names with `-` turned into `_`.
+    let mut reason = String::new();
+    let mut headers: Map<String, Value> = Map::new();
+    for l in hl {
+        if l.starts_with("HTTP/") {
+            headers.clear();
+            reason = l.splitn(3, ' ').nth(2).unwrap_or("").trim().to_string();
+        } else if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_lowercase().replace('-', "_"), json!(v.trim()));
+        }
+    }
+    let ctype = headers
+        .get("content_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let info_msg = if (200..300).contains(&status) || status == 304 {
+        format!(
+            "OK ({} bytes)",
+            headers
+                .get("content_length")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown")
+        )
+    } else {
+        format!("HTTP Error {status}: {reason}")
+    };
+    let mut r = headers;
+    for (k, v) in obj(
+        json!({"changed": false, "status": status, "url": url, "msg": info_msg, "redirected": false}),
+    ) {
+        r.insert(k, v);
+    }
     if b(a, "return_content", false) {
         r.insert("content".into(), json!(content));
     }
@@ -825,7 +849,7 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         r.insert(
             "msg".into(),
             json!(format!(
-                "Status code was {status} and not {status_codes:?}: HTTP Error {status}"
+                "Status code was {status} and not {status_codes:?}: {info_msg}"
             )),
         );
     }
