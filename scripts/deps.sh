@@ -3,6 +3,7 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 PKGS=(skopeo docker-registry minisign openssh-server openssh-client busybox-static zstd curl
+      python3-apt passwd
       pkg-config libssl-dev debootstrap iproute2 hyperfine rsync sudo openssl util-linux
       time bc file)
 missing=()
@@ -20,6 +21,24 @@ if ! python3 -c "import ansible.cli.inventory" >/dev/null 2>&1 || ! command -v a
   echo "deps: installing ansible-core from PyPI"
   python3 -m pip install --quiet --disable-pip-version-check ansible-core
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+# ansible.posix (its sysctl module, for tests/compat): only that collection, extracted from the
+# wheel of PyPI's `ansible` package (the version line that goes with ansible-core 2.19); the rest
+# of that package is not installed.
+coll="$HOME/.ansible/collections/ansible_collections/ansible/posix"
+if [ ! -f "$coll/plugins/modules/sysctl.py" ]; then
+  echo "deps: extracting the ansible.posix collection from PyPI's ansible wheel"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps "ansible>=12,<13" -d "$tmp"
+  mkdir -p "$HOME/.ansible/collections"
+  python3 - "$tmp" "$HOME/.ansible/collections" <<'PY'
+import glob, sys, zipfile
+z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/ansible-*.whl")[0])
+for n in z.namelist():
+    if n.startswith("ansible_collections/ansible/posix/"):
+        z.extract(n, sys.argv[2])
+PY
+  rm -rf "$tmp"
 fi
 # SBOM validators (tests/sbom_images.rs): pyspdxtools (SPDX 2.3) and the CycloneDX 1.5 schema.
 if ! python3 -c "import spdx_tools, cyclonedx.validation.json, jsonschema" 2>/dev/null \

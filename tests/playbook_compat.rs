@@ -4,7 +4,7 @@
 //! modes, owners) and the PLAY RECAP counts must be the same. One test, one summary.
 //!
 //! A case may have an `args` file with extra command-line arguments for both tools
-//! (`--check`, `--diff`, `-t`, `-e`, …).
+//! (`--check`, `--diff`, `-t`, `-e`, …). `COMPAT_ONLY=35-,37-` runs only the matching cases.
 
 mod common;
 
@@ -106,7 +106,11 @@ fn case_dirs() -> Vec<PathBuf> {
         .collect();
     v.sort();
     if let Ok(only) = std::env::var("COMPAT_ONLY") {
-        v.retain(|p| p.file_name().unwrap().to_string_lossy().contains(&only));
+        // Comma-separated name fragments: `COMPAT_ONLY=35-,37-`.
+        v.retain(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            only.split(',').any(|o| n.contains(o))
+        });
     }
     v
 }
@@ -166,6 +170,10 @@ fn compat_with_ansible_playbook() {
         eprintln!("SKIP: ansible-playbook not installed");
         return;
     }
+    // The user/group cases run useradd & co. on the nodes: the host's account files must stay
+    // exactly as they were (the nodes have a private /etc, see tests/common/fast.rs).
+    let host_etc = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"];
+    let etc_before: Vec<Option<Vec<u8>>> = host_etc.iter().map(|f| std::fs::read(f).ok()).collect();
     let nodes = common::Nodes::sshd(2);
     let work = tempfile::tempdir().unwrap();
     // Same inventory name on both sides ("target"), different node behind it.
@@ -252,8 +260,13 @@ fn compat_with_ansible_playbook() {
         ));
         if !problems.is_empty() {
             failures.push(format!(
-                "== {name}\n{}\n-- darkport output:\n{}{}",
+                "== {name}\n{}\n-- ansible-playbook failures:\n{}\n-- darkport output:\n{}{}",
                 problems.join("\n"),
+                a_stdout
+                    .lines()
+                    .filter(|l| l.starts_with("fatal:") || l.contains("FAILED!"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 d_stdout
                     .lines()
                     .filter(|l| l.contains("\"failed\"") || l.contains("recap"))
@@ -268,6 +281,12 @@ fn compat_with_ansible_playbook() {
         "compat: {} cases, ansible-playbook {t_ansible:.1}s total, darkport {t_darkport:.1}s total",
         summary.len()
     );
+    for (f, before) in host_etc.iter().zip(&etc_before) {
+        assert!(
+            std::fs::read(f).ok() == *before,
+            "{f} of the host machine was changed by a compat case"
+        );
+    }
     assert!(summary.len() >= 30 || std::env::var("COMPAT_ONLY").is_ok());
     assert!(
         failures.is_empty(),

@@ -1766,6 +1766,15 @@ fn run_one(
         if r.get("unreachable").map(truthy).unwrap_or(false) {
             return (r, eff);
         }
+        // As Ansible's task executor: a result without `failed` gets one (true only for a
+        // nonzero `rc`), before until/changed_when/failed_when see it.
+        if !r.contains_key("failed") && !r.get("skipped").map(truthy).unwrap_or(false) {
+            let rc_failed = r
+                .get("rc")
+                .map(|v| !(v == &json!(0) || v == &json!("0")))
+                .unwrap_or(false);
+            r.insert("failed".into(), Value::Bool(rc_failed));
+        }
         if let Some(until) = &task.until {
             let mut uv = vars.clone();
             if let Some(reg) = &task.register {

@@ -42,9 +42,20 @@ impl FastNode {
         for m in ["srv", "opt", "tmp", "home", "var/lib/darkport"] {
             script.push_str(&format!("mount --bind {d}/root/{m} /{m}\n"));
         }
-        for f in ["passwd", "group", "shadow"] {
-            script.push_str(&format!("mount --bind {b}/etc/{f} /etc/{f}\n"));
-        }
+        // A private /etc per node: an overlay (upper layer on a tmpfs that only this mount
+        // namespace sees) over the host's /etc, so useradd/groupadd/init scripts written by a
+        // playbook (lock files, `passwd+` renames, gshadow, backups) never reach the host and
+        // nodes of one set do not share users. Falls back to bind-mounting the three account
+        // files when overlayfs is unavailable (then account changes are not isolated per node).
+        script.push_str(&format!(
+            "mkdir -p {d}/etc-ovl\n\
+             if mount -t tmpfs -o mode=0755 dp-etc {d}/etc-ovl && mkdir {d}/etc-ovl/u {d}/etc-ovl/w \\\n\
+                && mount -t overlay dp-etc -o lowerdir=/etc,upperdir={d}/etc-ovl/u,workdir={d}/etc-ovl/w /etc; then\n\
+               for f in passwd group shadow; do cat {b}/etc/$f > /etc/$f; done\n\
+             else\n\
+               for f in passwd group shadow; do mount --bind {b}/etc/$f /etc/$f; done\n\
+             fi\n"
+        ));
         script.push_str(&format!("mount --bind {b}/etc/sudoers.d /etc/sudoers.d\n"));
         script.push_str(&format!("exec /usr/sbin/sshd -D -e -f {d}/sshd_config\n"));
         let log = std::fs::OpenOptions::new()

@@ -1,7 +1,7 @@
 //! System modules: setup (facts), service/systemd, user, group, sysctl, package/apt/dnf,
 //! wait_for, uri.
 
-use super::{b, fail, kv_lines, obj, req, s, Args, ModCtx, ModError, ModResult};
+use super::{add_info, b, fail, kv_lines, obj, req, s, Args, ModCtx, ModError, ModResult, INFO_FN};
 use crate::transport::{shell_quote, Transport};
 use serde_json::{json, Map, Value};
 
@@ -397,52 +397,158 @@ pub fn user(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     Ok(r)
 }
 
+/// sysctl as ansible.posix.sysctl decides it: the file's `key=value` lines are parsed (spaces
+/// around `=` ignored), the whole file is rewritten (stripped lines, `key=value`, duplicates
+/// dropped) only when the key is added, removed or has another value; with `reload` the live
+/// value is compared too and `sysctl -p FILE` runs when something changed.
 pub fn sysctl(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
-    let name = req(a, "name", "sysctl")?;
+    let name = req(a, "name", "sysctl")
+        .or_else(|_| req(a, "key", "sysctl"))?
+        .trim()
+        .to_string();
     let state = s(a, "state").unwrap_or("present".into());
-    let value = s(a, "value").or_else(|| s(a, "val"));
+    if !["present", "absent"].contains(&state.as_str()) {
+        return fail(format!(
+            "value of state must be one of: present, absent, got: {state}"
+        ));
+    }
+    let raw = a
+        .get("value")
+        .or_else(|| a.get("val"))
+        .filter(|v| !v.is_null());
+    let value = match raw {
+        None => String::new(),
+        Some(Value::Bool(b)) => if *b { "1" } else { "0" }.to_string(),
+        Some(v) => {
+            let v = crate::playbook::template::py_str(v);
+            match v.to_lowercase().as_str() {
+                "yes" | "on" | "1" | "true" | "y" | "t" => "1".into(),
+                "no" | "off" | "0" | "false" | "n" | "f" => "0".into(),
+                _ => v.trim().to_string(),
+            }
+        }
+    };
+    if name.is_empty() {
+        return fail("name cannot be blank");
+    }
+    if state == "present" && raw.is_none() {
+        return fail("value cannot be None");
+    }
+    if state == "present" && value.is_empty() {
+        return fail("value cannot be blank");
+    }
     let file = s(a, "sysctl_file").unwrap_or("/etc/sysctl.conf".into());
     let reload = b(a, "reload", true);
     let set = b(a, "sysctl_set", false);
-    if state == "present" && value.is_none() {
-        return fail("value is required when state is present");
+    let ignore = b(a, "ignoreerrors", false);
+    let fq = shell_quote(&file);
+    let o = c.sh(
+        t,
+        &format!(
+            "echo \"proc=$(sysctl -e -n {} 2>/dev/null)\"; echo ---dp-file---; [ -f {fq} ] && cat {fq}; true",
+            shell_quote(&name)
+        ),
+    )?;
+    let out = o.stdout_str();
+    let (head, body) = out.split_once("---dp-file---\n").unwrap_or((&out, ""));
+    let proc_value = head
+        .lines()
+        .find_map(|l| l.strip_prefix("proc="))
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_string());
+    let lines: Vec<&str> = body.lines().map(|l| l.trim()).collect();
+    let is_setting =
+        |l: &str| !(l.is_empty() || l.starts_with('#') || l.starts_with(';') || !l.contains('='));
+    let mut file_value: Option<String> = None;
+    for l in &lines {
+        if is_setting(l) {
+            let (k, v) = l.split_once('=').unwrap();
+            if k.trim() == name {
+                file_value = Some(v.trim().to_string());
+            }
+        }
     }
-    let val = value.clone().unwrap_or_default();
-    // The file part: one `name=value` line (Ansible writes `name=value`).
-    let args: Args = obj(json!({
-        "path": file, "regexp": format!(r"^\s*{}\s*=", regex::escape(&name)),
-        "line": format!("{name}={val}"), "state": state, "create": true,
-    }));
-    let mut r = super::files::lineinfile(t, c, &args)?;
-    let mut changed = r.get("changed").and_then(|v| v.as_bool()).unwrap_or(false);
-    if state == "present" && (reload || set) {
-        let key = name.replace('.', "/");
-        let o = c.sh(
-            t,
-            &format!(
-                "dp_cur=$(cat /proc/sys/{k} 2>/dev/null | tr -s '\\t ' ' '); if [ \"$dp_cur\" != {v} ]; then echo changed=1; [ {chk} = 1 ] || sysctl -w {nv} >/dev/null || exit 2; else echo changed=0; fi",
-                k = shell_quote(&key),
-                v = shell_quote(&val),
-                nv = shell_quote(&format!("{name}={val}")),
-                chk = if c.check { 1 } else { 0 }
-            ),
-        )?;
-        if !o.success() {
-            return fail(format!(
-                "Failed to reload sysctl: {}",
-                o.stderr_str().trim()
+    // The file as it would be rewritten.
+    let mut checked: Vec<String> = vec![];
+    let mut fixed: Vec<String> = vec![];
+    for l in &lines {
+        if !is_setting(l) {
+            fixed.push(l.to_string());
+            continue;
+        }
+        let (k, v) = l.split_once('=').unwrap();
+        let (k, v) = (k.trim(), v.trim());
+        if checked.iter().any(|x| x == k) {
+            continue;
+        }
+        checked.push(k.to_string());
+        if k == name {
+            if state == "present" {
+                fixed.push(format!("{k}={value}"));
+            }
+        } else {
+            fixed.push(format!("{k}={v}"));
+        }
+    }
+    if !checked.contains(&name) && state == "present" {
+        fixed.push(format!("{name}={value}"));
+    }
+    let same = |x: &str, y: &str| {
+        x.split_whitespace().collect::<Vec<_>>() == y.split_whitespace().collect::<Vec<_>>()
+    };
+    let (mut changed, mut write_file, mut set_proc) = (false, false, false);
+    match (&file_value, state.as_str()) {
+        (None, "present") => (changed, write_file) = (true, true),
+        (None, _) => {}
+        (Some(v), "absent") if !v.is_empty() => (changed, write_file) = (true, true),
+        (Some(v), _) if *v != value => (changed, write_file) = (true, true),
+        _ if reload
+            && proc_value
+                .as_deref()
+                .map(|p| !same(p, &value))
+                .unwrap_or(true) =>
+        {
+            changed = true
+        }
+        _ => {}
+    }
+    if set && state == "present" {
+        match &proc_value {
+            None => changed = true,
+            Some(p) if !same(p, &value) => (changed, set_proc) = (true, true),
+            _ => {}
+        }
+    }
+    if !c.check && (set_proc || write_file || (changed && reload)) {
+        let mut script = String::from("set -e\n");
+        if set_proc {
+            script.push_str(&format!(
+                "sysctl -w {} >/dev/null\n",
+                shell_quote(&format!("{name}={value}"))
             ));
         }
-        if kv_lines(&o.stdout_str())
-            .get("changed")
-            .map(|v| v == "1")
-            .unwrap_or(false)
-        {
-            changed = true;
+        if write_file {
+            script.push_str(&format!(
+                "dp_f=$(realpath -m {fq}); dp_t=$(mktemp \"$(dirname \"$dp_f\")/.ansible_m_sysctl_XXXXXXXX.conf\")\n\
+                 cat > \"$dp_t\"\n\
+                 if [ -e \"$dp_f\" ]; then chmod --reference=\"$dp_f\" \"$dp_t\"; chown --reference=\"$dp_f\" \"$dp_t\"; \
+                 else chmod \"$(printf '%o' $(( 0666 & ~$(umask) )))\" \"$dp_t\"; fi\n\
+                 mv -f \"$dp_t\" \"$dp_f\"\n"
+            ));
+        }
+        if changed && reload {
+            script.push_str(&format!(
+                "sysctl {} -p {fq} >/dev/null\n",
+                if ignore { "-e" } else { "" }
+            ));
+        }
+        let content: String = fixed.iter().map(|l| format!("{}\n", l.trim())).collect();
+        let o = c.sh_in(t, &script, write_file.then(|| content.into_bytes()))?;
+        if !o.success() {
+            return fail(format!("sysctl {name} ({file}): {}", o.stderr_str().trim()));
         }
     }
-    r.insert("changed".into(), json!(changed));
-    Ok(r)
+    Ok(obj(json!({"changed": changed})))
 }
 
 pub fn package(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
@@ -556,9 +662,19 @@ pub fn wait_for(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let script = if wait_only {
         format!("sleep {}", timeout.max(delay))
     } else {
+        // Like AnsibleModule's add_path_info: a result with `path` carries that path's
+        // attributes and its `state` (file, directory, link, hard or absent).
+        let info = match &path {
+            Some(_) => format!(
+                "{INFO_FN}dp_pinfo() {{ dp_info \"$1\"; if [ -L \"$1\" ]; then echo pstate=link; elif [ -d \"$1\" ]; then echo pstate=directory; \
+                 elif [ -e \"$1\" ]; then if [ \"$(stat -c %h \"$1\")\" -gt 1 ]; then echo pstate=hard; else echo pstate=file; fi; else echo pstate=absent; fi; }}\n",
+            ),
+            None => "dp_pinfo() { :; }\n".into(),
+        };
+        let pq = shell_quote(path.as_deref().unwrap_or(""));
         format!(
-            "sleep {delay}; dp_s=$(date +%s); while :; do if {cond}; then echo elapsed=$(( $(date +%s) - dp_s )); exit 0; fi; \
-             [ $(( $(date +%s) - dp_s )) -ge {timeout} ] && {{ echo timeout=1; exit 0; }}; sleep {sleep}; done"
+            "{info}sleep {delay}; dp_s=$(date +%s); while :; do if {cond}; then echo elapsed=$(( $(date +%s) - dp_s )); dp_pinfo {pq}; exit 0; fi; \
+             [ $(( $(date +%s) - dp_s )) -ge {timeout} ] && {{ echo timeout=1; dp_pinfo {pq}; exit 0; }}; sleep {sleep}; done"
         )
     };
     let start = std::time::Instant::now();
@@ -571,16 +687,26 @@ pub fn wait_for(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
             (None, Some(pt)) => format!("Timeout when waiting for {host}:{pt}"),
             _ => "Timeout".into(),
         };
-        return Ok(obj(
-            json!({"failed": true, "changed": false, "msg": what, "elapsed": elapsed}),
-        ));
+        let mut r = obj(json!({"failed": true, "changed": false, "msg": what, "elapsed": elapsed}));
+        if let Some(p) = &path {
+            r.insert("path".into(), json!(p));
+            add_info(&mut r, &kv);
+            if let Some(st) = kv.get("pstate") {
+                r.insert("state".into(), json!(st));
+            }
+        }
+        return Ok(r);
     }
-    let mut r = obj(json!({"changed": false, "elapsed": elapsed, "state": state}));
-    if let Some(p) = path {
-        r.insert("path".into(), json!(p));
-    }
-    if let Some(p) = port.and_then(|p| p.parse::<i64>().ok()) {
-        r.insert("port".into(), json!(p));
+    let mut r = obj(json!({
+        "changed": false, "elapsed": elapsed, "state": state,
+        "path": path, "search_regex": regex, "match_groups": [], "match_groupdict": {},
+        "port": port.as_deref().and_then(|p| p.parse::<i64>().ok()),
+    }));
+    if path.is_some() {
+        add_info(&mut r, &kv);
+        if let Some(st) = kv.get("pstate") {
+            r.insert("state".into(), json!(st));
+        }
     }
     Ok(r)
 }
@@ -657,7 +783,7 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let script = format!(
         "command -v curl >/dev/null 2>&1 || {{ echo 'uri needs curl on the node' >&2; exit 127; }}\n\
          dp_b=$(mktemp); dp_h=$(mktemp)\n\
-         dp_code=$({})\ndp_rc=$?\necho \"$dp_code\"; cat \"$dp_h\" | tr -d '\\r' | grep -i '^content-type:' | tail -n1; echo ---dp-body---; cat \"$dp_b\"; rm -f \"$dp_b\" \"$dp_h\"; exit $dp_rc",
+         dp_code=$({})\ndp_rc=$?\necho \"$dp_code\"; tr -d '\\r' < \"$dp_h\"; echo ---dp-body---; cat \"$dp_b\"; rm -f \"$dp_b\" \"$dp_h\"; exit $dp_rc",
         cmd.join(" ")
     );
     let o = c.sh_in(t, &script, body.map(|b| b.into_bytes()))?;
@@ -665,15 +791,40 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let (head, content) = out.split_once("---dp-body---\n").unwrap_or((&out, ""));
     let mut hl = head.lines();
     let status: i64 = hl.next().and_then(|s| s.trim().parse().ok()).unwrap_or(-1);
-    let ctype = hl
-        .next()
-        .map(|l| {
-            l.split_once(':')
-                .map(|x| x.1.trim().to_string())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    let mut r = obj(json!({"changed": false, "status": status, "url": url, "content_type": ctype}));
+    // Headers of the last response (curl -L dumps every hop), as Ansible returns them:
+    // lower-case names with `-` turned into `_`.
+    let mut reason = String::new();
+    let mut headers: Map<String, Value> = Map::new();
+    for l in hl {
+        if l.starts_with("HTTP/") {
+            headers.clear();
+            reason = l.splitn(3, ' ').nth(2).unwrap_or("").trim().to_string();
+        } else if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_lowercase().replace('-', "_"), json!(v.trim()));
+        }
+    }
+    let ctype = headers
+        .get("content_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let info_msg = if (200..300).contains(&status) || status == 304 {
+        format!(
+            "OK ({} bytes)",
+            headers
+                .get("content_length")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown")
+        )
+    } else {
+        format!("HTTP Error {status}: {reason}")
+    };
+    let mut r = headers;
+    for (k, v) in obj(
+        json!({"changed": false, "status": status, "url": url, "msg": info_msg, "redirected": false}),
+    ) {
+        r.insert(k, v);
+    }
     if b(a, "return_content", false) {
         r.insert("content".into(), json!(content));
     }
@@ -698,7 +849,7 @@ pub fn uri(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         r.insert(
             "msg".into(),
             json!(format!(
-                "Status code was {status} and not {status_codes:?}: HTTP Error {status}"
+                "Status code was {status} and not {status_codes:?}: {info_msg}"
             )),
         );
     }
