@@ -70,6 +70,66 @@ fn sbom_of_a_bundle_requires_a_trusted_signature_and_an_intact_index() {
     );
     ok(&run_env(&["licenses", bs, "--pubkey", p], &env));
 
+    // The SBOM written at build time is a member listed (with its sha256) in the signed
+    // manifest and in SHA256SUMS; `verify` checks it like any member.
+    let mut ar = tar::Archive::new(std::fs::File::open(&b).unwrap());
+    let mut sboms = Vec::new();
+    let mut manifest = serde_json::Value::Null;
+    let mut sums = String::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if name == "darkport.json" {
+            manifest = serde_json::from_slice(&data).unwrap();
+        } else if name == "SHA256SUMS" {
+            sums = String::from_utf8(data).unwrap();
+        } else if name.starts_with("sbom/") {
+            sboms.push((name, data));
+        }
+    }
+    assert_eq!(sboms.len(), 1, "{sboms:?}");
+    let (name, data) = &sboms[0];
+    assert!(
+        name.starts_with("sbom/testprod_deb_1") && name.ends_with(".spdx.json"),
+        "{name}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(data).unwrap();
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    let foo = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "foo")
+        .expect("foo in the stored SBOM");
+    assert_eq!(foo["versionInfo"], "1.2-3");
+    assert!(foo.to_string().contains("MIT"), "{foo}");
+    let listed = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == name.as_str())
+        .expect("SBOM listed in darkport.json files");
+    assert_eq!(listed["sha256"].as_str().unwrap(), sha(data));
+    assert!(
+        sums.contains(&format!("{}  {name}", &sha(data)[7..])),
+        "{sums}"
+    );
+    ok(&run(&["verify", bs, "--pubkey", p]));
+    // Same inputs, same bytes (the SBOM has a fixed time without SOURCE_DATE_EPOCH).
+    let b2 = d.join("b2.darkport");
+    ok(&run(&[
+        "build-bundle",
+        "-f",
+        s,
+        "-o",
+        b2.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(&b).unwrap(), std::fs::read(&b2).unwrap());
+
     // No trusted key, or the wrong one: refused before any image is read.
     for args in [
         vec!["sbom", bs],

@@ -20,6 +20,14 @@ const INDEX_TYPES: &[&str] = &[
 /// An OCI layout to read images from.
 pub enum Layout {
     Dir(PathBuf),
+    /// Blobs scattered over files (e.g. a build's content store): `index.json` in memory and
+    /// each `blobs/sha256/<hex>` member a byte range of some file. `label` names it in errors.
+    Blobs {
+        label: PathBuf,
+        index: Vec<u8>,
+        /// member name → (file, offset, size)
+        members: HashMap<String, (PathBuf, u64, u64)>,
+    },
     Archive {
         path: PathBuf,
         /// member name → (data offset, size)
@@ -111,6 +119,7 @@ impl Layout {
     fn path(&self) -> &Path {
         match self {
             Layout::Dir(p) => p,
+            Layout::Blobs { label, .. } => label,
             Layout::Archive { path, .. } => path,
         }
     }
@@ -128,6 +137,17 @@ impl Layout {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(open_err(e)),
                 }
+            }
+            Layout::Blobs { index, members, .. } => {
+                if name == "index.json" {
+                    return Ok(Some(Box::new(io::Cursor::new(index.clone()))));
+                }
+                let Some((file, off, size)) = members.get(name) else {
+                    return Ok(None);
+                };
+                let mut f = File::open(file).map_err(open_err)?;
+                f.seek(SeekFrom::Start(*off)).map_err(open_err)?;
+                Ok(Some(Box::new(f.take(*size))))
             }
             Layout::Archive { path, members } => {
                 let Some(&(off, size)) = members.get(name) else {
@@ -284,6 +304,7 @@ impl Layout {
                 .map(|m| m.len())
                 .unwrap_or(0),
             Layout::Archive { members, .. } => members.get(&name).map(|m| m.1).unwrap_or(0),
+            Layout::Blobs { members, .. } => members.get(&name).map(|m| m.2).unwrap_or(0),
         }
     }
 }
