@@ -244,7 +244,13 @@ impl Layout {
                 .map(str::to_string);
             let name = ann_name.or_else(|| name.clone());
             let mt = desc.get("mediaType").and_then(Value::as_str).unwrap_or("");
-            let doc = self.json(&format!("blobs/sha256/{}", digest.hex()), Some(&digest))?;
+            let member = format!("blobs/sha256/{}", digest.hex());
+            // A multi-platform index may be carried for some platforms only (a darkport
+            // bundle keeps the children of its `platforms`): absent children are skipped.
+            if depth > 0 && !self.has_member(&member) {
+                continue;
+            }
+            let doc = self.json(&member, Some(&digest))?;
             let is_index =
                 INDEX_TYPES.contains(&mt) || (mt.is_empty() && doc.get("manifests").is_some());
             if is_index {
@@ -295,6 +301,14 @@ impl Layout {
             });
         }
         Ok(())
+    }
+
+    fn has_member(&self, name: &str) -> bool {
+        match self {
+            Layout::Dir(p) => p.join(name).is_file(),
+            Layout::Archive { members, .. } => members.contains_key(name),
+            Layout::Blobs { members, .. } => members.contains_key(name),
+        }
     }
 
     fn blob_size(&self, d: &Digest) -> u64 {
