@@ -6,7 +6,8 @@
 //! 1. `darkport.json` — the [`Manifest`] (compact JSON), then
 //! 2. `darkport.json.minisig` — its minisign signature,
 //! 3. `oci-layout`, `index.json` (one entry per image, `org.opencontainers.image.ref.name`
-//!    = image name), `SHA256SUMS`,
+//!    = image name), `sbom/<image>.spdx.json` (one SPDX 2.3 document per image),
+//!    `SHA256SUMS`,
 //! 4. `playbooks/<path>` sorted by path,
 //! 5. `blobs/sha256/<hex>` sorted by digest, each blob once.
 //!

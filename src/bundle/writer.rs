@@ -200,22 +200,31 @@ impl Out {
 }
 
 /// Write a bundle to `out` (a file path). `manifest` must have images, blobs, playbooks,
-/// migrations and delta_base filled; `files` is computed here. Present blobs are read from
+/// migrations and delta_base filled; `files` is computed here (`oci-layout`, `index.json`,
+/// then `extra_files` such as the SBOMs, in the order given, then `SHA256SUMS`). Present blobs are read from
 /// `store` (digest checked while copying), playbooks from `playbook_root`.
 pub fn write_bundle(
     mut manifest: Manifest,
     store: &Store,
     playbook_root: Option<&Path>,
     signer: Option<&SigningKey>,
+    extra_files: Vec<(String, Vec<u8>)>,
     out: &Path,
     rep: &dyn Reporter,
 ) -> Result<WriteSummary, BundleError> {
     manifest.blobs.sort_by_key(|b| b.digest);
     let index = layout_index(&manifest);
-    let layout = vec![
+    let mut layout = vec![
         ("oci-layout".to_string(), OCI_LAYOUT.to_vec()),
         ("index.json".to_string(), index),
     ];
+    for (name, _) in &extra_files {
+        super::check_member_name(name).map_err(|reason| BundleError::Playbook {
+            path: PathBuf::from(name),
+            reason,
+        })?;
+    }
+    layout.extend(extra_files);
     let sums = sha256sums(&manifest, &layout);
     manifest.files = layout
         .iter()

@@ -31,6 +31,13 @@ pub struct SbomArgs {
     /// Document creation time, RFC 3339 (default: $SOURCE_DATE_EPOCH if set, else now).
     #[arg(long)]
     pub created: Option<String>,
+    /// Trusted public key(s) for a darkport bundle SOURCE (as for verify); its signature is
+    /// checked before any image is read. Not used for oci-archive or layout sources.
+    #[arg(long, value_name = "PUB")]
+    pub pubkey: Vec<PathBuf>,
+    /// Accept an unsigned darkport bundle.
+    #[arg(long)]
+    pub allow_unsigned: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,4 +53,11 @@ pub struct LicensesArgs {
     /// Exit with code 1 when any copyleft licence is found (for release gates).
     #[arg(long)]
     pub fail_on_copyleft: bool,
+    /// Trusted public key(s) for a darkport bundle SOURCE (as for verify); its signature is
+    /// checked before any image is read. Not used for oci-archive or layout sources.
+    #[arg(long, value_name = "PUB")]
+    pub pubkey: Vec<PathBuf>,
+    /// Accept an unsigned darkport bundle.
+    #[arg(long)]
+    pub allow_unsigned: bool,
 }

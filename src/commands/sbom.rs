@@ -32,6 +32,38 @@ impl ScanReporter for Reporter {
     }
 }
 
+/// True when `path` is a file whose first tar member is `darkport.json` (a darkport bundle).
+fn is_darkport_bundle(path: &Path) -> bool {
+    use std::io::Read;
+    let mut h = [0u8; 100];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut h))
+        .is_ok()
+        && h.split(|b| *b == 0).next() == Some(crate::bundle::MANIFEST_NAME.as_bytes())
+}
+
+/// For a darkport bundle: check its signature (and canonical member list), then the signed
+/// hash of `index.json`; manifests and layers are checked by digest while they are scanned,
+/// so every byte the SBOM is built from is covered by the signature.
+fn check_bundle(
+    source: &Path,
+    pubkey: &[std::path::PathBuf],
+    allow_unsigned: bool,
+) -> anyhow::Result<()> {
+    if !is_darkport_bundle(source) {
+        return Ok(());
+    }
+    let trust = crate::ops::trust::resolve(pubkey, allow_unsigned)?;
+    let b = crate::bundle::Bundle::open(source, &trust)
+        .with_context(|| format!("failed to open {}", source.display()))?;
+    let m = b
+        .member("index.json")
+        .with_context(|| format!("{} has no index.json member", source.display()))?;
+    b.read_member(m, 64 << 20)
+        .with_context(|| format!("failed to check index.json of {}", source.display()))?;
+    Ok(())
+}
+
 fn scan(source: &Path, image: Option<&str>, mode: ProgressMode) -> anyhow::Result<Vec<ImageSbom>> {
     let start = Instant::now();
     let layout = Layout::open(source)
@@ -111,6 +143,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 
 pub fn run_sbom(a: SbomArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     let created = created(a.created.as_deref())?;
+    check_bundle(&a.source, &a.pubkey, a.allow_unsigned)?;
     let images = scan(&a.source, a.image.as_deref(), progress)?;
     let opts = RenderOpts {
         created,
@@ -178,6 +211,7 @@ pub fn run_licenses(a: LicensesArgs, progress: ProgressMode) -> anyhow::Result<i
     } else {
         progress
     };
+    check_bundle(&a.source, &a.pubkey, a.allow_unsigned)?;
     let images = scan(&a.source, a.image.as_deref(), mode)?;
     let summary = sbom::licence_summary(&images);
     if a.json {

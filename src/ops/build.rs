@@ -210,11 +210,13 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
     let product = manifest.product.clone();
     let version = manifest.version.clone();
     let nimages = manifest.images.len();
+    let sboms = image_sboms(&manifest, &store)?;
     let summary = writer::write_bundle(
         manifest,
         &store,
         spec.playbooks.as_deref(),
         opts.key.as_ref(),
+        sboms,
         &out,
         rep,
     )
@@ -236,4 +238,68 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
         omitted_blobs: omitted,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Time written into the stored SBOMs when the build has none (`SOURCE_DATE_EPOCH` unset):
+/// fixed, so the same inputs still give a byte-identical bundle.
+const SBOM_EPOCH: &str = "1970-01-01T00:00:00Z";
+
+/// One SPDX 2.3 document per image (and platform), `sbom/<image>.spdx.json`, scanned from the
+/// build's store (each layer read once, digest-checked); stored in the bundle and listed with
+/// its sha256 in the signed manifest.
+fn image_sboms(m: &Manifest, store: &Store) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    use crate::sbom::oci::{scan_layout, Layout, NoReport};
+    use crate::store::Location;
+    let mut members = HashMap::new();
+    for b in store.iter() {
+        let (path, off) = match &b.location {
+            Location::File(p) => (p.clone(), 0),
+            Location::Range { path, offset, .. } => (path.clone(), *offset),
+        };
+        members.insert(
+            format!("blobs/sha256/{}", b.digest.hex()),
+            (path, off, b.size),
+        );
+    }
+    let layout = Layout::Blobs {
+        label: PathBuf::from("the build's image store"),
+        index: writer::layout_index(m),
+        members,
+    };
+    let images =
+        scan_layout(&layout, None, &NoReport).context("failed to build the image SBOMs")?;
+    let opts = crate::sbom::spdx::RenderOpts {
+        created: m.created.clone().unwrap_or_else(|| SBOM_EPOCH.into()),
+        tool: format!("darkport-{}", env!("CARGO_PKG_VERSION")),
+    };
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for img in &images {
+        let mut stem: String = img
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if let Some(p) = &img.platform {
+            stem.push('_');
+            stem.push_str(&p.replace('/', "-"));
+        }
+        let mut name = format!("sbom/{stem}.spdx.json");
+        let mut n = 2;
+        while !seen.insert(name.clone()) {
+            name = format!("sbom/{stem}-{n}.spdx.json");
+            n += 1;
+        }
+        let mut doc = serde_json::to_vec_pretty(&crate::sbom::spdx::render(img, &opts))?;
+        doc.push(b'\n');
+        out.push((name, doc));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }

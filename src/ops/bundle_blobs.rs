@@ -54,8 +54,16 @@ mod tests {
             delta_base: vec![],
         };
         let out = d.path().join("b.darkport");
-        crate::bundle::writer::write_bundle(m, &store, None, None, &out, &crate::bundle::NoReport)
-            .unwrap();
+        crate::bundle::writer::write_bundle(
+            m,
+            &store,
+            None,
+            None,
+            vec![],
+            &out,
+            &crate::bundle::NoReport,
+        )
+        .unwrap();
         let b = Bundle::open(
             &out,
             &crate::bundle::Trust {
