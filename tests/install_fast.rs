@@ -225,7 +225,9 @@ fn install_seeds_the_site_registry_and_is_idempotent() {
     assert_eq!(j["nodes"][0]["push"]["blobs_sent"], 0);
     assert_eq!(j["nodes"][0]["push"]["bytes_sent"], 0);
     let err = String::from_utf8_lossy(&o.stderr);
-    for l in err.lines().filter(|l| l.contains(": ok=")) {
+    let recap: Vec<&str> = err.lines().filter(|l| l.contains(": ok=")).collect();
+    assert_eq!(recap.len(), 3, "one recap line per node: {err}");
+    for l in recap {
         assert!(l.contains("changed=0"), "re-run changed something: {l}");
     }
 

@@ -70,8 +70,13 @@ fn build_version(
 }
 
 fn run(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -> Output {
-    Command::new(bin())
-        .args(args)
+    cmd(nodes, inv, tmp, args, b).output().unwrap()
+}
+
+/// `darkport ARGS -i INV --known-hosts … --pubkey TMP/k.pub --progress plain BUNDLE`.
+fn cmd(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
         .arg("-i")
         .arg(inv)
         .arg("--known-hosts")
@@ -80,9 +85,8 @@ fn run(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -
         .arg(tmp.join("k.pub"))
         .arg("--progress")
         .arg("plain")
-        .arg(b)
-        .output()
-        .unwrap()
+        .arg(b);
+    c
 }
 
 fn text(o: &Output) -> String {
@@ -290,14 +294,7 @@ fn controller_killed_inside_a_migration_resumes_there() {
     let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
     assert!(o.status.success(), "{}", text(&o));
 
-    let mut child = Command::new(bin())
-        .args(["upgrade", "--progress", "plain", "--ca-dir", ca_s, "-i"])
-        .arg(&inv)
-        .arg("--known-hosts")
-        .arg(nodes.known_hosts_path())
-        .arg("--pubkey")
-        .arg(t.join("k.pub"))
-        .arg(&b11)
+    let mut child = cmd(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b11)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -22,7 +22,7 @@ use crate::cli::site::{BundleTrustArgs, InstallArgs, PreflightArgs, SiteArgs, St
 use crate::digest::Digest;
 use crate::inventory::Inventory;
 use crate::ops::push::{self, PushReport};
-use crate::playbook::engine::{self, Connector, HostSource, RunOptions};
+use crate::playbook::engine::{self, Connector, RunOptions};
 use crate::playbook::model::Playbook;
 use crate::registry::{tls, RepoIndex};
 use crate::state::plan::{migration_action, MigrationAction, MigrationSpec, Scope};
@@ -353,9 +353,21 @@ pub(crate) fn preflight(
             let mut t = n.t();
             n.probe = Some(state::probe::probe(&mut t, &n.root)?);
             n.state = state::read(&mut t, &n.root)?;
+            // The lock: reported by preflight, taken by install.
+            let q = shell_quote(&format!("{}/lock/owner", n.root.trim_end_matches('/')));
+            let out = t.exec(
+                &format!("cat {q} 2>/dev/null || true"),
+                &ExecOpts::default(),
+            )?;
+            if let Ok(o) = serde_json::from_slice::<LockOwner>(&out.stdout) {
+                if !o.is_stale_here() {
+                    anyhow::bail!("the site lock is held by {o}");
+                }
+            }
             Ok(())
         },
     );
+    let manifest_bytes = m.to_bytes().len() as u64;
     let mut rows = Vec::new();
     for n in &site.nodes {
         let mut row = PreflightRow {
@@ -388,7 +400,7 @@ pub(crate) fn preflight(
                     m.platforms.join(", ")
                 ));
             }
-            let mut need = playbook_bytes + b.manifest().to_bytes().len() as u64;
+            let mut need = playbook_bytes + manifest_bytes;
             if n.registry {
                 let mut absent_base = 0;
                 for be in &m.blobs {
@@ -445,26 +457,6 @@ pub(crate) fn preflight(
         }
         rows.push(row);
     }
-    // The lock: reported by preflight, taken by install.
-    par(
-        &mut site.nodes,
-        site.forks,
-        |_| true,
-        |n| {
-            let mut t = n.t();
-            let q = shell_quote(&format!("{}/lock/owner", n.root.trim_end_matches('/')));
-            let out = t.exec(
-                &format!("cat {q} 2>/dev/null || true"),
-                &ExecOpts::default(),
-            )?;
-            if let Ok(o) = serde_json::from_slice::<LockOwner>(&out.stdout) {
-                if !o.is_stale_here() {
-                    anyhow::bail!("the site lock is held by {o}");
-                }
-            }
-            Ok(())
-        },
-    );
     for (row, n) in rows.iter_mut().zip(&site.nodes) {
         if let Some(e) = &n.error {
             if !row.problems.contains(e) {
@@ -629,27 +621,18 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     refuse_on_problems(&rows, a.site.json)?;
     pr.line(&format!("preflight ok on {} node(s)", site.nodes.len()));
 
-    // 3. Lock every node (sorted order), then journal the operation.
+    // 3. Lock every node (inventory order), then journal the operation.
     let me = LockOwner::this_process("install");
-    let mut locked = Vec::new();
-    for n in site.nodes.iter_mut() {
-        let mut t = n.t();
-        match state::lock(&mut t, &n.root, &me, LockPolicy::TakeOverStale) {
-            Ok(_) => locked.push(n.name.clone()),
-            Err(e) => {
-                let msg = e.to_string();
-                unlock_all(&mut site, &me);
-                bail!("cannot take the site lock: {msg}; nothing was changed");
-            }
-        }
-    }
-    let result = install_locked(
+    lock_all(&mut site, &me)?;
+    let result = ship_and_run(
         &mut site,
         &b,
         &m,
         &exe,
         &ca_dir,
+        "install",
         playbook.as_ref(),
+        &[],
         extra_vars,
         &pr,
     );
@@ -689,6 +672,20 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// Take the lock on every node in inventory order; on a refusal, release what was taken.
+pub(crate) fn lock_all(site: &mut Site, me: &LockOwner) -> anyhow::Result<()> {
+    for i in 0..site.nodes.len() {
+        let n = &site.nodes[i];
+        let mut t = n.t();
+        if let Err(e) = state::lock(&mut t, &n.root, me, LockPolicy::TakeOverStale) {
+            let msg = e.to_string();
+            unlock_all(site, me);
+            bail!("cannot take the site lock: {msg}; nothing was changed");
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn unlock_all(site: &mut Site, me: &LockOwner) {
     for n in site.nodes.iter_mut() {
         if let Some(t) = &n.t {
@@ -711,31 +708,6 @@ pub(crate) fn default_ca_dir(a: &SiteArgs) -> PathBuf {
         })
         .unwrap_or(Path::new("."))
         .join("darkport-ca")
-}
-
-#[allow(clippy::too_many_arguments)]
-fn install_locked(
-    site: &mut Site,
-    b: &Bundle,
-    m: &Manifest,
-    exe: &(PathBuf, Digest, u64),
-    ca_dir: &Path,
-    playbook: Option<&Playbook>,
-    extra_vars: Map<String, Value>,
-    pr: &SitePrinter,
-) -> anyhow::Result<()> {
-    ship_and_run(
-        site,
-        b,
-        m,
-        exe,
-        ca_dir,
-        "install",
-        playbook,
-        &[],
-        extra_vars,
-        pr,
-    )
 }
 
 /// Steps 4-8 of an install or an upgrade: journal, push, seed, trust, the main playbook, the
@@ -876,7 +848,7 @@ pub(crate) fn ship_and_run(
         |n| n.registry,
         |n| {
             step(n, "seed", |n| {
-                seed(n, b, m, exe, ca_dir, &ca_pem, certs_tmp.path())
+                seed(n, m, exe, ca_dir, &ca_pem, certs_tmp.path())
             })
         },
     );
@@ -981,9 +953,12 @@ fn run_step_playbook(
         .iter()
         .filter_map(|n| n.t.clone().map(|t| (n.name.clone(), t)))
         .collect();
-    let hs = Hosts {
+    let hs = crate::ops::run::InvHosts {
         inv: &site.inv,
-        hosts: run_on.clone(),
+        limit: None,
+        user: None,
+        become_pass: None,
+        only: Some(&run_on),
     };
     let conn = Pool {
         pool,
@@ -1157,33 +1132,6 @@ fn run_migration(
     Ok(())
 }
 
-/// The engine's hosts: the inventory restricted to the nodes still in the run.
-struct Hosts<'a> {
-    inv: &'a Inventory,
-    hosts: Vec<String>,
-}
-
-impl HostSource for Hosts<'_> {
-    fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
-        self.inv
-            .select(pattern)
-            .map(|v| v.into_iter().filter(|h| self.hosts.contains(h)).collect())
-            .map_err(|e| e.to_string())
-    }
-    fn host_vars(&self, host: &str) -> Map<String, Value> {
-        self.inv.host_vars(host)
-    }
-    fn groups(&self) -> BTreeMap<String, Vec<String>> {
-        self.inv.groups()
-    }
-    fn group_names(&self, host: &str) -> Vec<String> {
-        self.inv.group_names(host)
-    }
-    fn all_hosts(&self) -> Vec<String> {
-        self.inv.hosts()
-    }
-}
-
 /// Hands the engine the sessions the install already has open.
 struct Pool {
     pool: BTreeMap<String, Shared>,
@@ -1206,7 +1154,6 @@ impl Connector for Pool {
 
 fn seed(
     n: &mut Node,
-    b: &Bundle,
     m: &Manifest,
     exe: &(PathBuf, Digest, u64),
     ca_dir: &Path,
@@ -1364,7 +1311,6 @@ echo $! > "$d/supervise.pid"
             n.name, n.registry_addr
         )
     })?;
-    let _ = b;
     Ok(())
 }
 

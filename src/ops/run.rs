@@ -12,19 +12,24 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The inventory as the engine sees it, with `--limit` applied.
-struct InvHosts<'a> {
-    inv: &'a Inventory,
-    limit: Option<&'a str>,
-    user: Option<&'a str>,
-    become_pass: Option<&'a str>,
+/// The inventory as the engine sees it, with `--limit` applied (and, for install/upgrade,
+/// restricted to the nodes still in the run).
+pub(crate) struct InvHosts<'a> {
+    pub inv: &'a Inventory,
+    pub limit: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub become_pass: Option<&'a str>,
+    pub only: Option<&'a [String]>,
 }
 
 impl HostSource for InvHosts<'_> {
     fn select(&self, pattern: &str) -> Result<Vec<String>, String> {
         self.inv
             .select_limited(pattern, self.limit)
-            .map(|s| s.hosts)
+            .map(|s| match self.only {
+                Some(only) => s.hosts.into_iter().filter(|h| only.contains(h)).collect(),
+                None => s.hosts,
+            })
             .map_err(|e| e.to_string())
     }
     fn host_vars(&self, host: &str) -> Map<String, Value> {
@@ -124,6 +129,7 @@ pub fn run_playbook(a: &RunArgs) -> anyhow::Result<i32> {
         limit: a.limit.as_deref(),
         user: a.user.as_deref(),
         become_pass: become_pass.as_deref(),
+        only: None,
     };
     if let Some(l) = &a.limit {
         if hosts.select("all").map(|h| h.is_empty()).unwrap_or(true) {

@@ -19,7 +19,7 @@ use crate::cli::site::UpgradeArgs;
 use crate::ops::install::{self, Site};
 use crate::playbook::model::Playbook;
 use crate::state::plan::{self, MigrationSpec, Scope};
-use crate::state::{self, LockOwner, LockPolicy};
+use crate::state::{self, LockOwner};
 use crate::ui::{bytes, site::SitePrinter, ProgressMode};
 use anyhow::{bail, Context};
 use semver::{Version, VersionReq};
@@ -223,14 +223,7 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| install::default_ca_dir(&a.site));
     let me = LockOwner::this_process("upgrade");
-    for n in site.nodes.iter_mut() {
-        let mut t = n.t.clone().expect("connected");
-        if let Err(e) = state::lock(&mut t, &n.root, &me, LockPolicy::TakeOverStale) {
-            let msg = e.to_string();
-            install::unlock_all(&mut site, &me);
-            bail!("cannot take the site lock: {msg}; nothing was changed");
-        }
-    }
+    install::lock_all(&mut site, &me)?;
     let r = install::ship_and_run(
         &mut site,
         &b,
