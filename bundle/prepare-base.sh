@@ -12,7 +12,7 @@ rm -rf "$out"
 mkdir -p "$out/bin" "$out/etc" "$out/tmp" "$out/data"
 cp "$bb" "$out/bin/busybox"
 chmod 0755 "$out/bin/busybox"
-for a in sh ash cat echo env head httpd ls mkdir nc rm sed sha256sum sleep tr wget wc date cut expr printf grep test od; do
+for a in sh ash cat echo env head httpd ls mkdir mv nc rm rmdir sed sha256sum sleep tr wget wc date cut expr printf grep test od; do
   ln -s busybox "$out/bin/$a"
 done
 printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' > "$out/etc/passwd"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Docker image for cluster test nodes OFFLINE (nothing is pulled from a registry):
 # a Debian bookworm rootfs from the configured apt mirror (debootstrap --variant=minbase) with
-# openssh-server, sudo, python3, skopeo, ca-certificates, iproute2 and procps, imported with
+# openssh-server, sudo, python3, skopeo, ca-certificates, iproute2, procps and podman (the
+# product's container runtime on the node; it runs nested in the node container, see
+# tests/common/cluster.rs for the flags it needs), imported with
 # `docker import`. The tag is derived from a hash of this recipe, so the image is built once
 # per machine and reused. Prints the tag on stdout (progress goes to stderr).
 #
@@ -11,8 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RECIPE_VERSION=2
-PKGS=openssh-server,sudo,python3,skopeo,ca-certificates,iproute2,procps
+RECIPE_VERSION=3
+PKGS=openssh-server,sudo,python3,skopeo,ca-certificates,iproute2,procps,podman,crun
 tag="darkport-node:$( { echo "$RECIPE_VERSION $PKGS"; cat "$0"; } | sha256sum | cut -c1-12)"
 
 if docker image inspect "$tag" >/dev/null 2>&1; then
@@ -82,6 +84,22 @@ dppass ALL=(ALL) ALL
 EOF
 chmod 0440 "$r/etc/sudoers.d/darkport-test"
 : >"$r/root/.bashrc"
+# podman nested in a container: vfs storage (no overlay on overlay), no cgroups of its own
+# (the node container's are read-only), events to a file (no journald), host networking.
+cat >"$r/etc/containers/storage.conf" <<'EOF'
+[storage]
+driver = "vfs"
+runroot = "/run/containers/storage"
+graphroot = "/var/lib/containers/storage"
+EOF
+cat >"$r/etc/containers/containers.conf" <<'EOF'
+[containers]
+cgroups = "disabled"
+netns = "host"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
 rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/*
 tar -C "$r" -c . | docker import \
   --change 'CMD ["/usr/sbin/sshd", "-D", "-e"]' \

@@ -83,6 +83,15 @@ pub struct UpgradeArgs {
     /// Accept nodes at different versions (resuming a partial upgrade).
     #[arg(long)]
     pub allow_mixed: bool,
+    /// After an interrupted migration that is not re-runnable stopped the run: record this
+    /// migration (its id, e.g. 0003-split-users) as done on the nodes where it started, without
+    /// running it again. Check its data first; the upgrade then continues.
+    #[arg(long, value_name = "MIGRATION", conflicts_with = "rerun")]
+    pub mark_done: Option<String>,
+    /// After an interrupted migration that is not re-runnable stopped the run, and its data
+    /// was restored from the backup by hand: run this migration again from the start.
+    #[arg(long, value_name = "MIGRATION")]
+    pub rerun: Option<String>,
     /// Extra variables for the upgrade playbook and the migrations.
     #[arg(short = 'e', long = "extra-vars")]
     pub extra_vars: Vec<String>,

@@ -25,7 +25,7 @@ use crate::ops::push::{self, PushReport};
 use crate::playbook::engine::{self, Connector, RunOptions};
 use crate::playbook::model::Playbook;
 use crate::registry::{tls, RepoIndex};
-use crate::state::plan::{migration_action, MigrationAction, MigrationSpec, Scope};
+use crate::state::plan::{migration_action, MigrationAction, MigrationSpec, Phase, Scope};
 use crate::state::{self, probe::NodeProbe, AppliedMigration, LockOwner, LockPolicy, NodeState};
 use crate::transport::{
     self, shell_quote, ConnSpec, ConnectOpts, ExecOpts, ExecOutput, ReadSeek, Transport,
@@ -311,6 +311,9 @@ pub struct PreflightRow {
     pub free_bytes: Option<u64>,
     pub needed_bytes: u64,
     pub missing_blobs: usize,
+    /// Stored blobs whose content does not match their digest (counted in `missing_blobs`:
+    /// they are sent again).
+    pub corrupt_blobs: usize,
     pub installed: Option<String>,
     pub problems: Vec<String>,
 }
@@ -345,13 +348,20 @@ pub(crate) fn preflight(
 ) -> Vec<PreflightRow> {
     let m = b.manifest();
     let playbook_bytes: u64 = m.playbooks.iter().map(|p| p.size).sum::<u64>() + 64 * 1024;
+    let wanted: BTreeSet<Digest> = m.blobs.iter().map(|x| x.digest).collect();
     par(
         &mut site.nodes,
         site.forks,
         |_| true,
         |n| {
             let mut t = n.t();
-            n.probe = Some(state::probe::probe(&mut t, &n.root)?);
+            let mut p = state::probe::probe(&mut t, &n.root)?;
+            if n.registry {
+                // A stored blob the bundle needs is trusted only after its content is checked:
+                // a corrupt one is sent again (and the registry refuses to serve it meanwhile).
+                state::probe::verify_blobs(&mut t, &n.root, &mut p, &wanted)?;
+            }
+            n.probe = Some(p);
             n.state = state::read(&mut t, &n.root)?;
             // The lock: reported by preflight, taken by install.
             let q = shell_quote(&format!("{}/lock/owner", n.root.trim_end_matches('/')));
@@ -378,6 +388,7 @@ pub(crate) fn preflight(
             free_bytes: None,
             needed_bytes: 0,
             missing_blobs: 0,
+            corrupt_blobs: 0,
             installed: None,
             problems: Vec::new(),
         };
@@ -401,8 +412,9 @@ pub(crate) fn preflight(
                 ));
             }
             let mut need = playbook_bytes + manifest_bytes;
+            row.corrupt_blobs = p.corrupt.len();
             if n.registry {
-                let mut absent_base = 0;
+                let (mut absent_base, mut corrupt_base) = (0, 0);
                 for be in &m.blobs {
                     if p.blobs.contains(&be.digest) {
                         continue;
@@ -410,9 +422,16 @@ pub(crate) fn preflight(
                     if be.present {
                         need += be.size;
                         row.missing_blobs += 1;
+                    } else if p.corrupt.contains(&be.digest) {
+                        corrupt_base += 1;
                     } else {
                         absent_base += 1;
                     }
+                }
+                if corrupt_base > 0 {
+                    row.problems.push(format!(
+                        "{corrupt_base} stored blob(s) of the delta bundle's base are corrupt on this registry host and the delta cannot replace them; use the full bundle"
+                    ));
                 }
                 if absent_base > 0 {
                     row.problems.push(format!(
@@ -470,6 +489,12 @@ pub(crate) fn preflight(
 /// Stop (printing the per-node table or JSON) when any node has a preflight problem.
 pub(crate) fn refuse_on_problems(rows: &[PreflightRow], json: bool) -> anyhow::Result<()> {
     if rows.iter().all(|r| r.problems.is_empty()) {
+        for r in rows.iter().filter(|r| r.corrupt_blobs > 0) {
+            eprintln!(
+                "{}: {} stored blob(s) do not match their digest: they are sent again",
+                r.host, r.corrupt_blobs
+            );
+        }
         return Ok(());
     }
     if json {
@@ -517,7 +542,30 @@ pub(crate) fn write_state(n: &mut Node) -> anyhow::Result<()> {
     let mut t = n.t();
     let st = n.state.as_ref().expect("state");
     state::write(&mut t, &n.root, st)?;
+    crash_point(st);
     Ok(())
+}
+
+/// Fault injection for the crash tests: with `DARKPORT_CRASH_AT=STEP:started` (or `:finished`)
+/// the controller dies, as a SIGKILL would leave it (no cleanup, lock held, sessions cut), right
+/// after a node's journal recorded STEP so. Steps: `push`, `seed`, `trust`, `playbook`,
+/// `migration:ID`, `migration-run` (a migration's playbook).
+fn crash_point(st: &NodeState) {
+    let Ok(at) = std::env::var("DARKPORT_CRASH_AT") else {
+        return;
+    };
+    let Some((name, status)) = at.rsplit_once(':') else {
+        return;
+    };
+    let hit = match st.step_status(name) {
+        Some(state::StepStatus::Started) => status == "started",
+        Some(state::StepStatus::Finished) => status == "finished",
+        None => false,
+    };
+    if hit {
+        eprintln!("DARKPORT_CRASH_AT={at}: the controller stops here");
+        std::process::exit(137);
+    }
 }
 
 fn step<F>(n: &mut Node, name: &str, f: F) -> anyhow::Result<()>
@@ -900,12 +948,15 @@ pub(crate) fn ship_and_run(
     vars.insert("darkport_images".into(), Value::Object(images));
     vars.insert("darkport_image_digests".into(), Value::Object(digests));
     vars.extend(extra_vars);
+    for (spec, pb) in migrations.iter().filter(|(s, _)| s.phase == Phase::Before) {
+        run_migration(site, b, spec, pb, &vars, pr)?;
+    }
     if let Some(pb) = playbook {
         let file = format!("{action}.yml");
         pr.line(&format!("running {file}"));
         run_step_playbook(site, pb, &vars, "playbook", &file, |n| n.selected);
     }
-    for (spec, pb) in migrations {
+    for (spec, pb) in migrations.iter().filter(|(s, _)| s.phase == Phase::After) {
         run_migration(site, b, spec, pb, &vars, pr)?;
     }
 
@@ -1124,12 +1175,74 @@ fn run_migration(
                     bundle_digest: b.id(),
                     started_at: started.clone(),
                     finished_at: finished.clone(),
+                    marked_done: false,
                 });
             }
             write_state(n)
         },
     );
     Ok(())
+}
+
+/// What the operator decided about a migration that was interrupted and is not re-runnable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resolve {
+    /// `--mark-done`: it completed; record it as applied without running it.
+    Done,
+    /// `--rerun`: the data was restored from the backup; run it again from the start.
+    Rerun,
+}
+
+/// Apply the operator's decision on every selected node whose journal shows the migration
+/// started and unfinished. Returns those nodes.
+pub(crate) fn resolve_migration(
+    site: &mut Site,
+    b: &Bundle,
+    spec: &MigrationSpec,
+    how: Resolve,
+) -> anyhow::Result<Vec<String>> {
+    let step = spec.step_name();
+    let mut hosts = Vec::new();
+    for n in site.nodes.iter_mut().filter(|n| n.selected && n.alive()) {
+        let Some(st) = n.state.as_mut() else { continue };
+        if st.migration_applied(&spec.id)
+            || st.step_status(&step) != Some(state::StepStatus::Started)
+        {
+            continue;
+        }
+        let op = st
+            .operation
+            .as_mut()
+            .expect("a started step has an operation");
+        match how {
+            Resolve::Done => {
+                let started = op
+                    .steps
+                    .iter()
+                    .find(|s| s.name == step)
+                    .map(|s| s.started_at.clone())
+                    .unwrap_or_else(state::now);
+                st.finish_step(&step);
+                st.migrations.push(AppliedMigration {
+                    id: spec.id.clone(),
+                    bundle_digest: b.id(),
+                    started_at: started,
+                    finished_at: state::now(),
+                    marked_done: true,
+                });
+            }
+            Resolve::Rerun => op.steps.retain(|s| s.name != step),
+        }
+        write_state(n)?;
+        hosts.push(n.name.clone());
+    }
+    if hosts.is_empty() {
+        bail!(
+            "migration {} is not started-and-unfinished on any reachable node; nothing was changed",
+            spec.id
+        );
+    }
+    Ok(hosts)
 }
 
 /// Hands the engine the sessions the install already has open.

@@ -4,7 +4,7 @@
 //! `upgrades_from`, mixed versions (unless `--allow-mixed` or resuming), a delta bundle whose
 //! base blobs the site lacks (preflight); then the install machinery (lock, push of the
 //! missing blobs only, seed, trust), `playbooks/upgrade.yml` (or `install.yml` when the bundle
-//! has no upgrade playbook), and the migrations introduced after the site's version, in order,
+//! has no upgrade playbook) with the migrations introduced after the site's version, in order,
 //! each exactly once (journaled in each node's `state.json`).
 //!
 //! A migration declares itself in the vars of its first play:
@@ -13,12 +13,14 @@
 //!   vars:
 //!     darkport_migration: {version: 1.1.0, scope: site, rerunnable: false, backup: [/srv/app/data]}
 //! ```
-//! `scope: site` runs it once per site on the first node; `node` on every node.
+//! `scope: site` runs it once per site on the first node; `node` on every node. `phase: before`
+//! (the default) runs it before the upgrade playbook, when the new images are already on the
+//! site registry but the old services still run; `phase: after` once the playbook finished.
 
 use crate::cli::site::UpgradeArgs;
 use crate::ops::install::{self, Site};
 use crate::playbook::model::Playbook;
-use crate::state::plan::{self, MigrationSpec, Scope};
+use crate::state::plan::{self, MigrationSpec, Phase, Scope};
 use crate::state::{self, LockOwner};
 use crate::ui::{bytes, site::SitePrinter, ProgressMode};
 use anyhow::{bail, Context};
@@ -54,6 +56,11 @@ pub fn migration_spec(rel: &str, pb: &Playbook) -> anyhow::Result<MigrationSpec>
         Some("node") => Scope::Node,
         Some(o) => bail!("{rel}: darkport_migration.scope must be site or node, not {o:?}"),
     };
+    let phase = match get("phase").as_str() {
+        None | Some("before") => Phase::Before,
+        Some("after") => Phase::After,
+        Some(o) => bail!("{rel}: darkport_migration.phase must be before or after, not {o:?}"),
+    };
     let rerunnable = crate::inventory::ansible_bool(&get("rerunnable")).unwrap_or(false);
     let backup = match get("backup") {
         Value::Null => vec![],
@@ -69,6 +76,7 @@ pub fn migration_spec(rel: &str, pb: &Playbook) -> anyhow::Result<MigrationSpec>
         playbook: rel.to_string(),
         version,
         scope,
+        phase,
         rerunnable,
         backup,
         rollback: get("rollback").as_str().map(String::from),
@@ -166,7 +174,7 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
             .map(|r| {
                 json!({
                     "host": r.host, "from": r.installed, "to": format!("{} {}", m.product, m.version),
-                    "registry": r.registry, "blobs_to_send": r.missing_blobs,
+                    "registry": r.registry, "blobs_to_send": r.missing_blobs, "corrupt_blobs": r.corrupt_blobs,
                     "bytes_to_send": if r.registry { r.needed_bytes } else { 0 },
                 })
             })
@@ -217,6 +225,31 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
+    let resolve = match (&a.mark_done, &a.rerun) {
+        (Some(id), _) => Some((id, install::Resolve::Done)),
+        (None, Some(id)) => Some((id, install::Resolve::Rerun)),
+        (None, None) => None,
+    };
+    let resolve = match resolve {
+        Some((id, how)) => Some((
+            to_run
+                .iter()
+                .find(|(s, _)| &s.id == id)
+                .map(|(s, _)| s.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{id}: not a migration of this upgrade (it runs: {}); nothing was changed",
+                        to_run
+                            .iter()
+                            .map(|(s, _)| s.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?,
+            how,
+        )),
+        None => None,
+    };
     pr.line(&format!("upgrade {} {from} -> {}", m.product, m.version));
     let ca_dir = a
         .ca_dir
@@ -224,6 +257,23 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         .unwrap_or_else(|| install::default_ca_dir(&a.site));
     let me = LockOwner::this_process("upgrade");
     install::lock_all(&mut site, &me)?;
+    if let Some((spec, how)) = &resolve {
+        match install::resolve_migration(&mut site, &b, spec, *how) {
+            Ok(hosts) => pr.line(&format!(
+                "migration {}: {} on {} (operator's decision)",
+                spec.id,
+                match how {
+                    install::Resolve::Done => "recorded as done",
+                    install::Resolve::Rerun => "will run again",
+                },
+                hosts.join(", ")
+            )),
+            Err(e) => {
+                install::unlock_all(&mut site, &me);
+                return Err(e);
+            }
+        }
+    }
     let r = install::ship_and_run(
         &mut site,
         &b,

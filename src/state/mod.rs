@@ -89,6 +89,10 @@ pub struct AppliedMigration {
     pub bundle_digest: Digest,
     pub started_at: String,
     pub finished_at: String,
+    /// Recorded by the operator (`darkport upgrade --mark-done`) after an interrupted run,
+    /// not by a finished run of the migration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub marked_done: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,18 @@ pub enum Scope {
     Node,
 }
 
+/// When a migration runs relative to the upgrade playbook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before `upgrade.yml`: the new images are on the site registry, the old services still
+    /// run (a data migration stops what writes the old format, then converts).
+    #[default]
+    Before,
+    /// After `upgrade.yml`: the new services run (a migration that needs them).
+    After,
+}
+
 /// A data migration as declared in the bundle spec and carried in the signed manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +42,8 @@ pub struct MigrationSpec {
     pub version: Version,
     #[serde(default)]
     pub scope: Scope,
+    #[serde(default)]
+    pub phase: Phase,
     /// Safe to run again after a crash in the middle of it.
     #[serde(default)]
     pub rerunnable: bool,
@@ -209,9 +223,10 @@ pub fn migration_action(st: &NodeState, m: &MigrationSpec) -> MigrationAction {
         None => MigrationAction::Run,
         Some(StepStatus::Started) if m.rerunnable => MigrationAction::Rerun,
         Some(StepStatus::Started) => MigrationAction::Stop(format!(
-            "migration {} started earlier and did not finish, and it is not declared rerunnable: check the data it changes ({}), then mark it done or restore the backup before re-running",
+            "migration {} started earlier and did not finish, and it is not declared rerunnable: check the data it changes ({}): if the migration completed, run the upgrade again with --mark-done {id}; if not, restore the data from the backup and run it again with --rerun {id}",
             m.id,
-            if m.backup.is_empty() { "no backup declared".to_string() } else { format!("backup of {}", m.backup.join(", ")) }
+            if m.backup.is_empty() { "no backup declared".to_string() } else { format!("backup of {}", m.backup.join(", ")) },
+            id = m.id
         )),
     }
 }
@@ -227,6 +242,7 @@ mod tests {
             playbook: format!("migrations/{id}.yml"),
             version: Version::parse(v).unwrap(),
             scope: Scope::Site,
+            phase: Phase::Before,
             rerunnable: false,
             backup: vec![],
             rollback: None,

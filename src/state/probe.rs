@@ -21,9 +21,13 @@ pub struct NodeProbe {
     pub systemd: bool,
     /// Container runtimes found on the node (`docker`, `podman`, `containerd`, `skopeo`).
     pub runtimes: Vec<String>,
-    /// Blobs present in `<root>/blobs/sha256/` (names only: their content is checked on arrival
-    /// and by the registry when served).
+    /// Blobs present in `<root>/blobs/sha256/` whose content is good: named by their digest,
+    /// checked on arrival, and (for the blobs a bundle needs) checked again by
+    /// [`verify_blobs`] before an install or upgrade relies on them.
     pub blobs: BTreeSet<Digest>,
+    /// Stored blobs [`verify_blobs`] found not matching their name (taken out of `blobs`, so
+    /// they are sent again; the registry never serves them).
+    pub corrupt: BTreeSet<Digest>,
 }
 
 /// Map `uname -m` to the OCI architecture name.
@@ -88,6 +92,50 @@ if [ -d "$r/blobs/sha256" ]; then ls "$r/blobs/sha256" | sed 's/^/blob=/'; fi
     Ok(p)
 }
 
+/// Hash the stored copies of `wanted` that the probe found (on the node, with `sha256sum`) and
+/// move any that does not match its digest from `p.blobs` to `p.corrupt`.
+pub fn verify_blobs(
+    t: &mut dyn Transport,
+    root: &str,
+    p: &mut NodeProbe,
+    wanted: &BTreeSet<Digest>,
+) -> Result<(), StateError> {
+    let have: Vec<Digest> = wanted.intersection(&p.blobs).copied().collect();
+    let dir = format!("{}/blobs/sha256", root.trim_end_matches('/'));
+    for chunk in have.chunks(256) {
+        let names: Vec<String> = chunk.iter().map(|d| d.hex()).collect();
+        let script = format!(
+            "cd {} && sha256sum -- {}",
+            shell_quote(&dir),
+            names.join(" ")
+        );
+        let out = t.exec(&script, &ExecOpts::default())?;
+        let mut good = BTreeSet::new();
+        for line in out.stdout_str().lines() {
+            if let Some((sum, name)) = line.split_once("  ") {
+                if sum == name {
+                    good.insert(sum.to_string());
+                }
+            }
+        }
+        if !out.success() && good.is_empty() && !out.stderr_str().contains("No such file") {
+            return Err(StateError::Remote {
+                host: t.host().to_string(),
+                op: "verify the stored blobs in".into(),
+                path: dir,
+                msg: out.stderr_str().trim().to_string(),
+            });
+        }
+        for d in chunk {
+            if !good.contains(&d.hex()) {
+                p.blobs.remove(d);
+                p.corrupt.insert(*d);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +165,25 @@ mod tests {
         std::fs::write(blobs.join(format!("{}.part", Digest::of(b"y").hex())), b"").unwrap();
         let p = probe(&mut t, dir.path().join("dp").to_str().unwrap()).unwrap();
         assert_eq!(p.blobs.into_iter().collect::<Vec<_>>(), vec![d]);
+    }
+
+    #[test]
+    fn verify_takes_out_blobs_that_do_not_match_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let blobs = dir.path().join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let (good, bad, other) = (Digest::of(b"good"), Digest::of(b"bad"), Digest::of(b"o"));
+        std::fs::write(blobs.join(good.hex()), b"good").unwrap();
+        std::fs::write(blobs.join(bad.hex()), b"b4d").unwrap();
+        std::fs::write(blobs.join(other.hex()), b"not checked: not wanted").unwrap();
+        let mut t = LocalTransport::new("local");
+        let mut p = probe(&mut t, root).unwrap();
+        assert_eq!(p.blobs.len(), 3);
+        let wanted: BTreeSet<Digest> = [good, bad, Digest::of(b"absent")].into();
+        verify_blobs(&mut t, root, &mut p, &wanted).unwrap();
+        assert_eq!(p.blobs, [good, other].into());
+        assert_eq!(p.corrupt, [bad].into());
     }
 
     #[test]

@@ -67,7 +67,12 @@ pub fn print_preflight(rows: &[PreflightRow]) {
             r.free_bytes.map(bytes).unwrap_or_else(|| "-".into()),
             bytes(r.needed_bytes),
             r.missing_blobs,
-            if r.problems.is_empty() {
+            if r.problems.is_empty() && r.corrupt_blobs > 0 {
+                format!(
+                    "ok ({} stored blob(s) corrupt: sent again)",
+                    r.corrupt_blobs
+                )
+            } else if r.problems.is_empty() {
                 "ok".to_string()
             } else {
                 format!("FAIL: {}", r.problems.join("; "))

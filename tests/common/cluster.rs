@@ -96,6 +96,12 @@ impl Cluster {
                                 .arg(format!("node{}", i + 1))
                                 .args(["--network", net, "--ip", ip])
                                 .args(["--label", "darkport.test=1"])
+                                // What podman needs to run the product nested in the node
+                                // (no --privileged: it is refused where this runs in a
+                                // container itself).
+                                .args(["--cap-add", "SYS_ADMIN"])
+                                .args(["--security-opt", "seccomp=unconfined"])
+                                .args(["--security-opt", "apparmor=unconfined"])
                                 .arg("-v")
                                 .arg(format!(
                                     "{}:/etc/ssh/ssh_host_ed25519_key:ro",

@@ -75,3 +75,72 @@ pub fn json_of(o: &Output) -> Value {
         )
     })
 }
+
+/// Build one of the example product's releases (`bundle/darkport-1.1.yaml`, …) from the copy
+/// `build_example` made in `dir`, signed with its key; `since` makes a delta on that bundle.
+pub fn build_release(dir: &Path, spec: &str, since: Option<&Path>) -> PathBuf {
+    let out = dir.join(format!(
+        "dist-{spec}{}",
+        if since.is_some() { "-delta" } else { "" }
+    ));
+    let mut extra: Vec<&std::ffi::OsStr> = Vec::new();
+    if let Some(s) = since {
+        extra.push("--since".as_ref());
+        extra.push(s.as_os_str());
+    }
+    build_bundle(dir, &dir.join("bundle").join(spec), &out, &extra);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "darkport"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.pop().unwrap()
+}
+
+/// `darkport ARGS -i INV --known-hosts … --pubkey DIR/k.pub --ca-dir DIR/ca --progress plain
+/// [BUNDLE]`: a site command as an operator types it, on the test nodes.
+pub fn site_cmd(
+    nodes: &crate::common::Nodes,
+    inv: &Path,
+    dir: &Path,
+    args: &[&str],
+    bundle: Option<&Path>,
+) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .arg("-i")
+        .arg(inv)
+        .arg("--known-hosts")
+        .arg(nodes.known_hosts_path())
+        .arg("--ca-dir")
+        .arg(dir.join("ca"))
+        .arg("--progress")
+        .arg("plain");
+    if let Some(b) = bundle {
+        c.arg("--pubkey").arg(dir.join("k.pub")).arg(b);
+    }
+    c
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Lines in a file (0 when it does not exist).
+pub fn lines(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// A node's `state.json` (fast nodes: read from its root on this machine).
+pub fn node_state(root: &Path) -> Value {
+    let p = root.join("var/lib/darkport/state.json");
+    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+}

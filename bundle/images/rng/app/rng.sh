@@ -1,2 +1,2 @@
 #!/bin/sh
-exec httpd -f -p "${PORT:-8080}" -h /www
+exec httpd -f -p "${PORT:-8001}" -h /www

@@ -1,2 +1,2 @@
 #!/bin/sh
-exec httpd -f -p "${PORT:-80}" -h /www
+exec httpd -f -p "${PORT:-8000}" -h /www

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Mines "dockercoins": random bytes from rng, hashed by hasher; a hash starting with 0 is a coin.
-RNG=${RNG_URL:-http://rng:8080/cgi-bin/rng?32}
-HASHER=${HASHER_URL:-http://hasher:8080/cgi-bin/hash}
-STORE_HOST=${STORE_HOST:-store}
+RNG=${RNG_URL:-http://127.0.0.1:8001/cgi-bin/rng?32}
+HASHER=${HASHER_URL:-http://127.0.0.1:8002/cgi-bin/hash}
+STORE_HOST=${STORE_HOST:-127.0.0.1}
 STORE_PORT=${STORE_PORT:-6379}
 while :; do
   wget -q -O /tmp/bytes "$RNG" || { sleep 1; continue; }
