@@ -2,7 +2,8 @@
 # `make demo`: the main job end to end on this machine: make a signing key, build the example
 # product's bundle (dockercoins 1.0.0, images built offline from bundle/images with a busybox
 # base layer), verify and inspect it, start three local sshd nodes, install the bundle on them
-# (site registry seeded on node1), show the site's status and pull from the site registry.
+# (site registry seeded on node1), show the site's status and pull from the site registry, then
+# upgrade the site to 1.1.0 with a delta bundle and to 2.0.0 (its data migration included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${DARKPORT:-target/debug/darkport}
@@ -73,5 +74,51 @@ if docker info >/dev/null 2>&1; then
   rm -rf "/etc/docker/certs.d/$reg"
 fi
 rm -rf "$certs"
+
+step "the product writes data (1.x store: a file per counter)"
+"$BIN" run -i "$site/inventory.ini" "${KH[@]}" /dev/stdin >/dev/null <<'YML'
+- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: |
+        cd /srv/dockercoins/data
+        echo {{ inventory_hostname[-1] | int * 7 }} > coins
+        echo {{ inventory_hostname[-1] | int * 100 }} > hashes
+YML
+"$BIN" run -i "$site/inventory.ini" "${KH[@]}" /dev/stdin <<'YML' | grep -E '"msg"'
+- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: cd /srv/dockercoins/data && grep -H . coins hashes
+      register: d
+    - debug: {msg: "{{ inventory_hostname }}: {{ d.stdout_lines | join('  ') }}"}
+YML
+
+step "1.1.0 as a delta on 1.0.0 (only what 1.0.0 lacks), then 2.0.0"
+"$BIN" build-bundle -f bundle/darkport-1.1.yaml --since "$B" -o dist/ --key dist/darkport.key
+"$BIN" build-bundle -f bundle/darkport-2.0.yaml -o dist/ --key dist/darkport.key
+D11=dist/dockercoins-1.1.0-from-1.0.0.darkport
+B20=dist/dockercoins-2.0.0.darkport
+ls -l "$B" "$D11" "$B20"
+
+step "upgrade --plan to 1.1.0, then the upgrade"
+"$BIN" upgrade --plan -i "$site/inventory.ini" "${KH[@]}" --pubkey dist/darkport.pub "$D11"
+"$BIN" upgrade -i "$site/inventory.ini" "${KH[@]}" --pubkey dist/darkport.pub "$D11" 2>&1 | tail -n 5
+
+step "upgrade to 2.0.0: hasher removed, exporter added, the store's data converted by a migration"
+"$BIN" upgrade --plan -i "$site/inventory.ini" "${KH[@]}" --pubkey dist/darkport.pub "$B20"
+"$BIN" upgrade -i "$site/inventory.ini" "${KH[@]}" --pubkey dist/darkport.pub "$B20" 2>&1 | tail -n 5
+"$BIN" run -i "$site/inventory.ini" "${KH[@]}" /dev/stdin <<'YML' | grep -E '"msg"'
+- hosts: all
+  gather_facts: false
+  tasks:
+    - shell: |
+        echo "data/counters = $(tr '\n' ' ' < /srv/dockercoins/data/counters) (files: $(ls /srv/dockercoins/data))"
+      register: d
+    - debug: {msg: "{{ inventory_hostname }}: {{ d.stdout_lines | join('  ') }}"}
+YML
+
+step "status"
+"$BIN" status -i "$site/inventory.ini" "${KH[@]}"
 
 step "done: $B ($(du -h "$B" | cut -f1)), signed with dist/darkport.key, public key dist/darkport.pub"

@@ -360,6 +360,10 @@ pub(crate) fn preflight(
                 // A stored blob the bundle needs is trusted only after its content is checked:
                 // a corrupt one is sent again (and the registry refuses to serve it meanwhile).
                 state::probe::verify_blobs(&mut t, &n.root, &mut p, &wanted)?;
+                let bin = shell_quote(&remote_bin(&n.root, &exe.1));
+                p.exe_present = t
+                    .exec(&format!("test -x {bin}"), &ExecOpts::default())?
+                    .success();
             }
             n.probe = Some(p);
             n.state = state::read(&mut t, &n.root)?;
@@ -438,7 +442,9 @@ pub(crate) fn preflight(
                         "delta bundle: {absent_base} blob(s) of its base bundle are not on this registry host; install the base bundle first"
                     ));
                 }
-                need += exe.2;
+                if !p.exe_present {
+                    need += exe.2;
+                }
             }
             row.needed_bytes = need;
             let want = need + need / 10 + MARGIN_FIXED;

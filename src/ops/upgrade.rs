@@ -200,7 +200,7 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
                     m.version,
                     if r.registry {
                         format!(
-                            "  send {} blob(s), {} (incl. the darkport binary if missing)",
+                            "  send {} blob(s) + manifest and playbooks, {}",
                             r.missing_blobs,
                             bytes(r.needed_bytes)
                         )
@@ -215,10 +215,17 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
             }
             for (s, _) in &to_run {
                 println!(
-                    "  migration  {} (introduced in {}, once per {:?}{})",
+                    "  migration  {} (introduced in {}, once per {}, {} the playbook{})",
                     s.id,
                     s.version,
-                    s.scope,
+                    match s.scope {
+                        Scope::Site => "site",
+                        Scope::Node => "node",
+                    },
+                    match s.phase {
+                        Phase::Before => "before",
+                        Phase::After => "after",
+                    },
                     if s.rerunnable { ", rerunnable" } else { "" }
                 );
             }

@@ -28,6 +28,8 @@ pub struct NodeProbe {
     /// Stored blobs [`verify_blobs`] found not matching their name (taken out of `blobs`, so
     /// they are sent again; the registry never serves them).
     pub corrupt: BTreeSet<Digest>,
+    /// This controller's darkport binary is already on the node (registry hosts run it).
+    pub exe_present: bool,
 }
 
 /// Map `uname -m` to the OCI architecture name.
