@@ -21,6 +21,7 @@ use crate::bundle::{Bundle, Manifest};
 use crate::cli::site::{BundleTrustArgs, InstallArgs, PreflightArgs, SiteArgs, StatusArgs};
 use crate::digest::Digest;
 use crate::inventory::Inventory;
+use crate::ops::external::{self, External, ExternalReport};
 use crate::ops::push::{self, PushReport};
 use crate::playbook::engine::{self, Connector, RunOptions};
 use crate::playbook::model::Playbook;
@@ -177,6 +178,10 @@ pub struct Site {
     pub copts: ConnectOpts,
     pub forks: usize,
     pub limit: Option<String>,
+    /// `registry: {external: URL}` in the inventory: images go to that registry, no node
+    /// runs darkport's.
+    pub external: Option<External>,
+    pub external_report: Option<ExternalReport>,
 }
 
 impl Site {
@@ -196,12 +201,16 @@ impl Site {
             }
             None => all.iter().cloned().collect(),
         };
+        let external = External::from_var(inv.host_vars(&all[0]).get("registry"))
+            .context("inventory variable `registry`")?;
         let mut registry: BTreeSet<String> = if inv.has_group("registry") {
             inv.select("registry")?.into_iter().collect()
         } else {
             BTreeSet::new()
         };
-        if registry.is_empty() {
+        if external.is_some() {
+            registry.clear();
+        } else if registry.is_empty() {
             registry.insert(all[0].clone());
         }
         let mut nodes = Vec::new();
@@ -254,6 +263,8 @@ impl Site {
             copts,
             forks: a.forks.max(1),
             limit: a.limit.clone(),
+            external,
+            external_report: None,
         })
     }
 
@@ -489,6 +500,21 @@ pub(crate) fn preflight(
             }
         }
     }
+    if let Some(ext) = &site.external {
+        let check = ext.check();
+        rows.push(PreflightRow {
+            host: ext.address(),
+            registry: true,
+            reachable: check.is_ok(),
+            arch: None,
+            free_bytes: None,
+            needed_bytes: m.stored_blob_bytes(),
+            missing_blobs: m.blobs.iter().filter(|x| x.present).count(),
+            corrupt_blobs: 0,
+            installed: None,
+            problems: check.err().map(|e| format!("{e:#}")).into_iter().collect(),
+        });
+    }
     rows
 }
 
@@ -713,6 +739,7 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
                 "bundle_id": b.id(),
                 "seconds": started.elapsed().as_secs_f64(),
                 "nodes": results,
+                "external_registry": site.external_report,
                 "error": result.as_ref().err().map(|e| format!("{e:#}")),
             }))?
         );
@@ -884,6 +911,11 @@ pub(crate) fn ship_and_run(
         );
     }
     pr.line("push done");
+    if let Some(ext) = site.external.clone() {
+        return run_with_external(
+            site, action, b, m, &ext, playbook, migrations, extra_vars, pr,
+        );
+    }
 
     // 5. Seed: certificates from the site CA, tag index, the registry service.
     let ca = tls::init_ca(ca_dir, "darkport site CA")
@@ -928,7 +960,6 @@ pub(crate) fn ship_and_run(
         |n| step(n, "trust", |n| trust(n, &registries, &ca_pem)),
     );
 
-    // 7. The install playbook, on the selected nodes still in the run.
     let primary = registries[0].clone();
     let images: Map<String, Value> = m
         .images
@@ -940,6 +971,92 @@ pub(crate) fn ship_and_run(
             )
         })
         .collect();
+    run_playbooks(
+        site,
+        action,
+        b,
+        m,
+        &registries,
+        images,
+        playbook,
+        migrations,
+        extra_vars,
+        pr,
+    )
+}
+
+/// Steps 4b-8 with `registry: {external: URL}`: the images pushed into that registry from
+/// here (nothing seeded on the nodes), its CA (if given) trusted on every node, then the
+/// playbooks as usual.
+#[allow(clippy::too_many_arguments)]
+fn run_with_external(
+    site: &mut Site,
+    action: &str,
+    b: &Bundle,
+    m: &Manifest,
+    ext: &External,
+    playbook: Option<&Playbook>,
+    migrations: &[(MigrationSpec, Playbook)],
+    extra_vars: Map<String, Value>,
+    pr: &SitePrinter,
+) -> anyhow::Result<()> {
+    let r = external::push(b, m, ext, &|l| pr.line(l))
+        .with_context(|| format!("pushing the images into {}", ext.address()))?;
+    pr.line(&format!(
+        "external registry {}: {} blob(s) sent ({}), {} mounted, {} already there, {} manifest(s)",
+        r.registry,
+        r.blobs_sent,
+        bytes(r.bytes_sent),
+        r.blobs_mounted,
+        r.blobs_present,
+        r.manifests
+    ));
+    site.external_report = Some(r);
+    let registries = vec![ext.host.clone()];
+    if let Some(pem) = ext.ca_pem()? {
+        par(
+            &mut site.nodes,
+            site.forks,
+            |_| true,
+            |n| step(n, "trust", |n| trust(n, &registries, &pem)),
+        );
+    }
+    let images: Map<String, Value> = m
+        .images
+        .iter()
+        .map(|i| (i.name.clone(), Value::String(ext.reference(&i.name))))
+        .collect();
+    run_playbooks(
+        site,
+        action,
+        b,
+        m,
+        &registries,
+        images,
+        playbook,
+        migrations,
+        extra_vars,
+        pr,
+    )
+}
+
+/// Steps 7-8: migrations before, the install/upgrade playbook, migrations after, then the
+/// version recorded where everything finished.
+#[allow(clippy::too_many_arguments)]
+fn run_playbooks(
+    site: &mut Site,
+    action: &str,
+    b: &Bundle,
+    m: &Manifest,
+    registries: &[String],
+    images: Map<String, Value>,
+    playbook: Option<&Playbook>,
+    migrations: &[(MigrationSpec, Playbook)],
+    extra_vars: Map<String, Value>,
+    pr: &SitePrinter,
+) -> anyhow::Result<()> {
+    let forks = site.forks;
+    let primary = registries[0].clone();
     let digests: Map<String, Value> = m
         .images
         .iter()

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod bundle_blobs;
+pub mod external;
 pub mod install;
 pub mod push;
 pub mod run;

@@ -306,6 +306,7 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
                 "ok": r.is_ok() && failed.is_empty(), "from": from.to_string(), "to": m.version,
                 "migrations": to_run.iter().map(|x| x.0.id.clone()).collect::<Vec<_>>(),
                 "nodes": site.nodes.iter().map(|n| json!({"host": n.name, "ok": n.error.is_none(), "error": n.error, "push": n.push})).collect::<Vec<_>>(),
+                "external_registry": site.external_report,
                 "error": r.as_ref().err().map(|e| format!("{e:#}")),
             }))?
         );
