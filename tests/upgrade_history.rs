@@ -85,6 +85,12 @@ fn history_1_0_delta_1_1_then_2_0_with_the_controller_killed_at_every_phase() {
     site.ok(t, &["install"], Some(&b10));
     site.write_1x_data();
 
+    // 2.0.0 upgrades only from 1.1.x: refused from 1.0.0, nothing changed.
+    let o = site.run(t, &["upgrade"], Some(&b20));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(">=1.1.0, <2.0.0"), "{}", text(&o));
+    assert!(node_state(&site.nodes.node_root(0))["operation"].is_null());
+
     // 1.0.0 -> 1.1.0 from the delta bundle: exactly the new blobs travel.
     let (count, bytes) = carried(t, &b11);
     assert!(count >= 1 && bytes > 0);
@@ -389,5 +395,65 @@ fn a_second_upgrade_while_one_runs_is_refused_by_the_site_lock() {
     for i in 0..2 {
         assert_eq!(node_state(&site.nodes.node_root(i))["version"], "2.0.0");
         assert_eq!(site.migration_runs(i), 1);
+    }
+}
+
+#[test]
+fn a_node_stopped_mid_upgrade_is_reported_and_a_rerun_completes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (b10, _) = install_support::build_example(t);
+    // upgrade.yml runs one node at a time (serial: 1); the test holds node1's batch while it
+    // stops node3.
+    let up = t.join("playbooks/upgrade.yml");
+    let s = std::fs::read_to_string(&up).unwrap().replace(
+        "  tasks:\n",
+        "  pre_tasks:\n    - name: hold (test)\n      shell: touch /srv/dockercoins/waiting; n=0; while [ -e /srv/dockercoins/hold ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done\n  tasks:\n",
+    );
+    std::fs::write(&up, s).unwrap();
+    let b11 = build_release(t, "darkport-1.1.yaml", None);
+    let site = Site::new(3, t);
+    site.ok(t, &["install"], Some(&b10));
+    site.write_1x_data();
+    let hold = site.nodes.node_root(0).join("srv/dockercoins/hold");
+    std::fs::write(&hold, "").unwrap();
+    let run = site_cmd(&site.nodes, &site.inv, t, &["upgrade"], Some(&b11))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = site.nodes.node_root(0).join("srv/dockercoins/waiting");
+    let t0 = std::time::Instant::now();
+    while !waiting.exists() {
+        assert!(t0.elapsed().as_secs() < 90, "node1's batch never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    site.nodes.stop(2);
+    std::fs::remove_file(&hold).unwrap();
+    let o = run.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("node3"), "{}", text(&o));
+    for i in 0..2 {
+        assert_eq!(
+            node_state(&site.nodes.node_root(i))["version"],
+            "1.1.0",
+            "node{}: its batch finished",
+            i + 1
+        );
+        assert!(site.images(i)["dockercoins/rng:1.1.0"].is_string());
+    }
+    assert_eq!(node_state(&site.nodes.node_root(2))["version"], "1.0.0");
+    // node3 is back: the same command completes it (the others have nothing left to do).
+    site.nodes.start(2);
+    site.ok(t, &["upgrade"], Some(&b11));
+    for i in 0..3 {
+        let st = node_state(&site.nodes.node_root(i));
+        assert_eq!(st["version"], "1.1.0", "node{}", i + 1);
+        assert!(st["operation"].is_null());
+        assert!(site.images(i)["dockercoins/rng:1.1.0"].is_string());
+        assert_eq!(
+            std::fs::read_to_string(site.data(i).join("coins")).unwrap(),
+            format!("{}\n", 10 + i)
+        );
     }
 }
