@@ -22,6 +22,30 @@ pub enum RegistryCommand {
     Cert(CertArgs),
     /// Add or replace a user in a registry password file (PBKDF2-SHA256).
     Passwd(PasswdArgs),
+    /// Copy blobs into this node's CAS from another darkport registry (TLS, site CA), each
+    /// verified by digest before it is stored: how a second registry host of a site gets
+    /// the blobs without them crossing the operator's link again.
+    Fetch(FetchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// The darkport root whose blobs/sha256 receives them.
+    #[arg(long, default_value = "/var/lib/darkport")]
+    pub root: PathBuf,
+    /// The registry to copy from, HOST:PORT.
+    #[arg(long)]
+    pub from: String,
+    /// CA certificate (PEM) the source registry's certificate must chain to.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Downloads at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Blobs to copy, each as REPOSITORY@sha256:HEX (a repository the source serves it in);
+    /// blobs already stored are skipped.
+    #[arg(required = true)]
+    pub blobs: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,4 +1,4 @@
-//! `darkport registry serve | ca init | cert | passwd`.
+//! `darkport registry serve | ca init | cert | passwd | fetch`.
 
 use crate::cli::registry::{CaCommand, PasswdArgs, RegistryArgs, RegistryCommand, ServeArgs};
 use crate::registry::{auth, tls, RequestRecord, ServeConfig, Server, ServerEvents};
@@ -11,6 +11,11 @@ use std::time::Duration;
 pub fn run(a: RegistryArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     match a.command {
         RegistryCommand::Serve(s) => serve(s, progress),
+        RegistryCommand::Fetch(f) => {
+            let r = crate::registry::fetch::fetch(&f.root, &f.from, &f.ca, f.parallel, &f.blobs)?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(0)
+        }
         RegistryCommand::Ca(CaCommand::Init(c)) => {
             let info = tls::init_ca(&c.dir, &c.name)?;
             if c.json {

@@ -844,10 +844,18 @@ pub(crate) fn ship_and_run(
             p.mode,
         ));
     }
+    // The first registry host gets the blobs from here; the others copy them from it inside
+    // the site once it serves them (falling back to a push from here).
+    let primary_reg = site
+        .nodes
+        .iter()
+        .find(|n| n.registry && n.alive())
+        .map(|n| n.name.clone());
+    let is_primary = |n: &Node| primary_reg.as_deref() == Some(n.name.as_str());
     let prog = pr.push_progress(
         site.nodes
             .iter()
-            .filter(|n| n.registry && n.alive())
+            .filter(|n| is_primary(n))
             .map(|n| {
                 n.probe
                     .as_ref()
@@ -870,13 +878,15 @@ pub(crate) fn ship_and_run(
             step(n, "push", |n| {
                 let mut t = n.t();
                 if n.registry {
-                    let present = n
-                        .probe
-                        .as_ref()
-                        .map(|p| p.blobs.clone())
-                        .unwrap_or_default();
-                    let r = push::push_missing(&mut t, &n.root, &wanted, &present, b, &prog)?;
-                    n.push = Some(r);
+                    if is_primary(n) {
+                        let present = n
+                            .probe
+                            .as_ref()
+                            .map(|p| p.blobs.clone())
+                            .unwrap_or_default();
+                        let r = push::push_missing(&mut t, &n.root, &wanted, &present, b, &prog)?;
+                        n.push = Some(r);
+                    }
                     let bin = remote_bin(&n.root, &exe.1);
                     if !t
                         .exec(
@@ -928,14 +938,26 @@ pub(crate) fn ship_and_run(
     }
     let ca_pem = std::fs::read(&ca.cert)?;
     let certs_tmp = tempfile::tempdir()?;
+    let seed_step = |n: &mut Node| {
+        step(n, "seed", |n| {
+            seed(n, m, exe, ca_dir, &ca_pem, certs_tmp.path())
+        })
+    };
+    par(&mut site.nodes, forks, |n| is_primary(n), seed_step);
+    let primary_addr = site
+        .nodes
+        .iter()
+        .find(|n| is_primary(n) && n.error.is_none())
+        .map(|n| n.registry_addr.clone());
     par(
         &mut site.nodes,
         forks,
-        |n| n.registry,
+        |n| n.registry && !is_primary(n),
         |n| {
-            step(n, "seed", |n| {
-                seed(n, m, exe, ca_dir, &ca_pem, certs_tmp.path())
-            })
+            step(n, "push", |n| {
+                fetch_or_push(n, m, b, exe, &wanted, primary_addr.as_deref(), &ca_pem, pr)
+            })?;
+            seed_step(n)
         },
     );
     if let Some(n) = site.nodes.iter().find(|n| n.registry && n.error.is_some()) {
@@ -983,6 +1005,94 @@ pub(crate) fn ship_and_run(
         extra_vars,
         pr,
     )
+}
+
+/// A registry host after the first: copy the blobs it lacks from the first one (its darkport
+/// binary fetches them over TLS, checking each digest); if that fails, push them from here.
+#[allow(clippy::too_many_arguments)]
+fn fetch_or_push(
+    n: &mut Node,
+    m: &Manifest,
+    b: &Bundle,
+    exe: &(PathBuf, Digest, u64),
+    wanted: &BTreeSet<Digest>,
+    primary: Option<&str>,
+    ca_pem: &[u8],
+    pr: &SitePrinter,
+) -> anyhow::Result<()> {
+    let present = n
+        .probe
+        .as_ref()
+        .map(|p| p.blobs.clone())
+        .unwrap_or_default();
+    let missing: Vec<&Digest> = wanted.iter().filter(|d| !present.contains(d)).collect();
+    let mut t = n.t();
+    let mut report = PushReport {
+        host: n.name.clone(),
+        blobs_present: wanted.len() - missing.len(),
+        ..Default::default()
+    };
+    if missing.is_empty() {
+        n.push = Some(report);
+        return Ok(());
+    }
+    // A repository that serves each blob (the source registry answers per repository).
+    let mut repo_of: BTreeMap<Digest, &str> = BTreeMap::new();
+    for i in &m.images {
+        let repo = i.name.rsplit_once(':').map(|x| x.0).unwrap_or(&i.name);
+        for d in &i.blobs {
+            repo_of.entry(*d).or_insert(repo);
+        }
+    }
+    let fetched = match primary {
+        None => Err(anyhow::anyhow!("the first registry host is not serving")),
+        Some(from) => (|| {
+            let root = n.root.trim_end_matches('/');
+            let ca = format!("{root}/registry/fetch-ca.crt");
+            state::write_atomic(&mut t, &ca, ca_pem, 0o644)?;
+            let mut cmd = format!(
+                "{} registry fetch --root {} --from {} --ca {}",
+                shell_quote(&remote_bin(&n.root, &exe.1)),
+                shell_quote(root),
+                shell_quote(from),
+                shell_quote(&ca)
+            );
+            for d in &missing {
+                let repo = repo_of
+                    .get(d)
+                    .with_context(|| format!("blob {d} belongs to no image"))?;
+                cmd.push(' ');
+                cmd.push_str(&shell_quote(&format!("{repo}@{d}")));
+            }
+            // As the uploads: the CAS belongs to the login user.
+            let out = t.exec(&cmd, &ExecOpts::default())?;
+            if !out.success() {
+                bail!("{}", out.stderr_str().trim());
+            }
+            let r: crate::registry::fetch::FetchReport =
+                serde_json::from_slice(&out.stdout).context("fetch report")?;
+            anyhow::Ok((from.to_string(), r))
+        })(),
+    };
+    match fetched {
+        Ok((from, r)) => {
+            report.fetched_from = Some(from);
+            report.blobs_fetched = r.fetched;
+            report.bytes_fetched = r.bytes;
+        }
+        Err(e) => {
+            pr.line(&format!(
+                "{}: copying from the first registry host failed ({e:#}); sending the blobs from here",
+                n.name
+            ));
+            let r = push::push_missing(&mut t, &n.root, wanted, &present, b, &())?;
+            report.blobs_sent = r.blobs_sent;
+            report.bytes_sent = r.bytes_sent;
+            report.bytes_resumed = r.bytes_resumed;
+        }
+    }
+    n.push = Some(report);
+    Ok(())
 }
 
 /// Steps 4b-8 with `registry: {external: URL}`: the images pushed into that registry from

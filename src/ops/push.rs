@@ -28,6 +28,11 @@ pub struct PushReport {
     pub blobs_present: usize,
     /// Bytes that did not need sending because an interrupted upload left them on the node.
     pub bytes_resumed: u64,
+    /// A later registry host copies what it lacks from the first one, inside the site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetched_from: Option<String>,
+    pub blobs_fetched: usize,
+    pub bytes_fetched: u64,
 }
 
 /// Blob path in a node's CAS.

@@ -40,6 +40,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod fetch;
 pub mod index;
 pub mod names;
 pub mod range;
