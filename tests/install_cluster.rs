@@ -91,6 +91,39 @@ fn install_on_container_nodes_every_node_pulls_every_image() {
             );
         }
     }
+    // HA: node1 (the first registry) frozen, node3's podman/skopeo still resolve its names
+    // through node2 (registries.conf.d mirror written by install); without that file they
+    // cannot.
+    let probe = format!(
+        "skopeo inspect --no-tags --format '{{{{.Digest}}}}' docker://{reg}/dockercoins/rng:1.0.0"
+    );
+    let rng_digest = m["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "dockercoins/rng:1.0.0")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    nodes.pause(0);
+    let via_mirror = nodes.exec(2, &format!("timeout 60 {probe}"));
+    let without = nodes.exec(
+        2,
+        &format!(
+            "mv /etc/containers/registries.conf.d/50-darkport.conf /tmp/; timeout 60 {probe}; rc=$?; \
+             mv /tmp/50-darkport.conf /etc/containers/registries.conf.d/; exit $rc"
+        ),
+    );
+    nodes.resume(0);
+    assert_eq!(
+        String::from_utf8_lossy(&via_mirror.stdout).trim(),
+        rng_digest,
+        "{}",
+        String::from_utf8_lossy(&via_mirror.stderr)
+    );
+    assert!(!without.status.success(), "the mirror made the difference");
+
     // This machine's Docker engine pulls from the site registry (trusting the site CA through
     // certs.d, no daemon restart) and runs the image.
     let certs = format!("/etc/docker/certs.d/{reg}");

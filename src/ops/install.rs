@@ -1730,14 +1730,38 @@ fn trust(n: &mut Node, registries: &[String], ca_pem: &[u8]) -> anyhow::Result<(
                 "mkdir -p {dir}; printf '%s' \"$CA\" > {dir}/ca.crt.tmp; mv -f {dir}/ca.crt.tmp {dir}/ca.crt\n"
             ));
         }
+        // containerd tries the hosts in order, then `server`: this registry first, then the
+        // other registry hosts of the site (HA: they serve the same digests).
         let dir = format!("{pre}/etc/containerd/certs.d/{r}");
-        let toml = format!(
-            "# written by darkport: the site registry\nserver = \"https://{r}\"\n\n[host.\"https://{r}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{dir}/ca.crt\"\n"
-        );
+        let mut toml =
+            format!("# written by darkport: the site registry\nserver = \"https://{r}\"\n");
+        for h in std::iter::once(r).chain(registries.iter().filter(|x| *x != r)) {
+            toml.push_str(&format!(
+                "\n[host.\"https://{h}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{pre}/etc/containerd/certs.d/{h}/ca.crt\"\n"
+            ));
+        }
         script.push_str(&format!(
             "printf '%s' {} > {q}/hosts.toml.tmp; mv -f {q}/hosts.toml.tmp {q}/hosts.toml\n",
             shell_quote(&toml),
             q = shell_quote(&dir)
+        ));
+    }
+    // podman/skopeo/buildah: each registry host mirrors the others, so a pull by any of their
+    // names still works while one is down.
+    if registries.len() > 1 {
+        let mut conf = String::from(
+            "# written by darkport: the site registries serve the same images; a pull falls back\n# to the others while one is down\n",
+        );
+        for r in registries {
+            conf.push_str(&format!("\n[[registry]]\nlocation = \"{r}\"\n"));
+            for m in registries.iter().filter(|x| *x != r) {
+                conf.push_str(&format!("[[registry.mirror]]\nlocation = \"{m}\"\n"));
+            }
+        }
+        let d = shell_quote(&format!("{pre}/etc/containers/registries.conf.d"));
+        script.push_str(&format!(
+            "mkdir -p {d}; printf '%s' {} > {d}/50-darkport.conf.tmp; mv -f {d}/50-darkport.conf.tmp {d}/50-darkport.conf\n",
+            shell_quote(&conf)
         ));
     }
     run_ok(
