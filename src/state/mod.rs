@@ -247,6 +247,18 @@ impl NodeState {
     }
 }
 
+impl NodeState {
+    /// Finish a rollback (an operation whose target is `previous`): the previous version is
+    /// the current one again, with no previous recorded (a rollback undoes one upgrade; going
+    /// forward again is `darkport upgrade`, which runs the undone migrations again), and the
+    /// migrations the undone bundle `undone` applied are forgotten.
+    pub fn complete_rollback(&mut self, product: &str, undone: Digest) {
+        self.complete_operation(product);
+        self.previous = None;
+        self.migrations.retain(|m| m.bundle_digest != undone);
+    }
+}
+
 fn state_path(root: &str) -> String {
     format!("{}/state.json", root.trim_end_matches('/'))
 }
