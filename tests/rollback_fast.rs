@@ -163,17 +163,45 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     // --plan names the migration undone and changes nothing.
     let states = |n: usize| -> Vec<Vec<u8>> {
         (0..n)
-            .map(|i| {
-                std::fs::read(nodes.node_root(i).join("var/lib/darkport/state.json")).unwrap()
-            })
+            .map(|i| std::fs::read(nodes.node_root(i).join("var/lib/darkport/state.json")).unwrap())
             .collect()
     };
     let before = states(2);
-    let o = ok(site(&nodes, &inv, t, &["rollback", "--plan", "--json"], None));
+    let o = ok(site(
+        &nodes,
+        &inv,
+        t,
+        &["rollback", "--plan", "--json"],
+        None,
+    ));
     let p = json_of(&o);
-    assert_eq!((p["from"].as_str(), p["to"].as_str()), (Some("1.1.0"), Some("1.0.0")));
+    assert_eq!(
+        (p["from"].as_str(), p["to"].as_str()),
+        (Some("1.1.0"), Some("1.0.0"))
+    );
     assert_eq!(p["migrations"][0]["id"], "0001-counter-json", "{p}");
     assert_eq!(states(2), before);
+
+    // The controller dies right after node1 restored the backups: the journal shows an
+    // unfinished rollback (prune refuses to touch the site meanwhile) and a re-run resumes
+    // after the steps already done.
+    let o = site_cmd(&nodes, &inv, t, &["rollback"], None)
+        .env("DARKPORT_CRASH_AT", "restore:0001-counter-json:finished")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(137), "{}", text(&o));
+    let st = install_support::node_state(&nodes.node_root(0));
+    assert_eq!(st["version"], "1.1.0");
+    assert_eq!(st["operation"]["action"], "rollback", "{st}");
+    let o = site(&nodes, &inv, t, &["prune"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("unfinished rollback to 1.0.0"),
+        "{}",
+        text(&o)
+    );
+    let o = ok(site(&nodes, &inv, t, &["rollback", "--plan"], None));
+    assert!(text(&o).contains("(resuming)"), "{}", text(&o));
 
     // The rollback.
     let o = ok(site(&nodes, &inv, t, &["rollback", "--json"], None));
@@ -186,8 +214,12 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
             "node{}: the 1.0 data, byte for byte",
             i + 1
         );
-        assert!(!r.join("srv/dockercoins/data.darkport-backup-0001-counter-json").exists());
-        assert!(!r.join("srv/dockercoins/data.darkport-rollback-0001-counter-json").exists());
+        assert!(!r
+            .join("srv/dockercoins/data.darkport-backup-0001-counter-json")
+            .exists());
+        assert!(!r
+            .join("srv/dockercoins/data.darkport-rollback-0001-counter-json")
+            .exists());
         assert_eq!(
             std::fs::read_to_string(r.join("srv/dockercoins/rollback.log")).unwrap(),
             "0001-counter-json -> 1.0.0\n",
@@ -202,10 +234,16 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
         let h = st["history"].as_array().unwrap();
         assert_eq!(h.len(), 3);
         assert_eq!(h[2]["action"], "rollback");
-        assert_eq!((h[2]["from"].as_str(), h[2]["to"].as_str()), (Some("1.1.0"), Some("1.0.0")));
+        assert_eq!(
+            (h[2]["from"].as_str(), h[2]["to"].as_str()),
+            (Some("1.1.0"), Some("1.0.0"))
+        );
         // 1.0's install.yml ran again: the services point at the 1.0 images.
         let imgs = std::fs::read_to_string(r.join("srv/dockercoins/etc/images.json")).unwrap();
-        assert!(imgs.contains(":1.0.0\"") && !imgs.contains("1.1.0"), "{imgs}");
+        assert!(
+            imgs.contains(":1.0.0\"") && !imgs.contains("1.1.0"),
+            "{imgs}"
+        );
     }
     let o = ok(site(&nodes, &inv, t, &["status", "--json"], None));
     for r in json_of(&o)["nodes"].as_array().unwrap() {
@@ -217,7 +255,11 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     // Nothing left to roll back to.
     let o = site(&nodes, &inv, t, &["rollback"], None);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("records no previous version"), "{}", text(&o));
+    assert!(
+        text(&o).contains("records no previous version"),
+        "{}",
+        text(&o)
+    );
 
     // A 1.1.0 whose migration declares no rollback: refused, nothing changed.
     ok(site(&nodes, &inv, t, &["upgrade"], Some(&b11_norb)));
@@ -227,7 +269,8 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     assert_eq!(o.status.code(), Some(1));
     let msg = text(&o);
     assert!(
-        msg.contains("migration 0001-counter-json") && msg.contains("declares no rollback playbook"),
+        msg.contains("migration 0001-counter-json")
+            && msg.contains("declares no rollback playbook"),
         "{msg}"
     );
     assert_eq!(states(2), before);
@@ -242,20 +285,40 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     let m11 = manifest_of(&r0, &st["previous"]["bundle_digest"]);
     let keep: BTreeSet<String> = needed(&m11).union(&needed(&m12)).cloned().collect();
     let only10: Vec<String> = needed(&m10).difference(&keep).cloned().collect();
-    assert!(!only10.is_empty(), "1.0 has blobs of its own (the rng app layer)");
+    assert!(
+        !only10.is_empty(),
+        "1.0 has blobs of its own (the rng app layer)"
+    );
     let on_disk = |d: &str| cas(&r0).join(d.trim_start_matches("sha256:")).exists();
     assert!(only10.iter().all(|d| on_disk(d)));
     // A stale partial upload goes too.
     std::fs::write(cas(&r0).join(format!("{}.part", "0".repeat(64))), b"half").unwrap();
     let dr = r0.join("var/lib/darkport");
     let bytes_before = file_bytes(&dr.join("blobs")) + file_bytes(&dr.join("bundles"));
-    let bundles = |r: &Path| std::fs::read_dir(r.join("var/lib/darkport/bundles")).unwrap().count();
+    let bundles = |r: &Path| {
+        std::fs::read_dir(r.join("var/lib/darkport/bundles"))
+            .unwrap()
+            .count()
+    };
     assert_eq!(bundles(&r0), 4, "1.0, two 1.1 and 1.2");
 
-    let o = ok(site(&nodes, &inv, t, &["prune", "--dry-run", "--json"], None));
+    let o = ok(site(
+        &nodes,
+        &inv,
+        t,
+        &["prune", "--dry-run", "--json"],
+        None,
+    ));
     let dry = json_of(&o);
-    assert_eq!(dry["nodes"][0]["blobs"].as_u64().unwrap(), only10.len() as u64, "{dry}");
-    assert!(only10.iter().all(|d| on_disk(d)), "--dry-run removes nothing");
+    assert_eq!(
+        dry["nodes"][0]["blobs"].as_u64().unwrap(),
+        only10.len() as u64,
+        "{dry}"
+    );
+    assert!(
+        only10.iter().all(|d| on_disk(d)),
+        "--dry-run removes nothing"
+    );
 
     let o = ok(site(&nodes, &inv, t, &["prune", "--json"], None));
     let j = json_of(&o);
@@ -265,12 +328,25 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     assert_eq!(n0["bundle_dirs"], 2, "{j}");
     assert!(n0["tags"].as_u64().unwrap() >= 1, "the 1.0 tags: {j}");
     let bytes_after = file_bytes(&dr.join("blobs")) + file_bytes(&dr.join("bundles"));
-    assert_eq!(n0["bytes"].as_u64().unwrap(), bytes_before - bytes_after, "{j}");
-    assert_eq!(n0["bytes"], dry["nodes"][0]["bytes"], "the dry run's figure");
+    assert_eq!(
+        n0["bytes"].as_u64().unwrap(),
+        bytes_before - bytes_after,
+        "{j}"
+    );
+    assert_eq!(
+        n0["bytes"], dry["nodes"][0]["bytes"],
+        "the dry run's figure"
+    );
     assert_eq!(j["nodes"][1]["bundle_dirs"], 2, "{j}");
     assert_eq!(bundles(&r0), 2);
-    assert!(only10.iter().all(|d| !on_disk(d)), "1.0's own blobs are gone");
-    assert!(keep.iter().all(|d| on_disk(d)), "nothing 1.1 or 1.2 needs is gone");
+    assert!(
+        only10.iter().all(|d| !on_disk(d)),
+        "1.0's own blobs are gone"
+    );
+    assert!(
+        keep.iter().all(|d| on_disk(d)),
+        "nothing 1.1 or 1.2 needs is gone"
+    );
     for (name, digest) in images(&m11).into_iter().chain(images(&m12)) {
         assert_eq!(served_digest(&nodes, &certs, &name), Some(digest), "{name}");
     }

@@ -87,7 +87,12 @@ fn fetch_bundle(n: &Node, id: &Digest, dest: &Path) -> anyhow::Result<Manifest> 
     tar::Archive::new(&out.stdout[..])
         .unpack(dest)
         .with_context(|| format!("unpacking {dir} from {}", n.name))?;
-    read_manifest(&n.name, &dir, &std::fs::read(dest.join("darkport.json"))?, id)
+    read_manifest(
+        &n.name,
+        &dir,
+        &std::fs::read(dest.join("darkport.json"))?,
+        id,
+    )
 }
 
 fn read_manifest(host: &str, dir: &str, data: &[u8], id: &Digest) -> anyhow::Result<Manifest> {
@@ -114,8 +119,7 @@ fn check_rollback(site: &Site) -> anyhow::Result<RollbackPlan> {
             problems.push(format!("{}: nothing is installed", n.name));
             continue;
         };
-        let (Some(product), Some(v), Some(d)) = (&st.product, &st.version, st.bundle_digest)
-        else {
+        let (Some(product), Some(v), Some(d)) = (&st.product, &st.version, st.bundle_digest) else {
             problems.push(format!("{}: no finished install", n.name));
             continue;
         };
@@ -322,7 +326,16 @@ pub fn rollback(a: &RollbackArgs, progress: ProgressMode) -> anyhow::Result<i32>
     ));
     let me = LockOwner::this_process("rollback");
     install::lock_all(&mut site, &me)?;
-    let r = run_rollback(&mut site, &plan, &mv, &mp, &undo, install_pb.as_ref(), extra_vars, &pr);
+    let r = run_rollback(
+        &mut site,
+        &plan,
+        &mv,
+        &mp,
+        &undo,
+        install_pb.as_ref(),
+        extra_vars,
+        &pr,
+    );
     install::unlock_all(&mut site, &me);
     let ca_dir = a
         .ca_dir
@@ -356,7 +369,12 @@ pub fn rollback(a: &RollbackArgs, progress: ProgressMode) -> anyhow::Result<i32>
     if let Some(ca) = &ca_pem {
         for n in site.nodes.iter().filter(|n| n.registry) {
             install::check_registry(&n.registry_addr, ca, Duration::from_secs(3)).with_context(
-                || format!("after the rollback, the registry on {} does not answer", n.name),
+                || {
+                    format!(
+                        "after the rollback, the registry on {} does not answer",
+                        n.name
+                    )
+                },
             )?;
         }
     }
@@ -394,13 +412,8 @@ fn run_rollback(
     bail_on_errors(site, "starting the rollback")?;
 
     let (registries, images) = install::site_images(site, mv);
-    let mut vvars = install::playbook_vars(
-        v.bundle_digest,
-        mv,
-        &registries,
-        images,
-        extra_vars.clone(),
-    );
+    let mut vvars =
+        install::playbook_vars(v.bundle_digest, mv, &registries, images, extra_vars.clone());
     vvars.insert("darkport_rollback_to".into(), json!(p.version));
     for (spec, pb) in undo {
         let applied_here = |n: &Node| {
@@ -773,7 +786,10 @@ fn prune_node(n: &mut Node, dry: bool) -> anyhow::Result<PruneRow> {
             },
         )?;
         if !out.success() {
-            bail!("removing files under {root} failed: {}", out.stderr_str().trim());
+            bail!(
+                "removing files under {root} failed: {}",
+                out.stderr_str().trim()
+            );
         }
         row.bytes = out
             .stdout_str()

@@ -481,6 +481,37 @@ mod tests {
     }
 
     #[test]
+    fn rollback_returns_to_previous_and_forgets_the_undone_migrations() {
+        let mut st = NodeState::new();
+        st.begin_operation("install", "1.0.0", d(1)).unwrap();
+        st.complete_operation("p");
+        st.begin_operation("upgrade", "1.1.0", d(2)).unwrap();
+        let applied = |id: &str, b| AppliedMigration {
+            id: id.into(),
+            bundle_digest: b,
+            started_at: now(),
+            finished_at: now(),
+            marked_done: false,
+        };
+        st.migrations.push(applied("0001-old", d(1)));
+        st.migrations.push(applied("0002-new", d(2)));
+        st.complete_operation("p");
+        assert_eq!(st.previous.as_ref().unwrap().version, "1.0.0");
+        st.begin_operation("rollback", "1.0.0", d(1)).unwrap();
+        st.complete_rollback("p", d(2));
+        assert_eq!(st.version.as_deref(), Some("1.0.0"));
+        assert_eq!(st.bundle_digest, Some(d(1)));
+        assert_eq!(st.previous, None);
+        let ids: Vec<&str> = st.migrations.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["0001-old"]);
+        let last = st.history.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.from.as_deref(), last.to.as_str()),
+            ("rollback", Some("1.1.0"), "1.0.0")
+        );
+    }
+
+    #[test]
     fn state_round_trip_and_journal() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("dp");
