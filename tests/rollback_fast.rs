@@ -182,6 +182,26 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     assert_eq!(p["migrations"][0]["id"], "0001-counter-json", "{p}");
     assert_eq!(states(2), before);
 
+    // The playbooks kept on the node are checked against the manifest before anything runs.
+    let st11 = install_support::node_state(&nodes.node_root(0));
+    let hex = st11["bundle_digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let undo_on_node = nodes.node_root(0).join(format!(
+        "var/lib/darkport/bundles/{hex}/playbooks/rollback/0001-counter-json.yml"
+    ));
+    std::fs::write(&undo_on_node, UNDO.replace("rollback.log", "x.log")).unwrap();
+    let o = site(&nodes, &inv, t, &["rollback"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("playbooks/rollback/0001-counter-json.yml does not match its manifest"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(states(2), before);
+    std::fs::write(&undo_on_node, UNDO).unwrap();
+
     // The controller dies right after node1 restored the backups: the journal shows an
     // unfinished rollback (prune refuses to touch the site meanwhile) and a re-run resumes
     // after the steps already done.
