@@ -40,7 +40,10 @@ const UNDO: &str = r#"- name: undo the counter migration (the data itself comes 
   hosts: all
   gather_facts: false
   tasks:
-    - shell: echo "{{ darkport_migration_id }} -> {{ darkport_rollback_to }}" >> /srv/dockercoins/rollback.log
+    - shell: |
+        set -e
+        test ! -e /srv/dockercoins/fail-rollback
+        echo "{{ darkport_migration_id }} -> {{ darkport_rollback_to }}" >> /srv/dockercoins/rollback.log
 "#;
 
 fn site(nodes: &common::Nodes, inv: &Path, t: &Path, args: &[&str], b: Option<&Path>) -> Output {
@@ -160,6 +163,23 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
         "{\"coins\": 41}\n"
     );
 
+    // As if the upgrade had re-pointed a tag both versions use: rng:1.0.0 names 1.1's rng.
+    let idx_path = nodes
+        .node_root(0)
+        .join("var/lib/darkport/registry/repositories.json");
+    let mut idx: Value = serde_json::from_slice(&std::fs::read(&idx_path).unwrap()).unwrap();
+    let rng = &mut idx["repositories"]["dockercoins/rng"]["tags"];
+    rng["1.0.0"] = rng["1.1.0"].clone();
+    std::fs::write(&idx_path, serde_json::to_vec_pretty(&idx).unwrap()).unwrap();
+    let rng10 = images(&m10)
+        .into_iter()
+        .find(|(n, _)| n == "dockercoins/rng:1.0.0");
+    let rng10 = rng10.unwrap().1;
+    assert_ne!(
+        served_digest(&nodes, &certs, "dockercoins/rng:1.0.0"),
+        Some(rng10.clone())
+    );
+
     // --plan names the migration undone and changes nothing.
     let states = |n: usize| -> Vec<Vec<u8>> {
         (0..n)
@@ -201,6 +221,33 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     );
     assert_eq!(states(2), before);
     std::fs::write(&undo_on_node, UNDO).unwrap();
+
+    // The rollback playbook fails on node2: the run stops naming it, node1's part is done
+    // and journaled, nothing is recorded as rolled back.
+    let fail = nodes.node_root(1).join("srv/dockercoins/fail-rollback");
+    std::fs::write(&fail, "").unwrap();
+    let o = site(&nodes, &inv, t, &["rollback"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("the rollback of migration 0001-counter-json did not finish on node2"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        lines(&nodes.node_root(0).join("srv/dockercoins/rollback.log")),
+        1
+    );
+    assert_eq!(
+        lines(&nodes.node_root(1).join("srv/dockercoins/rollback.log")),
+        0
+    );
+    for i in 0..2 {
+        assert_eq!(
+            install_support::node_state(&nodes.node_root(i))["version"],
+            "1.1.0"
+        );
+    }
+    std::fs::remove_file(&fail).unwrap();
 
     // The controller dies right after node1 restored the backups: the journal shows an
     // unfinished rollback (prune refuses to touch the site meanwhile) and a re-run resumes
@@ -346,7 +393,11 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     assert_eq!(n0["blobs"].as_u64().unwrap(), only10.len() as u64, "{j}");
     assert_eq!(n0["partial_uploads"], 1, "{j}");
     assert_eq!(n0["bundle_dirs"], 2, "{j}");
-    assert!(n0["tags"].as_u64().unwrap() >= 1, "the 1.0 tags: {j}");
+    assert_eq!(
+        n0["tags"].as_u64().unwrap(),
+        images(&m10).len() as u64,
+        "1.0's tags: {j}"
+    );
     let bytes_after = file_bytes(&dr.join("blobs")) + file_bytes(&dr.join("bundles"));
     assert_eq!(
         n0["bytes"].as_u64().unwrap(),
@@ -370,6 +421,12 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     for (name, digest) in images(&m11).into_iter().chain(images(&m12)) {
         assert_eq!(served_digest(&nodes, &certs, &name), Some(digest), "{name}");
     }
-    assert_eq!(served_digest(&nodes, &certs, "dockercoins/rng:1.0.0"), None);
+    for (name, _) in images(&m10) {
+        assert_eq!(
+            served_digest(&nodes, &certs, &name),
+            None,
+            "{name}: 1.0's tags are gone"
+        );
+    }
     assert_eq!(lines(&r0.join("srv/dockercoins/rollback.log")), 1);
 }

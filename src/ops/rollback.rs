@@ -730,6 +730,7 @@ fn prune_node(n: &mut Node, dry: bool) -> anyhow::Result<PruneRow> {
     let mut t = n.t();
     let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
     let mut keep_manifests: BTreeSet<Digest> = BTreeSet::new();
+    let mut keep_tags: BTreeSet<(String, String)> = BTreeSet::new();
     for id in &kept_ids {
         let dir = install::bundle_dir_of(&root, id);
         let out = t.exec(
@@ -749,6 +750,8 @@ fn prune_node(n: &mut Node, dry: bool) -> anyhow::Result<PruneRow> {
         for i in &m.images {
             keep_blobs.insert(i.digest);
             keep_manifests.insert(i.digest);
+            let (repo, tag) = install::image_tag(&i.name);
+            keep_tags.insert((repo.to_string(), tag.to_string()));
             keep_blobs.extend(i.blobs.iter().copied());
         }
     }
@@ -797,12 +800,16 @@ fn prune_node(n: &mut Node, dry: bool) -> anyhow::Result<PruneRow> {
             doomed.push(path.to_string());
         }
     }
-    // Tags first (so the registry never names a removed manifest), then the files.
+    // Tags first (so the registry never names a removed manifest), then the files. A tag
+    // stays when a kept version names it and it points at that version's manifest.
     if n.registry {
         let (idx_path, _, mut idx) = install::read_tags(&mut t, &n.name, &root)?;
-        for repo in idx.repositories.values_mut() {
+        for (name, repo) in idx.repositories.iter_mut() {
             let before = repo.tags.len();
-            repo.tags.retain(|_, e| keep_manifests.contains(&e.digest));
+            repo.tags.retain(|tag, e| {
+                keep_manifests.contains(&e.digest)
+                    && keep_tags.contains(&(name.clone(), tag.clone()))
+            });
             row.tags += before - repo.tags.len();
         }
         idx.repositories.retain(|_, r| !r.tags.is_empty());
