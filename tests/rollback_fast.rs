@@ -387,6 +387,24 @@ fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
         "--dry-run removes nothing"
     );
 
+    // Another controller holds the site lock: prune refuses and removes nothing.
+    let lock = dr.join("lock");
+    std::fs::create_dir(&lock).unwrap();
+    std::fs::write(
+        lock.join("owner"),
+        r#"{"controller":"elsewhere","pid":1,"operation":"upgrade","since":"2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let o = site(&nodes, &inv, t, &["prune"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("held by upgrade (pid 1 on elsewhere"),
+        "{}",
+        text(&o)
+    );
+    assert!(only10.iter().all(|d| on_disk(d)));
+    std::fs::remove_dir_all(&lock).unwrap();
+
     let o = ok(site(&nodes, &inv, t, &["prune", "--json"], None));
     let j = json_of(&o);
     let n0 = &j["nodes"][0];
