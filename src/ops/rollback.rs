@@ -845,3 +845,59 @@ fn prune_node(n: &mut Node, dry: bool) -> anyhow::Result<PruneRow> {
     }
     Ok(row)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::plan::Phase;
+    use semver::Version;
+
+    fn spec(path: &Path) -> MigrationSpec {
+        MigrationSpec {
+            id: "0001-x".into(),
+            playbook: "migrations/0001-x.yml".into(),
+            version: Version::new(1, 1, 0),
+            scope: Scope::Node,
+            phase: Phase::Before,
+            rerunnable: false,
+            backup: vec![path.to_str().unwrap().into()],
+            rollback: Some("rollback/0001-x.yml".into()),
+        }
+    }
+
+    fn sh(script: &str) {
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    #[test]
+    fn restore_moves_the_backup_back_and_survives_an_interruption() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        let backup = d.path().join("data.darkport-backup-0001-x");
+        let aside = d.path().join("data.darkport-rollback-0001-x");
+        let script = restore_script(&spec(&data));
+        // Plain case: the backup replaces the migrated data, nothing is left beside it.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("coins"), "{\"coins\": 4}\n").unwrap();
+        std::fs::create_dir_all(&backup).unwrap();
+        std::fs::write(backup.join("coins"), "4\n").unwrap();
+        sh(&script);
+        assert_eq!(std::fs::read_to_string(data.join("coins")).unwrap(), "4\n");
+        assert!(!backup.exists() && !aside.exists());
+        // Run again (a resumed rollback): nothing changes.
+        sh(&script);
+        assert_eq!(std::fs::read_to_string(data.join("coins")).unwrap(), "4\n");
+        // Interrupted after the current data was moved aside: the re-run completes it.
+        std::fs::rename(&data, &backup).unwrap();
+        std::fs::create_dir_all(&aside).unwrap();
+        std::fs::write(aside.join("coins"), "migrated\n").unwrap();
+        sh(&script);
+        assert_eq!(std::fs::read_to_string(data.join("coins")).unwrap(), "4\n");
+        assert!(!backup.exists() && !aside.exists());
+    }
+}
