@@ -6,8 +6,8 @@
 mod common;
 mod install_support;
 
-use install_support::{bin, json_of};
-use std::path::{Path, PathBuf};
+use install_support::{bin, build_version, json_of, lines, text};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const MIG_NODE: &str = r#"# 1.1.0 stores the coin counter as JSON.
@@ -36,39 +36,6 @@ const MIG_SITE: &str = r#"- name: one per site
     - shell: echo ran >> /srv/dockercoins/migration-0002.log
 "#;
 
-/// A new version of the example: every tag, a changed rng app layer, migrations.
-fn build_version(
-    dir: &Path,
-    version: &str,
-    upgrades_from: &str,
-    migrations: &[(&str, &str)],
-) -> PathBuf {
-    let spec = dir.join("bundle/darkport.yaml");
-    let s = std::fs::read_to_string(&spec).unwrap();
-    let s = s.replace("1.0.0", version).replace(
-        &format!("version: {version}\n"),
-        &format!("version: {version}\nupgrades_from: \"{upgrades_from}\"\n"),
-    );
-    let spec_v = dir.join(format!("bundle/darkport-{version}.yaml"));
-    std::fs::write(&spec_v, s).unwrap();
-    std::fs::write(
-        dir.join("bundle/images/rng/app/VERSION"),
-        format!("{version}\n"),
-    )
-    .unwrap();
-    let mig = dir.join("playbooks/migrations");
-    let _ = std::fs::remove_dir_all(&mig);
-    if !migrations.is_empty() {
-        std::fs::create_dir_all(&mig).unwrap();
-        for (name, body) in migrations {
-            std::fs::write(mig.join(name), body).unwrap();
-        }
-    }
-    let out = dir.join(format!("dist-{version}"));
-    install_support::build_bundle(dir, &spec_v, &out, &[]);
-    out.join(format!("dockercoins-{version}.darkport"))
-}
-
 fn run(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -> Output {
     cmd(nodes, inv, tmp, args, b).output().unwrap()
 }
@@ -87,20 +54,6 @@ fn cmd(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -
         .arg("plain")
         .arg(b);
     c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn lines(p: &Path) -> usize {
-    std::fs::read_to_string(p)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -55,6 +55,11 @@ pub enum Command {
     /// Move a site to a new version: only new blobs travel; upgrade.yml and the data
     /// migrations run in order, each exactly once; an interrupted run resumes.
     Upgrade(site::UpgradeArgs),
+    /// Undo the last upgrade: each migration's rollback playbook and backups in reverse order,
+    /// then the previous version's images and install playbook.
+    Rollback(site::RollbackArgs),
+    /// Free the registry hosts of what neither the current nor the previous version needs.
+    Prune(site::PruneArgs),
     /// Only the install checks: per node reachable, architecture, free space, lock, version.
     Preflight(site::PreflightArgs),
     /// Per node: reachable, product/version, bundle, registry up, migrations applied.

@@ -99,3 +99,31 @@ pub struct UpgradeArgs {
     #[arg(long)]
     pub ca_dir: Option<PathBuf>,
 }
+
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Only print what would happen (from -> to, the migrations undone, the playbook).
+    #[arg(long)]
+    pub plan: bool,
+    /// Extra variables for the rollback playbooks and the previous version's install playbook.
+    #[arg(short = 'e', long = "extra-vars")]
+    pub extra_vars: Vec<String>,
+    /// Directory of the site CA (to check the registries answer afterwards); default as for
+    /// install.
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+    /// Only report what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Directory of the site CA (accepted for symmetry with the other site commands).
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+}

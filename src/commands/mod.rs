@@ -29,6 +29,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(a) => run::run(a),
         Command::Install(a) => site::install(a, cli.progress),
         Command::Upgrade(a) => site::upgrade(a, cli.progress),
+        Command::Rollback(a) => site::rollback(a, cli.progress),
+        Command::Prune(a) => site::prune(a),
         Command::Preflight(a) => site::preflight(a, cli.progress),
         Command::Status(a) => site::status(a),
         Command::SupportBundle(a) => support::run(a, cli.progress),

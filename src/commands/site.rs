@@ -1,6 +1,8 @@
 //! `darkport install | preflight | status`: thin wrappers over `ops::install`.
 
-use crate::cli::site::{InstallArgs, PreflightArgs, StatusArgs, UpgradeArgs};
+use crate::cli::site::{
+    InstallArgs, PreflightArgs, PruneArgs, RollbackArgs, StatusArgs, UpgradeArgs,
+};
 use crate::ops::install;
 use crate::ui::ProgressMode;
 
@@ -18,4 +20,12 @@ pub fn status(a: StatusArgs) -> anyhow::Result<i32> {
 
 pub fn upgrade(a: UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     crate::ops::upgrade::upgrade(&a, progress)
+}
+
+pub fn rollback(a: RollbackArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    crate::ops::rollback::rollback(&a, progress)
+}
+
+pub fn prune(a: PruneArgs) -> anyhow::Result<i32> {
+    crate::ops::rollback::prune(&a)
 }

@@ -115,13 +115,13 @@ pub struct Node {
 }
 
 impl Node {
-    fn t(&self) -> Shared {
+    pub(crate) fn t(&self) -> Shared {
         self.t.clone().expect("node without a transport")
     }
-    fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         self.t.is_some() && self.error.is_none()
     }
-    fn fail(&mut self, e: impl std::fmt::Display) {
+    pub(crate) fn fail(&mut self, e: impl std::fmt::Display) {
         if self.error.is_none() {
             self.error = Some(e.to_string());
         }
@@ -130,7 +130,7 @@ impl Node {
 
 /// Run `f` on every alive node (of those `pick` selects), at most `forks` at a time; an error
 /// takes that node out of the run.
-fn par<F>(nodes: &mut [Node], forks: usize, pick: impl Fn(&Node) -> bool, f: F)
+pub(crate) fn par<F>(nodes: &mut [Node], forks: usize, pick: impl Fn(&Node) -> bool, f: F)
 where
     F: Fn(&mut Node) -> anyhow::Result<()> + Sync,
 {
@@ -347,7 +347,12 @@ fn remote_bin(root: &str, d: &Digest) -> String {
 }
 
 fn bundle_dir(root: &str, m: &Bundle) -> String {
-    format!("{}/bundles/{}", root.trim_end_matches('/'), m.id().hex())
+    bundle_dir_of(root, &m.id())
+}
+
+/// `<root>/bundles/<bundle id hex>`: the signed manifest and the playbooks of one bundle.
+pub(crate) fn bundle_dir_of(root: &str, id: &Digest) -> String {
+    format!("{}/bundles/{}", root.trim_end_matches('/'), id.hex())
 }
 
 /// Probe every alive node and check it can take this bundle.
@@ -600,7 +605,7 @@ fn crash_point(st: &NodeState) {
     }
 }
 
-fn step<F>(n: &mut Node, name: &str, f: F) -> anyhow::Result<()>
+pub(crate) fn step<F>(n: &mut Node, name: &str, f: F) -> anyhow::Result<()>
 where
     F: FnOnce(&mut Node) -> anyhow::Result<()>,
 {
@@ -982,17 +987,7 @@ pub(crate) fn ship_and_run(
         |n| step(n, "trust", |n| trust(n, &registries, &ca_pem)),
     );
 
-    let primary = registries[0].clone();
-    let images: Map<String, Value> = m
-        .images
-        .iter()
-        .map(|i| {
-            (
-                i.name.clone(),
-                Value::String(format!("{primary}/{}", i.name)),
-            )
-        })
-        .collect();
+    let (registries, images) = site_images(site, m);
     run_playbooks(
         site,
         action,
@@ -1131,11 +1126,7 @@ fn run_with_external(
             |n| step(n, "trust", |n| trust(n, &registries, &pem)),
         );
     }
-    let images: Map<String, Value> = m
-        .images
-        .iter()
-        .map(|i| (i.name.clone(), Value::String(ext.reference(&i.name))))
-        .collect();
+    let (registries, images) = site_images(site, m);
     run_playbooks(
         site,
         action,
@@ -1148,6 +1139,57 @@ fn run_with_external(
         extra_vars,
         pr,
     )
+}
+
+/// The registries the nodes pull from (the first is `darkport_registry`) and each image of `m`
+/// as the nodes pull it (`darkport_images`).
+pub(crate) fn site_images(site: &Site, m: &Manifest) -> (Vec<String>, Map<String, Value>) {
+    let registries: Vec<String> = match &site.external {
+        Some(ext) => vec![ext.host.clone()],
+        None => site
+            .registries()
+            .iter()
+            .map(|n| n.registry_addr.clone())
+            .collect(),
+    };
+    let images = m
+        .images
+        .iter()
+        .map(|i| {
+            let r = match &site.external {
+                Some(ext) => ext.reference(&i.name),
+                None => format!("{}/{}", registries[0], i.name),
+            };
+            (i.name.clone(), Value::String(r))
+        })
+        .collect();
+    (registries, images)
+}
+
+/// The variables every darkport playbook gets (`darkport_registry`, `darkport_images`, …) for
+/// the bundle `bundle_id` with manifest `m`, then the operator's extra vars.
+pub(crate) fn playbook_vars(
+    bundle_id: Digest,
+    m: &Manifest,
+    registries: &[String],
+    images: Map<String, Value>,
+    extra_vars: Map<String, Value>,
+) -> Map<String, Value> {
+    let digests: Map<String, Value> = m
+        .images
+        .iter()
+        .map(|i| (i.name.clone(), Value::String(i.digest.to_string())))
+        .collect();
+    let mut vars = Map::new();
+    vars.insert("darkport_product".into(), json!(m.product));
+    vars.insert("darkport_version".into(), json!(m.version));
+    vars.insert("darkport_bundle_id".into(), json!(bundle_id.to_string()));
+    vars.insert("darkport_registry".into(), json!(registries[0]));
+    vars.insert("darkport_registries".into(), json!(registries));
+    vars.insert("darkport_images".into(), Value::Object(images));
+    vars.insert("darkport_image_digests".into(), Value::Object(digests));
+    vars.extend(extra_vars);
+    vars
 }
 
 /// Steps 7-8: migrations before, the install/upgrade playbook, migrations after, then the
@@ -1166,21 +1208,7 @@ fn run_playbooks(
     pr: &SitePrinter,
 ) -> anyhow::Result<()> {
     let forks = site.forks;
-    let primary = registries[0].clone();
-    let digests: Map<String, Value> = m
-        .images
-        .iter()
-        .map(|i| (i.name.clone(), Value::String(i.digest.to_string())))
-        .collect();
-    let mut vars = Map::new();
-    vars.insert("darkport_product".into(), json!(m.product));
-    vars.insert("darkport_version".into(), json!(m.version));
-    vars.insert("darkport_bundle_id".into(), json!(b.id().to_string()));
-    vars.insert("darkport_registry".into(), json!(primary));
-    vars.insert("darkport_registries".into(), json!(registries));
-    vars.insert("darkport_images".into(), Value::Object(images));
-    vars.insert("darkport_image_digests".into(), Value::Object(digests));
-    vars.extend(extra_vars);
+    let vars = playbook_vars(b.id(), m, registries, images, extra_vars);
     for (spec, pb) in migrations.iter().filter(|(s, _)| s.phase == Phase::Before) {
         run_migration(site, b, spec, pb, &vars, pr)?;
     }
@@ -1208,7 +1236,7 @@ fn run_playbooks(
 
 /// Run one playbook on the selected alive nodes `pick` chooses, journaled as `step`; a node that
 /// fails or becomes unreachable is taken out of the run.
-fn run_step_playbook(
+pub(crate) fn run_step_playbook(
     site: &mut Site,
     pb: &Playbook,
     vars: &Map<String, Value>,
@@ -1545,32 +1573,7 @@ fn seed(
         )?;
         restart = true;
     }
-    // Tag index: merged with what is there (an earlier version's tags stay servable).
-    let idx_path = format!("{root}/registry/repositories.json");
-    let cur = t.exec(
-        &format!("cat {} 2>/dev/null", shell_quote(&idx_path)),
-        &ExecOpts::default(),
-    )?;
-    let mut idx = if cur.stdout.is_empty() {
-        RepoIndex::default()
-    } else {
-        RepoIndex::parse(&cur.stdout, Path::new(&idx_path))
-            .with_context(|| format!("reading {idx_path} on {}", n.name))?
-    };
-    let before = idx.clone();
-    for i in &m.images {
-        let (repo, tag) = match i.name.rsplit_once(':') {
-            Some((r, t)) if !t.contains('/') => (r, t),
-            _ => (i.name.as_str(), "latest"),
-        };
-        idx.set_tag(repo, tag, i.digest, &i.media_type);
-    }
-    if idx != before || cur.stdout.is_empty() {
-        let data = idx
-            .to_bytes()
-            .map_err(|e| anyhow::anyhow!("tag index: {e}"))?;
-        state::write_atomic(&mut t, &idx_path, &data, 0o644)?;
-    }
+    merge_tags(&mut t, &n.name, &root, m)?;
     // The service.
     let bin = remote_bin(&root, &exe.1);
     let listen = match n.spec.host.parse::<std::net::IpAddr>() {
@@ -1657,6 +1660,63 @@ echo $! > "$d/supervise.pid"
             n.name, n.registry_addr
         )
     })?;
+    Ok(())
+}
+
+/// Point the registry host's tag index at the images of `m`, keeping the other tags (an
+/// earlier version's tags stay servable). Returns whether the file changed.
+pub(crate) fn merge_tags(
+    t: &mut Shared,
+    host: &str,
+    root: &str,
+    m: &Manifest,
+) -> anyhow::Result<bool> {
+    let (idx_path, cur, mut idx) = read_tags(t, host, root)?;
+    let before = idx.clone();
+    for i in &m.images {
+        let (repo, tag) = image_tag(&i.name);
+        idx.set_tag(repo, tag, i.digest, &i.media_type);
+    }
+    let changed = idx != before || cur.is_empty();
+    if changed {
+        write_tags(t, &idx_path, &idx)?;
+    }
+    Ok(changed)
+}
+
+/// `repo:tag` of an image name (`latest` when it has none).
+pub(crate) fn image_tag(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (name, "latest"),
+    }
+}
+
+/// The tag index of a registry host: its path, the raw bytes (empty when missing), parsed.
+pub(crate) fn read_tags(
+    t: &mut Shared,
+    host: &str,
+    root: &str,
+) -> anyhow::Result<(String, Vec<u8>, RepoIndex)> {
+    let idx_path = format!("{}/registry/repositories.json", root.trim_end_matches('/'));
+    let cur = t.exec(
+        &format!("cat {} 2>/dev/null", shell_quote(&idx_path)),
+        &ExecOpts::default(),
+    )?;
+    let idx = if cur.stdout.is_empty() {
+        RepoIndex::default()
+    } else {
+        RepoIndex::parse(&cur.stdout, Path::new(&idx_path))
+            .with_context(|| format!("reading {idx_path} on {host}"))?
+    };
+    Ok((idx_path, cur.stdout, idx))
+}
+
+pub(crate) fn write_tags(t: &mut Shared, idx_path: &str, idx: &RepoIndex) -> anyhow::Result<()> {
+    let data = idx
+        .to_bytes()
+        .map_err(|e| anyhow::anyhow!("tag index: {e}"))?;
+    state::write_atomic(t, idx_path, &data, 0o644)?;
     Ok(())
 }
 

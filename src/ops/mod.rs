@@ -6,6 +6,7 @@ pub mod bundle_blobs;
 pub mod external;
 pub mod install;
 pub mod push;
+pub mod rollback;
 pub mod run;
 pub mod support;
 pub mod trust;

@@ -247,6 +247,18 @@ impl NodeState {
     }
 }
 
+impl NodeState {
+    /// Finish a rollback (an operation whose target is `previous`): the previous version is
+    /// the current one again, with no previous recorded (a rollback undoes one upgrade; going
+    /// forward again is `darkport upgrade`, which runs the undone migrations again), and the
+    /// migrations the undone bundle `undone` applied are forgotten.
+    pub fn complete_rollback(&mut self, product: &str, undone: Digest) {
+        self.complete_operation(product);
+        self.previous = None;
+        self.migrations.retain(|m| m.bundle_digest != undone);
+    }
+}
+
 fn state_path(root: &str) -> String {
     format!("{}/state.json", root.trim_end_matches('/'))
 }
@@ -466,6 +478,37 @@ mod tests {
 
     fn d(n: u8) -> Digest {
         Digest::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn rollback_returns_to_previous_and_forgets_the_undone_migrations() {
+        let mut st = NodeState::new();
+        st.begin_operation("install", "1.0.0", d(1)).unwrap();
+        st.complete_operation("p");
+        st.begin_operation("upgrade", "1.1.0", d(2)).unwrap();
+        let applied = |id: &str, b| AppliedMigration {
+            id: id.into(),
+            bundle_digest: b,
+            started_at: now(),
+            finished_at: now(),
+            marked_done: false,
+        };
+        st.migrations.push(applied("0001-old", d(1)));
+        st.migrations.push(applied("0002-new", d(2)));
+        st.complete_operation("p");
+        assert_eq!(st.previous.as_ref().unwrap().version, "1.0.0");
+        st.begin_operation("rollback", "1.0.0", d(1)).unwrap();
+        st.complete_rollback("p", d(2));
+        assert_eq!(st.version.as_deref(), Some("1.0.0"));
+        assert_eq!(st.bundle_digest, Some(d(1)));
+        assert_eq!(st.previous, None);
+        let ids: Vec<&str> = st.migrations.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["0001-old"]);
+        let last = st.history.last().unwrap();
+        assert_eq!(
+            (last.action.as_str(), last.from.as_deref(), last.to.as_str()),
+            ("rollback", Some("1.1.0"), "1.0.0")
+        );
     }
 
     #[test]

@@ -144,3 +144,37 @@ pub fn node_state(root: &Path) -> Value {
     let p = root.join("var/lib/darkport/state.json");
     serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
 }
+
+/// A new version of the example: every tag, a changed rng app layer, migrations
+/// (`playbooks/migrations/` replaced by these files).
+pub fn build_version(
+    dir: &Path,
+    version: &str,
+    upgrades_from: &str,
+    migrations: &[(&str, &str)],
+) -> PathBuf {
+    let spec = dir.join("bundle/darkport.yaml");
+    let s = std::fs::read_to_string(&spec).unwrap();
+    let s = s.replace("1.0.0", version).replace(
+        &format!("version: {version}\n"),
+        &format!("version: {version}\nupgrades_from: \"{upgrades_from}\"\n"),
+    );
+    let spec_v = dir.join(format!("bundle/darkport-{version}.yaml"));
+    std::fs::write(&spec_v, s).unwrap();
+    std::fs::write(
+        dir.join("bundle/images/rng/app/VERSION"),
+        format!("{version}\n"),
+    )
+    .unwrap();
+    let mig = dir.join("playbooks/migrations");
+    let _ = std::fs::remove_dir_all(&mig);
+    if !migrations.is_empty() {
+        std::fs::create_dir_all(&mig).unwrap();
+        for (name, body) in migrations {
+            std::fs::write(mig.join(name), body).unwrap();
+        }
+    }
+    let out = dir.join(format!("dist-{version}"));
+    build_bundle(dir, &spec_v, &out, &[]);
+    out.join(format!("dockercoins-{version}.darkport"))
+}
