@@ -5,7 +5,9 @@
 //! (full bundle: hasher removed, exporter added, the store's data converted by the migration).
 //! After each step the counters kept growing from where they were (the data is intact, and in
 //! the 2.0 format after 2.0.0), the containers run the new images, and `status` shows the
-//! version and the applied migration. Fails in CI when Docker is missing.
+//! version and the applied migration. Then `darkport rollback` takes the site back to 1.1.0
+//! (data restored from the migration's backup, 1.1.0's services running). Fails in CI when
+//! Docker is missing.
 
 mod common;
 mod install_support;
@@ -147,5 +149,24 @@ fn history_on_container_nodes_with_the_product_running() {
     for r in st["nodes"].as_array().unwrap() {
         assert_eq!(r["version"], "2.0.0", "{r}");
         assert_eq!(r["migrations"], serde_json::json!(["0001-store-v2"]), "{r}");
+    }
+
+    // Back to 1.1.0: the migration's rollback playbook stops the 2.0 writers, the data comes
+    // back from the copy taken before the migration, 1.1.0's install.yml runs its services.
+    ok(&["rollback"], None);
+    for i in 0..3 {
+        assert_runs(&nodes, i, "1.1.0", &v1);
+        let s = stats_above(&nodes, i, 0);
+        assert_eq!(s["version"], "1.1.0");
+        let files = nodes.exec_ok(i, "ls /srv/dockercoins/data");
+        assert!(
+            files.split_whitespace().any(|f| f == "hashes") && !files.contains("counters"),
+            "node{}: 1.x data back: {files}",
+            i + 1
+        );
+    }
+    let st = json_of(&ok(&["status", "--json"], None));
+    for r in st["nodes"].as_array().unwrap() {
+        assert_eq!(r["version"], "1.1.0", "{r}");
     }
 }
