@@ -795,6 +795,43 @@ fn jump_host_reaches_nodes_behind_it_over_one_session() {
         "one jump host session for both targets:\n{log}"
     );
 
+    // The same from an Ansible inventory, with `darkport run`.
+    let dir = nodes.base_dir();
+    std::fs::write(
+        dir.join("jump.ini"),
+        format!(
+            "[nodes]\nnode2 ansible_host=behind-b ansible_port={} ansible_user=root \
+             ansible_ssh_private_key_file={} ansible_ssh_common_args='{proxy_jump}'\n",
+            b.port,
+            nodes.key_path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("jump.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: content=via-jump dest=/srv/jumped\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkport"))
+        .arg("run")
+        .arg("-i")
+        .arg(dir.join("jump.ini"))
+        .arg("--known-hosts")
+        .arg(&kh)
+        .arg(dir.join("jump.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(nodes.node_root(1).join("srv/jumped")).unwrap(),
+        "via-jump"
+    );
+
     // A wrong host key of the jump host is refused, naming the jump host.
     let bad = nodes.base_dir().join("bad_jump_key");
     keygen(&bad, "", "ed25519");
