@@ -795,6 +795,17 @@ fn jump_host_reaches_nodes_behind_it_over_one_session() {
         "one jump host session for both targets:\n{log}"
     );
 
+    // The jump session ends (disconnect sent) once no session runs over it any more.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sshd_log(&nodes, 0)[log_start..].contains("darkport done") {
+        assert!(
+            Instant::now() < deadline,
+            "jump host session not closed after its targets:\n{}",
+            &sshd_log(&nodes, 0)[log_start..]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // The same from an Ansible inventory, with `darkport run`.
     let dir = nodes.base_dir();
     std::fs::write(
@@ -871,4 +882,43 @@ fn jump_host_reaches_nodes_behind_it_over_one_session() {
         e.is_unreachable() && msg.contains("jump host") && msg.contains("prohibited"),
         "{msg}"
     );
+}
+
+/// An unreachable jump host fails every host behind it, naming the jump host.
+#[test]
+fn unreachable_jump_host_fails_the_hosts_behind_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let specs: Vec<ConnSpec> = (1..=3)
+        .map(|i| {
+            let mut v = serde_json::Map::new();
+            v.insert("ansible_user".into(), "root".into());
+            v.insert("ansible_password".into(), "x".into());
+            v.insert(
+                "darkport_jump_host".into(),
+                format!("127.0.0.1:{port}").into(),
+            );
+            ConnSpec::from_vars(&format!("n{i}"), &v).unwrap()
+        })
+        .collect();
+    let o = ConnectOpts {
+        known_hosts: std::env::temp_dir().join("darkport-no-known-hosts"),
+        accept_new_host_keys: false,
+        connect_timeout: Duration::from_secs(5),
+        agent_socket: None,
+        stall_timeout: Duration::from_secs(60),
+    };
+    for (host, r) in for_each_host(&specs, 8, |s| connect(s, &o).map(|_| ())) {
+        let e = r.expect_err("connected through a closed port");
+        let msg = e.to_string();
+        assert!(
+            e.is_unreachable()
+                && msg.contains(&host)
+                && msg.contains(&format!("jump host root@127.0.0.1:{port}")),
+            "{msg}"
+        );
+    }
 }

@@ -393,12 +393,9 @@ impl Pump {
                 for p in &mut self.pipes {
                     moved |= p.step(&mut buf);
                 }
-                self.pipes.retain_mut(|p| {
-                    if !p.closing {
-                        return true;
-                    }
-                    !matches!(p.ch.close(), Err(e) if io_again(&e))
-                });
+                // A finished pipe stays until its channel close went out.
+                self.pipes
+                    .retain_mut(|p| !p.closing || matches!(p.ch.close(), Err(e) if io_again(&e)));
                 if !moved {
                     break;
                 }
@@ -476,7 +473,8 @@ impl Pump {
                 revents: 0,
             },
         ];
-        for p in &self.pipes {
+        // Only sockets we wait on: a closed one would report its hang-up forever.
+        for p in self.pipes.iter().filter(|p| p.events() != 0) {
             fds.push(libc::pollfd {
                 fd: p.sock.as_raw_fd(),
                 events: p.events(),
