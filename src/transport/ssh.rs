@@ -4,7 +4,8 @@
 //!
 //! Bulk data goes through an exec channel (`cat >> dest.part`) in writes of 32 × 30000 bytes,
 //! never through small SFTP writes. Host keys are checked against known_hosts parsed by
-//! [`super::known_hosts`].
+//! [`super::known_hosts`]. A host behind a jump host runs its session over a channel of the
+//! jump host's shared session ([`super::jump`]).
 
 use super::conn::{ConnSpec, ConnectOpts};
 use super::known_hosts;
