@@ -671,3 +671,254 @@ fn frozen_node_mid_upload_fails_after_the_stall_timeout() {
     assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
     nodes.resume(0);
 }
+
+/// Restart fast node `i` with `line` first in its sshd_config (sshd uses the first value of a
+/// keyword). The node's private /etc is fresh after the restart.
+fn restart_with_sshd_option(nodes: &Nodes, i: usize, line: &str) {
+    let cfg = nodes.base_dir().join(format!("node{}/sshd_config", i + 1));
+    nodes.stop(i);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{line}\n{text}")).unwrap();
+    nodes.start(i);
+}
+
+fn sshd_log(nodes: &Nodes, i: usize) -> String {
+    std::fs::read_to_string(nodes.base_dir().join(format!("node{}/sshd.log", i + 1))).unwrap()
+}
+
+/// node2 and node3 are reachable only through node1 (the jump host): they are addressed by
+/// names that only node1 resolves (in its private /etc/hosts), node1's sshd logs each
+/// forwarding and one login for both, and data flows both ways in bulk.
+#[test]
+fn jump_host_reaches_nodes_behind_it_over_one_session() {
+    use std::net::ToSocketAddrs;
+    let nodes = Nodes::sshd(3);
+    let (a, b, c) = (nodes.addr(0), nodes.addr(1), nodes.addr(2));
+    restart_with_sshd_option(&nodes, 0, "LogLevel DEBUG1");
+    let mounts = nodes.exec_ok(0, "cat /proc/mounts");
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("/etc") && l.contains("overlay")),
+        "node1 needs its private /etc (overlayfs) for this test:\n{mounts}"
+    );
+    nodes.exec_ok(
+        0,
+        &format!(
+            "printf '{} behind-b\\n{} behind-c\\n' >> /etc/hosts",
+            b.ip, c.ip
+        ),
+    );
+    assert!(
+        ("behind-b", b.port).to_socket_addrs().is_err(),
+        "behind-b must resolve on node1 only"
+    );
+    let log_start = sshd_log(&nodes, 0).len();
+
+    let kh = nodes.base_dir().join("known_hosts_jump");
+    let mut text = std::fs::read_to_string(nodes.known_hosts_path()).unwrap();
+    text.push_str(&format!(
+        "[behind-b]:{} {}\n[behind-c]:{} {}\n",
+        b.port,
+        nodes.host_pubkey(1),
+        c.port,
+        nodes.host_pubkey(2)
+    ));
+    std::fs::write(&kh, text).unwrap();
+    let o = ConnectOpts {
+        known_hosts: kh.clone(),
+        ..opts(&nodes)
+    };
+    let proxy_jump = format!(
+        "-o StrictHostKeyChecking=yes -o ProxyJump=root@{}:{}",
+        a.ip, a.port
+    );
+    let specs = vec![
+        spec(
+            &nodes,
+            1,
+            &[
+                ("ansible_host", "behind-b".into()),
+                ("ansible_ssh_common_args", proxy_jump.clone().into()),
+            ],
+        ),
+        spec(
+            &nodes,
+            2,
+            &[
+                ("ansible_host", "behind-c".into()),
+                ("darkport_jump_host", format!("{}:{}", a.ip, a.port).into()),
+            ],
+        ),
+    ];
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let want_sum = darkport::digest::Digest::of(&data).hex();
+    let results = for_each_host(&specs, 8, |s| {
+        let mut t = connect(s, &o)?;
+        let name = run(t.as_mut(), "hostname");
+        let o1 = t.exec(
+            "sha256sum; head -c 4000000 /dev/zero",
+            &ExecOpts {
+                stdin: Some(data.clone()),
+                ..Default::default()
+            },
+        )?;
+        let mut f = Cursor::new(data.clone());
+        t.upload(
+            &mut f,
+            data.len() as u64,
+            "/srv/up.bin",
+            &UploadOpts::default(),
+        )?;
+        let up = run(t.as_mut(), "sha256sum /srv/up.bin");
+        Ok((name, o1, up))
+    });
+    for (host, r) in &results {
+        let (name, o1, up) = r.as_ref().unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(name.trim(), host.as_str());
+        assert!(o1.success(), "{o1:?}");
+        assert!(o1.stdout.starts_with(want_sum.as_bytes()));
+        assert_eq!(o1.stdout.len(), want_sum.len() + 4 + 4_000_000);
+        assert!(up.starts_with(&want_sum), "{up}");
+    }
+    // The jump host saw both forwardings, over one login.
+    let log = sshd_log(&nodes, 0)[log_start..].to_string();
+    for (name, port) in [("behind-b", b.port), ("behind-c", c.port)] {
+        assert!(
+            log.contains(&format!("target {name} port {port}")),
+            "no forwarding to {name} in node1's log:\n{log}"
+        );
+    }
+    assert_eq!(
+        log.matches("Accepted publickey for root").count(),
+        1,
+        "one jump host session for both targets:\n{log}"
+    );
+
+    // The jump session ends (disconnect sent) once no session runs over it any more.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sshd_log(&nodes, 0)[log_start..].contains("darkport done") {
+        assert!(
+            Instant::now() < deadline,
+            "jump host session not closed after its targets:\n{}",
+            &sshd_log(&nodes, 0)[log_start..]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The same from an Ansible inventory, with `darkport run`.
+    let dir = nodes.base_dir();
+    std::fs::write(
+        dir.join("jump.ini"),
+        format!(
+            "[nodes]\nnode2 ansible_host=behind-b ansible_port={} ansible_user=root \
+             ansible_ssh_private_key_file={} ansible_ssh_common_args='{proxy_jump}'\n",
+            b.port,
+            nodes.key_path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("jump.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: content=via-jump dest=/srv/jumped\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_darkport"))
+        .arg("run")
+        .arg("-i")
+        .arg(dir.join("jump.ini"))
+        .arg("--known-hosts")
+        .arg(&kh)
+        .arg(dir.join("jump.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(nodes.node_root(1).join("srv/jumped")).unwrap(),
+        "via-jump"
+    );
+
+    // A wrong host key of the jump host is refused, naming the jump host.
+    let bad = nodes.base_dir().join("bad_jump_key");
+    keygen(&bad, "", "ed25519");
+    let wrong = std::fs::read_to_string(&kh)
+        .unwrap()
+        .replace(&nodes.host_pubkey(0), {
+            let p = std::fs::read_to_string(bad.with_extension("pub")).unwrap();
+            &p.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        });
+    let kh_wrong = nodes.base_dir().join("known_hosts_wrong");
+    std::fs::write(&kh_wrong, wrong).unwrap();
+    let o_wrong = ConnectOpts {
+        known_hosts: kh_wrong,
+        ..o.clone()
+    };
+    let e = connect(&specs[0], &o_wrong)
+        .err()
+        .expect("wrong jump host key accepted");
+    let msg = e.to_string();
+    assert!(matches!(e, TransportError::HostKey { .. }), "{msg}");
+    assert!(
+        msg.contains(&format!("jump host root@{}:{}", a.ip, a.port))
+            && msg.contains("HOST KEY CHANGED"),
+        "{msg}"
+    );
+
+    // With forwarding off on node1, node2 cannot be reached through it (though it is up).
+    restart_with_sshd_option(&nodes, 0, "AllowTcpForwarding no");
+    let direct = spec(&nodes, 1, &[]);
+    let via = spec(&nodes, 1, &[("ansible_ssh_common_args", proxy_jump.into())]);
+    connect(&direct, &opts(&nodes)).expect("node2 directly");
+    let e = connect(&via, &opts(&nodes))
+        .err()
+        .expect("forwarding refused");
+    let msg = e.to_string();
+    assert!(
+        e.is_unreachable() && msg.contains("jump host") && msg.contains("prohibited"),
+        "{msg}"
+    );
+}
+
+/// An unreachable jump host fails every host behind it, naming the jump host.
+#[test]
+fn unreachable_jump_host_fails_the_hosts_behind_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let specs: Vec<ConnSpec> = (1..=3)
+        .map(|i| {
+            let mut v = serde_json::Map::new();
+            v.insert("ansible_user".into(), "root".into());
+            v.insert("ansible_password".into(), "x".into());
+            v.insert(
+                "darkport_jump_host".into(),
+                format!("127.0.0.1:{port}").into(),
+            );
+            ConnSpec::from_vars(&format!("n{i}"), &v).unwrap()
+        })
+        .collect();
+    let o = ConnectOpts {
+        known_hosts: std::env::temp_dir().join("darkport-no-known-hosts"),
+        accept_new_host_keys: false,
+        connect_timeout: Duration::from_secs(5),
+        agent_socket: None,
+        stall_timeout: Duration::from_secs(60),
+    };
+    for (host, r) in for_each_host(&specs, 8, |s| connect(s, &o).map(|_| ())) {
+        let e = r.expect_err("connected through a closed port");
+        let msg = e.to_string();
+        assert!(
+            e.is_unreachable()
+                && msg.contains(&host)
+                && msg.contains(&format!("jump host root@127.0.0.1:{port}")),
+            "{msg}"
+        );
+    }
+}

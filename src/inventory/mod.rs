@@ -19,6 +19,7 @@ pub mod yaml;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::transport::ConnSpec;
 use serde_json::{Map, Value};
 
 pub use pattern::Selection;
@@ -117,40 +118,6 @@ impl Default for Inventory {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// How darkport reaches a host, read from its connection variables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostConnection {
-    /// The inventory name.
-    pub name: String,
-    /// `ansible_connection`: `ssh` (default; `paramiko`/`smart` mean ssh too) or `local`.
-    pub connection: ConnectionKind,
-    /// `ansible_host` (default: the inventory name).
-    pub address: String,
-    /// `ansible_port` (default 22).
-    pub port: u16,
-    pub user: Option<String>,
-    /// `ansible_password` / `ansible_ssh_pass` / `ansible_ssh_password`.
-    pub password: Option<String>,
-    /// `ansible_ssh_private_key_file` / `ansible_private_key_file`.
-    pub private_key_file: Option<PathBuf>,
-    /// `ansible_become`.
-    pub become_: bool,
-    pub become_method: Option<String>,
-    pub become_user: Option<String>,
-    /// `ansible_become_password` / `ansible_become_pass` / `ansible_sudo_pass`.
-    pub become_password: Option<String>,
-    /// `ansible_ssh_common_args` followed by `ansible_ssh_extra_args`, as written.
-    pub ssh_args: Option<String>,
-    /// `darkport_root` (default `/var/lib/darkport`).
-    pub darkport_root: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionKind {
-    Ssh,
-    Local,
 }
 
 impl Inventory {
@@ -407,94 +374,20 @@ impl Inventory {
         Some(lines.join("\n"))
     }
 
-    /// Connection settings of a host, from its merged variables.
-    pub fn connection(&self, host: &str) -> Result<HostConnection, InventoryError> {
+    /// Connection settings of a host, from its merged variables (parsed by
+    /// [`ConnSpec::parse_vars`], as every command that connects does).
+    pub fn connection(&self, host: &str) -> Result<ConnSpec, InventoryError> {
         if !self.has_host(host) {
             return Err(InventoryError::UnknownHost {
                 host: host.to_string(),
             });
         }
-        let vars = self.host_vars(host);
-        let bad = |var: &str, msg: String| InventoryError::ConnectionVar {
-            host: host.to_string(),
-            var: var.to_string(),
-            msg,
-        };
-        let first = |names: &[&str]| -> Option<(String, Value)> {
-            names
-                .iter()
-                .find_map(|n| vars.get(*n).map(|v| (n.to_string(), v.clone())))
-                .filter(|(_, v)| !v.is_null())
-        };
-        let text = |names: &[&str]| -> Option<String> {
-            first(names).map(|(_, v)| match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            })
-        };
-        let connection = match text(&["ansible_connection"]).as_deref() {
-            None | Some("ssh") | Some("smart") | Some("paramiko") | Some("paramiko_ssh") => {
-                ConnectionKind::Ssh
+        ConnSpec::parse_vars(host, &self.host_vars(host)).map_err(|e| {
+            InventoryError::ConnectionVar {
+                host: host.to_string(),
+                var: e.var,
+                msg: format!("{}: {}", e.value, e.why),
             }
-            Some("local") => ConnectionKind::Local,
-            Some(other) => {
-                return Err(bad(
-                    "ansible_connection",
-                    format!("{other:?} is not supported (use ssh or local)"),
-                ))
-            }
-        };
-        let port = match first(&["ansible_port", "ansible_ssh_port"]) {
-            None => 22,
-            Some((var, v)) => {
-                let n = match &v {
-                    Value::Number(n) => n.as_u64(),
-                    Value::String(s) => s.trim().parse::<u64>().ok(),
-                    _ => None,
-                };
-                match n.and_then(|n| u16::try_from(n).ok()).filter(|&n| n > 0) {
-                    Some(p) => p,
-                    None => return Err(bad(&var, format!("{v} is not a TCP port"))),
-                }
-            }
-        };
-        let become_ = match first(&["ansible_become"]) {
-            None => false,
-            Some((var, v)) => {
-                ansible_bool(&v).ok_or_else(|| bad(&var, format!("{v} is not a boolean")))?
-            }
-        };
-        let mut ssh_args: Vec<String> = Vec::new();
-        for n in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
-            if let Some(s) = text(&[n]) {
-                ssh_args.push(s);
-            }
-        }
-        Ok(HostConnection {
-            name: host.to_string(),
-            connection,
-            address: text(&["ansible_host", "ansible_ssh_host"])
-                .unwrap_or_else(|| host.to_string()),
-            port,
-            user: text(&["ansible_user", "ansible_ssh_user"]),
-            password: text(&[
-                "ansible_password",
-                "ansible_ssh_pass",
-                "ansible_ssh_password",
-            ]),
-            private_key_file: text(&["ansible_ssh_private_key_file", "ansible_private_key_file"])
-                .map(PathBuf::from),
-            become_,
-            become_method: text(&["ansible_become_method"]),
-            become_user: text(&["ansible_become_user"]),
-            become_password: text(&[
-                "ansible_become_password",
-                "ansible_become_pass",
-                "ansible_sudo_pass",
-            ]),
-            ssh_args: (!ssh_args.is_empty()).then(|| ssh_args.join(" ")),
-            darkport_root: text(&["darkport_root"])
-                .unwrap_or_else(|| "/var/lib/darkport".to_string()),
         })
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::transport::Connection;
 use serde_json::json;
 
 fn ini(src: &str) -> Inventory {
@@ -349,25 +350,23 @@ n5 ansible_connection=winrm
 ansible_become_user=root
 ");
     let c1 = inv.connection("n1").unwrap();
-    assert_eq!(c1.address, "10.0.0.1");
+    assert_eq!(c1.host, "10.0.0.1");
     assert_eq!(c1.port, 2222);
-    assert_eq!(c1.user.as_deref(), Some("ops"));
+    assert_eq!(c1.user, "ops");
     assert_eq!(c1.password.as_deref(), Some("pw"));
-    assert_eq!(c1.connection, ConnectionKind::Ssh);
-    assert!(!c1.become_);
-    assert_eq!(c1.darkport_root, "/var/lib/darkport");
+    assert_eq!(c1.connection, Connection::Ssh);
+    assert!(!c1.become_default);
     let c2 = inv.connection("n2").unwrap();
-    assert_eq!(c2.address, "10.0.0.2");
+    assert_eq!(c2.host, "10.0.0.2");
     assert_eq!(c2.port, 22);
-    assert_eq!(c2.private_key_file, Some(PathBuf::from("/k")));
-    assert!(c2.become_);
-    assert_eq!(c2.become_user.as_deref(), Some("root"));
-    assert_eq!(c2.become_password.as_deref(), Some("s"));
+    assert_eq!(c2.key_file, Some(PathBuf::from("/k")));
+    assert!(c2.become_default);
+    assert_eq!(c2.become_.user.as_deref(), Some("root"));
+    assert_eq!(c2.become_.password.as_deref(), Some("s"));
     let c3 = inv.connection("n3").unwrap();
-    assert_eq!(c3.connection, ConnectionKind::Local);
-    assert_eq!(c3.darkport_root, "/srv/dp");
-    assert_eq!(c3.address, "n3");
-    assert!(!c3.become_);
+    assert_eq!(c3.connection, Connection::Local);
+    assert_eq!(c3.host, "n3");
+    assert!(!c3.become_default);
     assert!(inv
         .connection("n4")
         .unwrap_err()

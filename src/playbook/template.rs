@@ -21,10 +21,79 @@ fn terr(msg: impl Into<String>) -> TemplateError {
     TemplateError { msg: msg.into() }
 }
 
-/// The shared Jinja environment.
+/// The shared Jinja environment (strict undefined).
 pub fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(build_env)
+    ENV.get_or_init(|| build_env(UndefinedBehavior::Strict))
+}
+
+/// The same environment with chainable undefined: an attribute or item of an undefined value
+/// is again undefined. Printing an undefined still fails (the formatter is strict), but `if`,
+/// `for`, comparisons and builtin filters are lenient with undefined here, so it is used only
+/// to re-run a template whose strict run failed on such a chained lookup (see [`run`]).
+fn chain_env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| build_env(UndefinedBehavior::Chainable))
+}
+
+/// Ansible's undefined is strict except that `undefined.attr` and `undefined[key]` are
+/// undefined again (so `d.missing.attr | default(x)` and `d.missing.attr is defined` work).
+/// minijinja has no such mode: run strict, and only when that failed on an attribute or item
+/// lookup on an undefined value, run again with chainable undefined.
+fn run<T>(src: &str, f: impl Fn(&Environment<'static>) -> Result<T, JError>) -> Result<T, JError> {
+    match f(env()) {
+        Err(e) if chained_lookup(&e, src) => f(chain_env()),
+        other => other,
+    }
+}
+
+/// Did the strict run fail on `undefined.attr` / `undefined[key]`? Its error points at the
+/// lookup (`.missing.attr`, `nope.attr`, `[5].x`) and names the undefined value (`d.missing`,
+/// `nope`, `l[5]`); printing or testing an undefined points at the value itself.
+fn chained_lookup(e: &JError, src: &str) -> bool {
+    if e.kind() != ErrorKind::UndefinedError {
+        return false;
+    }
+    let (Some(range), Some(detail)) = (e.range(), e.detail()) else {
+        return false;
+    };
+    let Some(origin) = detail
+        .strip_prefix('`')
+        .and_then(|d| d.strip_suffix("` is undefined"))
+    else {
+        return false;
+    };
+    let Some(at) = src.get(range) else {
+        return false;
+    };
+    let at = at.trim_end();
+    last_access(at).is_some_and(|a| Some(a) != last_access(origin))
+}
+
+/// The last `.name` or `[...]` of an expression such as `d.x['y']`.
+fn last_access(expr: &str) -> Option<&str> {
+    if expr.ends_with(']') {
+        let mut depth = 0;
+        for (i, c) in expr.char_indices().rev() {
+            match c {
+                ']' => depth += 1,
+                '[' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(&expr[i..]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        return None;
+    }
+    let name_start = expr
+        .trim_end_matches(|c: char| c.is_alphanumeric() || c == '_')
+        .len();
+    expr[..name_start]
+        .ends_with('.')
+        .then(|| &expr[name_start - 1..])
 }
 
 /// True when a string needs templating.
@@ -33,8 +102,11 @@ pub fn is_template(s: &str) -> bool {
 }
 
 fn describe(e: &JError, src: &str, ctx: &JValue) -> String {
+    // `nope + 1` fails as an invalid operation that names the undefined operand
+    let undefined = e.kind() == ErrorKind::UndefinedError
+        || e.detail().is_some_and(|d| d.contains("` is undefined"));
     let mut msg = match e.kind() {
-        ErrorKind::UndefinedError => {
+        _ if undefined => {
             let missing = undefined_names(src, ctx);
             if missing.is_empty() {
                 format!("undefined variable or attribute in {src:?}")
@@ -56,7 +128,7 @@ fn describe(e: &JError, src: &str, ctx: &JValue) -> String {
         _ => format!("template error in {src:?}: {e}"),
     };
     if let Some(d) = e.detail() {
-        if e.kind() == ErrorKind::UndefinedError && !msg.contains(d) {
+        if undefined && !msg.contains(d) {
             msg.push_str(&format!(": {d}"));
         }
     }
@@ -123,8 +195,7 @@ pub fn render_str(s: &str, ctx: &JValue) -> Result<String, TemplateError> {
     if !is_template(s) {
         return Ok(s.to_string());
     }
-    env()
-        .render_str(s, ctx)
+    run(s, |env| env.render_str(s, ctx))
         .map_err(|e| describe(&e, s, ctx))
         .map_err(terr)
 }
@@ -143,10 +214,8 @@ fn single_expr(s: &str) -> Option<&str> {
 
 /// Evaluate a bare expression to a JSON value.
 pub fn eval_expr(expr: &str, ctx: &JValue) -> Result<Value, TemplateError> {
-    let e = env()
-        .compile_expression(expr)
+    let v = run(expr, |env| env.compile_expression(expr)?.eval(ctx))
         .map_err(|e| terr(describe(&e, expr, ctx)))?;
-    let v = e.eval(ctx).map_err(|e| terr(describe(&e, expr, ctx)))?;
     if v.is_undefined() {
         let missing = undefined_names(expr, ctx);
         return Err(terr(if missing.is_empty() {
@@ -1257,9 +1326,9 @@ fn fn_query(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JV
     }
 }
 
-fn build_env() -> Environment<'static> {
+fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_undefined_behavior(undefined);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
@@ -1388,6 +1457,58 @@ mod tests {
         assert_eq!(r("{{ nope | default('d') }}", json!({})), "d");
         assert_eq!(r("{{ nope is defined }}", json!({})), "False");
         assert!(eval_cond(&json!("nope == 1"), &ctx(json!({}))).is_err());
+    }
+
+    #[test]
+    fn undefined_chains_into_default_and_defined() {
+        let c = json!({"d": {"a": 1, "l": [{"k": 2}]}, "users": [{"n": "u"}]});
+        assert_eq!(r("{{ d.missing.attr | default('x') }}", c.clone()), "x");
+        assert_eq!(r("{{ nope.attr | default('x') }}", c.clone()), "x");
+        assert_eq!(r("{{ nope.a.b['c'].d | d('x') }}", c.clone()), "x");
+        assert_eq!(r("{{ d.l[5].k | default(3) }}", c.clone()), "3");
+        assert_eq!(r("{{ d.missing['attr'] is defined }}", c.clone()), "False");
+        assert_eq!(r("{{ d.missing.attr is undefined }}", c.clone()), "True");
+        assert_eq!(
+            r("{{ d.l[0].k }} {{ d.a.real | default('y') }}", c.clone()),
+            "2 y"
+        );
+        assert_eq!(
+            r(
+                "{% for u in users %}{{ u.opts.shell | default('/bin/sh') }}{% endfor %}",
+                c.clone()
+            ),
+            "/bin/sh"
+        );
+        let cx = ctx(c.clone());
+        assert!(eval_cond(&json!("d.missing.attr is not defined"), &cx).unwrap());
+        assert_eq!(
+            template_value(&json!("{{ d.missing.x | default([1]) }}"), &cx).unwrap(),
+            json!([1])
+        );
+        // what Ansible refuses stays refused, naming the value
+        for (t, name) in [
+            ("{{ d.missing.attr }}", "d.missing.attr"),
+            ("{{ nope.attr }}", "nope.attr"),
+            ("{{ d.missing }}", "d.missing"),
+            ("{% if nope %}y{% endif %}", "nope"),
+            ("{% for x in nope %}{% endfor %}", "nope"),
+            ("{{ nope + 1 }}", "nope"),
+            ("{{ nope | upper }}", "nope"),
+            ("{{ d.missing.x | bool }}", "d.missing.x"),
+        ] {
+            let e = render_str(t, &cx).unwrap_err();
+            assert!(
+                e.msg.contains(&format!("'{name}' is undefined")),
+                "{t}: {}",
+                e.msg
+            );
+        }
+        for cond in ["d.missing.attr", "nope == 1", "nope.x | int > 1"] {
+            let e = eval_cond(&json!(cond), &cx).unwrap_err();
+            assert!(e.msg.contains("is undefined"), "{cond}: {}", e.msg);
+        }
+        let e = template_value(&json!("{{ d.missing.attr }}"), &cx).unwrap_err();
+        assert!(e.msg.contains("'d.missing.attr' is undefined"), "{}", e.msg);
     }
 
     #[test]

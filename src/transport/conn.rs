@@ -13,20 +13,24 @@ pub enum Connection {
     Local,
 }
 
-/// Connection parameters of one host, read from its merged inventory variables.
+/// Connection parameters of one host, read from its merged inventory variables (the one parser
+/// of them: [`crate::inventory::Inventory::connection`] uses it too).
 ///
-/// Variables: `ansible_host` (default: the inventory name), `ansible_port` (22), `ansible_user`
-/// (default: `$USER`, else root), `ansible_password` / `ansible_ssh_pass`,
-/// `ansible_ssh_private_key_file`, `darkport_ssh_key_passphrase` (else the
-/// `DARKPORT_SSH_KEY_PASSPHRASE` environment variable) for an encrypted key, `ansible_become`,
-/// `ansible_become_user`, `ansible_become_password` (or `ansible_become_pass`),
-/// `ansible_connection` = `ssh` | `local` (also `paramiko`/`smart` as ssh).
+/// Variables: `ansible_host` / `ansible_ssh_host` (default: the inventory name), `ansible_port`
+/// / `ansible_ssh_port` (22), `ansible_user` / `ansible_ssh_user` (default: `$USER`, else root),
+/// `ansible_password` / `ansible_ssh_pass` / `ansible_ssh_password`,
+/// `ansible_ssh_private_key_file` / `ansible_private_key_file`, `darkport_ssh_key_passphrase`
+/// (else the `DARKPORT_SSH_KEY_PASSPHRASE` environment variable) for an encrypted key,
+/// `ansible_become`, `ansible_become_user`, `ansible_become_password` / `ansible_become_pass` /
+/// `ansible_sudo_pass`, `ansible_connection` = `ssh` | `local` (also `paramiko`/`smart` as
+/// ssh), and a jump host: `darkport_jump_host` (`[user@]host[:port]`), else `-o ProxyJump=…` or
+/// `-J …` in `ansible_ssh_common_args` / `ansible_ssh_extra_args`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnSpec {
     /// Inventory name.
     pub name: String,
     pub connection: Connection,
-    /// Address to connect to.
+    /// Address to connect to (as the jump host resolves it, when there is one).
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -37,67 +41,230 @@ pub struct ConnSpec {
     pub become_default: bool,
     /// Become settings (user, password) used when a task becomes.
     pub become_: Become,
+    /// Reach the host through this SSH jump host (bastion).
+    pub jump: Option<JumpHost>,
+}
+
+/// An SSH jump host (OpenSSH `ProxyJump`): `[user@]host[:port]`. Without a user, the target's
+/// user is used; authentication uses the target's credentials (key, agent, password).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JumpHost {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: u16,
+}
+
+impl JumpHost {
+    /// Parse `[ssh://][user@]host[:port]` (`[v6addr]:port` too). Several hops (`a,b`) are
+    /// refused: only one jump host is supported.
+    pub fn parse(s: &str) -> Result<JumpHost, String> {
+        let t = s.trim();
+        let t = t.strip_prefix("ssh://").unwrap_or(t);
+        if t.contains(',') {
+            return Err("only one jump host is supported, not a chain".into());
+        }
+        let (user, rest) = match t.rsplit_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+            Some(_) => return Err("empty user name".into()),
+            None => (None, t),
+        };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or("unclosed '['")?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None if after.is_empty() => (h, None),
+                None => return Err(format!("unexpected {after:?} after the address")),
+            }
+        } else if rest.matches(':').count() == 1 {
+            let (h, p) = rest.split_once(':').unwrap();
+            (h, Some(p))
+        } else {
+            (rest, None)
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err("no host name".into());
+        }
+        let port = match port {
+            None => 22,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(format!("{p:?} is not a TCP port")),
+            },
+        };
+        Ok(JumpHost {
+            user,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// From OpenSSH command-line arguments (`ansible_ssh_common_args`): `-o ProxyJump=X`,
+    /// `-o "ProxyJump X"`, `-oProxyJump=X`, `-J X`, `-JX`. `Ok(None)` when there is none or it
+    /// is `none`. `ProxyCommand` is refused: the ssh2 transport cannot run one.
+    pub fn from_ssh_args(args: &str) -> Result<Option<JumpHost>, String> {
+        let words = crate::inventory::pylit::shlex_split(args)?;
+        let mut found = None;
+        let mut it = words.iter();
+        while let Some(w) = it.next() {
+            let value = if let Some(v) = w.strip_prefix("-J") {
+                if v.is_empty() {
+                    it.next().cloned()
+                } else {
+                    Some(v.to_string())
+                }
+            } else if let Some(o) = w.strip_prefix("-o") {
+                let o = if o.is_empty() {
+                    it.next().cloned().unwrap_or_default()
+                } else {
+                    o.to_string()
+                };
+                let (key, val) = o
+                    .split_once(|c: char| c == '=' || c.is_whitespace())
+                    .map(|(k, v)| (k.trim(), v.trim().trim_start_matches('=').trim()))
+                    .unwrap_or((o.trim(), ""));
+                if key.eq_ignore_ascii_case("ProxyCommand") && !val.eq_ignore_ascii_case("none") {
+                    return Err(
+                        "ProxyCommand is not supported by darkport's SSH transport; \
+                         use -o ProxyJump=[user@]host[:port] or darkport_jump_host"
+                            .into(),
+                    );
+                }
+                key.eq_ignore_ascii_case("ProxyJump")
+                    .then(|| val.to_string())
+            } else {
+                None
+            };
+            // OpenSSH uses the first value it is given.
+            if let (Some(v), None) = (value, &found) {
+                found = Some(v);
+            }
+        }
+        match found {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("none") => Ok(None),
+            Some(v) if v.is_empty() => Err("ProxyJump without a host".into()),
+            Some(v) => JumpHost::parse(&v).map(Some),
+        }
+    }
+}
+
+impl std::fmt::Display for JumpHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A connection variable with a value darkport cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={value}: {why}")]
+pub struct BadConnVar {
+    pub var: String,
+    pub value: String,
+    pub why: String,
 }
 
 impl ConnSpec {
+    /// [`ConnSpec::parse_vars`] with the error as a [`TransportError`] naming the host.
     pub fn from_vars(host: &str, vars: &Map<String, Value>) -> Result<ConnSpec, TransportError> {
-        let bad = |var: &str, v: &Value, why: &str| TransportError::Failed {
+        Self::parse_vars(host, vars).map_err(|e| TransportError::Failed {
             host: host.to_string(),
             op: "reading connection variables".into(),
-            msg: format!("{var}={v}: {why}"),
-        };
-        let s = |k: &str| -> Option<String> {
-            match vars.get(k)? {
+            msg: e.to_string(),
+        })
+    }
+
+    pub fn parse_vars(host: &str, vars: &Map<String, Value>) -> Result<ConnSpec, BadConnVar> {
+        // The first of `names` that is set (and not null), as text.
+        let first = |names: &[&str]| -> Option<(String, String)> {
+            names.iter().find_map(|n| match vars.get(*n)? {
                 Value::Null => None,
-                Value::String(s) => Some(s.clone()),
-                v => Some(v.to_string()),
-            }
+                Value::String(s) => Some((n.to_string(), s.clone())),
+                v => Some((n.to_string(), v.to_string())),
+            })
         };
-        let first = |ks: &[&str]| ks.iter().find_map(|k| s(k));
-        let connection = match s("ansible_connection").as_deref() {
-            None | Some("ssh") | Some("smart") | Some("paramiko") => Connection::Ssh,
-            Some("local") => Connection::Local,
-            Some(_) => {
-                let v = &vars["ansible_connection"];
-                return Err(bad("ansible_connection", v, "supported: ssh, local"));
-            }
+        let text = |names: &[&str]| first(names).map(|(_, v)| v);
+        let bad = |(var, value): (String, String), why: &str| BadConnVar {
+            var,
+            value,
+            why: why.to_string(),
         };
-        let port = match vars.get("ansible_port") {
-            None | Some(Value::Null) => 22,
-            Some(v) => {
-                let n = match v {
-                    Value::Number(n) => n.as_u64(),
-                    Value::String(s) => s.trim().parse::<u64>().ok(),
-                    _ => None,
-                };
-                match n {
-                    Some(n) if (1..=65535).contains(&n) => n as u16,
-                    _ => return Err(bad("ansible_port", v, "not a port number")),
-                }
+        let connection = match first(&["ansible_connection"]) {
+            None => Connection::Ssh,
+            Some((_, v)) if ["ssh", "smart", "paramiko", "paramiko_ssh"].contains(&v.as_str()) => {
+                Connection::Ssh
             }
+            Some((_, v)) if v == "local" => Connection::Local,
+            Some(kv) => return Err(bad(kv, "supported: ssh, local")),
+        };
+        let port = match first(&["ansible_port", "ansible_ssh_port"]) {
+            None => 22,
+            Some(kv) => match kv.1.trim().parse::<u16>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(bad(kv, "not a TCP port")),
+            },
         };
         let become_default = match vars.get("ansible_become") {
             None | Some(Value::Null) => false,
-            Some(v) => parse_bool(v).ok_or_else(|| bad("ansible_become", v, "not a boolean"))?,
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                bad(
+                    ("ansible_become".into(), text(&["ansible_become"]).unwrap()),
+                    "not a boolean",
+                )
+            })?,
         };
-        let user = s("ansible_user")
+        let user = text(&["ansible_user", "ansible_ssh_user"])
             .or_else(|| std::env::var("USER").ok())
             .unwrap_or_else(|| "root".into());
+        let jump = match first(&["darkport_jump_host"]) {
+            Some(kv) if !kv.1.trim().is_empty() => {
+                Some(JumpHost::parse(&kv.1).map_err(|why| bad(kv, &why))?)
+            }
+            _ => {
+                let mut jump = None;
+                for n in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+                    if let Some(kv) = first(&[n]) {
+                        if let Some(j) =
+                            JumpHost::from_ssh_args(&kv.1).map_err(|why| bad(kv, &why))?
+                        {
+                            jump.get_or_insert(j);
+                        }
+                    }
+                }
+                jump
+            }
+        };
         Ok(ConnSpec {
             name: host.to_string(),
             connection,
-            host: s("ansible_host").unwrap_or_else(|| host.to_string()),
+            host: text(&["ansible_host", "ansible_ssh_host"]).unwrap_or_else(|| host.to_string()),
             port,
             user,
-            password: first(&["ansible_password", "ansible_ssh_pass"]),
-            key_file: s("ansible_ssh_private_key_file").map(|p| expand_home(&p)),
-            key_passphrase: s("darkport_ssh_key_passphrase")
+            password: text(&[
+                "ansible_password",
+                "ansible_ssh_pass",
+                "ansible_ssh_password",
+            ]),
+            key_file: text(&["ansible_ssh_private_key_file", "ansible_private_key_file"])
+                .map(|p| expand_home(&p)),
+            key_passphrase: text(&["darkport_ssh_key_passphrase"])
                 .or_else(|| std::env::var("DARKPORT_SSH_KEY_PASSPHRASE").ok()),
             become_default,
             become_: Become {
-                user: s("ansible_become_user"),
-                password: first(&["ansible_become_password", "ansible_become_pass"]),
+                user: text(&["ansible_become_user"]),
+                password: text(&[
+                    "ansible_become_password",
+                    "ansible_become_pass",
+                    "ansible_sudo_pass",
+                ]),
             },
+            jump,
         })
     }
 }
@@ -267,6 +434,64 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("web1") && e.contains("ansible_"), "{e}");
+        }
+    }
+
+    #[test]
+    fn jump_host_from_vars_and_ssh_args() {
+        let j = |u: Option<&str>, h: &str, p: u16| {
+            Some(JumpHost {
+                user: u.map(String::from),
+                host: h.into(),
+                port: p,
+            })
+        };
+        for (args, want) in [
+            (
+                "-o ProxyJump=ops@bastion:2222",
+                j(Some("ops"), "bastion", 2222),
+            ),
+            ("-o UserKnownHostsFile=/k -oProxyJump=b", j(None, "b", 22)),
+            (
+                "-o 'ProxyJump ssh://a@[fe80::1]:23'",
+                j(Some("a"), "fe80::1", 23),
+            ),
+            ("-J b:2 -o ProxyJump=c", j(None, "b", 2)),
+            ("-Jx@10.0.0.1", j(Some("x"), "10.0.0.1", 22)),
+            ("-o proxyjump=none", None),
+            ("-o StrictHostKeyChecking=yes", None),
+        ] {
+            assert_eq!(JumpHost::from_ssh_args(args).unwrap(), want, "{args}");
+        }
+        let s = ConnSpec::from_vars(
+            "web1",
+            &vars(
+                json!({"ansible_ssh_common_args": "-o ProxyJump=ops@bastion:2222",
+                "darkport_jump_host": "root@b2"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(s.jump, j(Some("root"), "b2", 22));
+        assert_eq!(s.jump.unwrap().to_string(), "root@b2:22");
+        let s = ConnSpec::from_vars(
+            "web1",
+            &vars(json!({"ansible_ssh_extra_args": "-J bastion:2222"})),
+        )
+        .unwrap();
+        assert_eq!(s.jump, j(None, "bastion", 2222));
+        for v in [
+            json!({"darkport_jump_host": "a,b"}),
+            json!({"darkport_jump_host": "b:http"}),
+            json!({"darkport_jump_host": "@b"}),
+            json!({"ansible_ssh_common_args": "-o ProxyJump=a,b"}),
+            json!({"ansible_ssh_common_args": "-o ProxyCommand='ssh -W %h:%p b'"}),
+            json!({"ansible_ssh_common_args": "-o 'ProxyJump=b"}),
+        ] {
+            let e = ConnSpec::from_vars("web1", &vars(v.clone()))
+                .unwrap_err()
+                .to_string();
+            let var = v.as_object().unwrap().keys().next().unwrap().clone();
+            assert!(e.contains("web1") && e.contains(&var), "{e}");
         }
     }
 

@@ -3,11 +3,14 @@
 //! backend can be added behind it if measurements ever demand it.
 
 pub mod conn;
+pub mod jump;
 pub mod known_hosts;
 pub mod local;
 pub mod ssh;
 
-pub use conn::{connect, for_each_host, ConnSpec, ConnectOpts, Connection, DEFAULT_FORKS};
+pub use conn::{
+    connect, for_each_host, BadConnVar, ConnSpec, ConnectOpts, Connection, JumpHost, DEFAULT_FORKS,
+};
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -4,7 +4,8 @@
 //!
 //! Bulk data goes through an exec channel (`cat >> dest.part`) in writes of 32 × 30000 bytes,
 //! never through small SFTP writes. Host keys are checked against known_hosts parsed by
-//! [`super::known_hosts`].
+//! [`super::known_hosts`]. A host behind a jump host runs its session over a channel of the
+//! jump host's shared session ([`super::jump`]).
 
 use super::conn::{ConnSpec, ConnectOpts};
 use super::known_hosts;
@@ -39,6 +40,139 @@ pub struct SshTransport {
     dead: Option<String>,
     /// Uploads/downloads fail as unreachable when no byte moved for this long.
     stall: Duration,
+    /// The jump host session this one runs over (kept open while this session lives).
+    _tunnel: Option<std::sync::Arc<super::jump::Bastion>>,
+}
+
+/// The SSH server a session is opened to: a target, or a jump host.
+pub(super) struct Peer<'a> {
+    /// Address and port, as known_hosts names them.
+    pub host: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    /// Prefix of error messages (empty for a target reached directly).
+    pub label: String,
+}
+
+/// Resolve and connect, trying every address; keepalive and no-delay set.
+pub(super) fn tcp_connect(host: &str, port: u16, opts: &ConnectOpts) -> Result<TcpStream, String> {
+    let target = format!("{host}:{port}");
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?
+        .collect();
+    let mut last = format!("no address for {target}");
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, opts.connect_timeout) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                set_keepalive(s.as_raw_fd(), opts.stall_timeout);
+                return Ok(s);
+            }
+            Err(e) => last = format!("connect to {a}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// SSH handshake over `stream`, host key check against known_hosts, authentication with the
+/// credentials of `spec` as `peer.user`. The session is left blocking with the connect timeout.
+/// Errors name `spec.name` (the inventory host) and start with `peer.label`.
+pub(super) fn open_session<S: AsRawFd + 'static>(
+    stream: S,
+    peer: &Peer,
+    spec: &ConnSpec,
+    opts: &ConnectOpts,
+) -> Result<Session, TransportError> {
+    let name = &spec.name;
+    let label = &peer.label;
+    let unreachable = |msg: String| TransportError::Unreachable {
+        host: name.clone(),
+        msg: format!("{label}{msg}"),
+    };
+    let host_key = |msg: String| TransportError::HostKey {
+        host: name.clone(),
+        msg: format!("{label}{msg}"),
+    };
+    let target = format!("{}:{}", peer.host, peer.port);
+
+    // What known_hosts says decides which host key algorithms we offer.
+    let kh_text = match std::fs::read_to_string(&opts.known_hosts) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(host_key(format!(
+                "cannot read {}: {e}",
+                opts.known_hosts.display()
+            )))
+        }
+    };
+    let entries = known_hosts::entries_for(&kh_text, peer.host, peer.port);
+
+    let mut sess = Session::new().map_err(|e| unreachable(format!("libssh2: {e}")))?;
+    sess.set_tcp_stream(stream);
+    sess.set_timeout(opts.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
+    if let Some(pref) = entries.algorithm_pref() {
+        let _ = sess.method_pref(ssh2::MethodType::HostKey, &pref);
+    }
+    // Bulk speed: AES-GCM (AES-NI) first; libssh2 drops names it does not support.
+    for m in [ssh2::MethodType::CryptCs, ssh2::MethodType::CryptSc] {
+        let _ = sess.method_pref(m, CIPHERS);
+    }
+    sess.handshake()
+        .map_err(|e| unreachable(format!("SSH handshake with {target}: {e}")))?;
+
+    // Host key check.
+    let (blob, _) = sess
+        .host_key()
+        .ok_or_else(|| host_key("server sent no host key".into()))?;
+    let blob = blob.to_vec();
+    let lookup = known_hosts::lookup_name(peer.host, peer.port);
+    let offered = known_hosts::fingerprint(&blob);
+    let kh_path = opts.known_hosts.display();
+    if entries.is_revoked(&blob) {
+        return Err(host_key(format!(
+            "host key {offered} of {lookup} is marked @revoked in {kh_path}"
+        )));
+    }
+    if !entries.trusts(&blob) {
+        let known: Vec<_> = entries.trusted().collect();
+        if !known.is_empty() {
+            let list = known
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} {} ({kh_path}:{})",
+                        k.key_type,
+                        known_hosts::fingerprint(&k.blob),
+                        k.line
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(host_key(format!(
+                "HOST KEY CHANGED for {lookup}: it offers {} {offered}, known_hosts has {list}. \
+                 This may be an attack; if the host was really reinstalled, remove the old \
+                 line from {kh_path}",
+                known_hosts::blob_key_type(&blob).unwrap_or_default()
+            )));
+        }
+        if !opts.accept_new_host_keys {
+            return Err(host_key(format!(
+                "unknown host key for {lookup} ({} {offered}) not in {kh_path}; \
+                 check the fingerprint and rerun with --accept-new-host-keys to record it",
+                known_hosts::blob_key_type(&blob).unwrap_or_default()
+            )));
+        }
+        known_hosts::append(&opts.known_hosts, peer.host, peer.port, &blob)
+            .map_err(|e| host_key(format!("cannot record the host key in {kh_path}: {e}")))?;
+    }
+
+    authenticate(&sess, peer.user, spec, opts).map_err(|msg| TransportError::Auth {
+        host: name.clone(),
+        msg: format!("{label}{msg}"),
+    })?;
+    Ok(sess)
 }
 
 fn again(e: &ssh2::Error) -> bool {
@@ -46,131 +180,43 @@ fn again(e: &ssh2::Error) -> bool {
 }
 
 impl SshTransport {
-    /// TCP connect, handshake, host key check, authentication — each bounded by
-    /// `opts.connect_timeout`.
+    /// TCP connect (or a channel through the jump host), handshake, host key check,
+    /// authentication — each bounded by `opts.connect_timeout`.
     pub fn connect(spec: &ConnSpec, opts: &ConnectOpts) -> Result<SshTransport, TransportError> {
-        let name = spec.name.clone();
-        let unreachable = |msg: String| TransportError::Unreachable {
-            host: name.clone(),
-            msg,
+        let target = Peer {
+            host: &spec.host,
+            port: spec.port,
+            user: &spec.user,
+            label: String::new(),
         };
-        let target = format!("{}:{}", spec.host, spec.port);
-        let addrs: Vec<_> = (spec.host.as_str(), spec.port)
-            .to_socket_addrs()
-            .map_err(|e| unreachable(format!("cannot resolve {target}: {e}")))?
-            .collect();
-        let mut last = format!("no address for {target}");
-        let mut tcp = None;
-        for a in &addrs {
-            match TcpStream::connect_timeout(a, opts.connect_timeout) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = format!("connect to {a}: {e}"),
+        let (sess, fd, tunnel) = match &spec.jump {
+            None => {
+                let tcp = tcp_connect(&spec.host, spec.port, opts).map_err(|msg| {
+                    TransportError::Unreachable {
+                        host: spec.name.clone(),
+                        msg,
+                    }
+                })?;
+                let fd = tcp.as_raw_fd();
+                (open_session(tcp, &target, spec, opts)?, fd, None)
             }
-        }
-        let tcp = tcp.ok_or_else(|| unreachable(last))?;
-        let _ = tcp.set_nodelay(true);
-        let fd = tcp.as_raw_fd();
-        set_keepalive(fd, opts.stall_timeout);
-
-        // What known_hosts says decides which host key algorithms we offer.
-        let kh_text = match std::fs::read_to_string(&opts.known_hosts) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return Err(TransportError::HostKey {
-                    host: name.clone(),
-                    msg: format!("cannot read {}: {e}", opts.known_hosts.display()),
-                })
+            Some(jump) => {
+                let (stream, tunnel) = super::jump::open(spec, jump, opts)?;
+                let fd = stream.as_raw_fd();
+                let label = format!("{}:{} via jump host {jump}: ", spec.host, spec.port);
+                let target = Peer { label, ..target };
+                (open_session(stream, &target, spec, opts)?, fd, Some(tunnel))
             }
         };
-        let entries = known_hosts::entries_for(&kh_text, &spec.host, spec.port);
-
-        let mut sess = Session::new().map_err(|e| unreachable(format!("libssh2: {e}")))?;
-        sess.set_tcp_stream(tcp);
-        sess.set_timeout(opts.connect_timeout.as_millis().min(u32::MAX as u128) as u32);
-        if let Some(pref) = entries.algorithm_pref() {
-            let _ = sess.method_pref(ssh2::MethodType::HostKey, &pref);
-        }
-        // Bulk speed: AES-GCM (AES-NI) first; libssh2 drops names it does not support.
-        for m in [ssh2::MethodType::CryptCs, ssh2::MethodType::CryptSc] {
-            let _ = sess.method_pref(m, CIPHERS);
-        }
-        sess.handshake()
-            .map_err(|e| unreachable(format!("SSH handshake with {target}: {e}")))?;
-
-        // Host key check.
-        let (blob, _) = sess.host_key().ok_or_else(|| TransportError::HostKey {
-            host: name.clone(),
-            msg: "server sent no host key".into(),
-        })?;
-        let blob = blob.to_vec();
-        let lookup = known_hosts::lookup_name(&spec.host, spec.port);
-        let offered = known_hosts::fingerprint(&blob);
-        let kh_path = opts.known_hosts.display();
-        if entries.is_revoked(&blob) {
-            return Err(TransportError::HostKey {
-                host: name.clone(),
-                msg: format!("host key {offered} of {lookup} is marked @revoked in {kh_path}"),
-            });
-        }
-        if !entries.trusts(&blob) {
-            let known: Vec<_> = entries.trusted().collect();
-            if !known.is_empty() {
-                let list = known
-                    .iter()
-                    .map(|k| {
-                        format!(
-                            "{} {} ({kh_path}:{})",
-                            k.key_type,
-                            known_hosts::fingerprint(&k.blob),
-                            k.line
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(TransportError::HostKey {
-                    host: name.clone(),
-                    msg: format!(
-                        "HOST KEY CHANGED for {lookup}: it offers {} {offered}, known_hosts has {list}. \
-                         This may be an attack; if the host was really reinstalled, remove the old \
-                         line from {kh_path}",
-                        known_hosts::blob_key_type(&blob).unwrap_or_default()
-                    ),
-                });
-            }
-            if !opts.accept_new_host_keys {
-                return Err(TransportError::HostKey {
-                    host: name.clone(),
-                    msg: format!(
-                        "unknown host key for {lookup} ({} {offered}) not in {kh_path}; \
-                         check the fingerprint and rerun with --accept-new-host-keys to record it",
-                        known_hosts::blob_key_type(&blob).unwrap_or_default()
-                    ),
-                });
-            }
-            known_hosts::append(&opts.known_hosts, &spec.host, spec.port, &blob).map_err(|e| {
-                TransportError::HostKey {
-                    host: name.clone(),
-                    msg: format!("cannot record the host key in {kh_path}: {e}"),
-                }
-            })?;
-        }
-
-        authenticate(&sess, spec, opts).map_err(|msg| TransportError::Auth {
-            host: name.clone(),
-            msg,
-        })?;
         sess.set_timeout(0);
         sess.set_blocking(false);
         Ok(SshTransport {
-            name,
+            name: spec.name.clone(),
             sess,
             fd,
             dead: None,
             stall: opts.stall_timeout,
+            _tunnel: tunnel,
         })
     }
 
@@ -582,8 +628,12 @@ fn signal_number(name: &Option<String>) -> i32 {
 }
 
 /// Key file (encrypted too), ssh-agent, then password — whatever the spec provides.
-fn authenticate(sess: &Session, spec: &ConnSpec, opts: &ConnectOpts) -> Result<(), String> {
-    let user = spec.user.as_str();
+fn authenticate(
+    sess: &Session,
+    user: &str,
+    spec: &ConnSpec,
+    opts: &ConnectOpts,
+) -> Result<(), String> {
     let mut tried = Vec::new();
     if let Some(key) = &spec.key_file {
         if !key.exists() {
