@@ -922,3 +922,42 @@ fn unreachable_jump_host_fails_the_hosts_behind_it() {
         );
     }
 }
+
+/// A large upload's bytes go through the system OpenSSH client (a second login, checked
+/// against the same known_hosts), the rest stays on the session; the result is verified on
+/// the node as for any upload. Small uploads never start it.
+#[test]
+fn large_uploads_use_the_openssh_bulk_path() {
+    let nodes = Nodes::sshd(1);
+    restart_with_sshd_option(&nodes, 0, "LogLevel INFO");
+    let mut t = connect(&spec(&nodes, 0, &[]), &opts(&nodes)).unwrap();
+    let logins = || sshd_log(&nodes, 0).matches("Accepted publickey").count();
+    let before = logins();
+    let small = vec![3u8; 1 << 20];
+    t.upload(
+        &mut Cursor::new(small),
+        1 << 20,
+        "/srv/small.bin",
+        &UploadOpts::default(),
+    )
+    .unwrap();
+    assert_eq!(logins(), before, "a small upload stays on the session");
+    let data: Vec<u8> = (0..(24u32 << 20)).map(|i| (i % 253) as u8).collect();
+    let r = t
+        .upload(
+            &mut Cursor::new(data.clone()),
+            data.len() as u64,
+            "/srv/large.bin",
+            &UploadOpts {
+                sha256: Some(darkport::digest::Digest::of(&data)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.bytes_sent, data.len() as u64);
+    assert_eq!(logins(), before + 1, "one OpenSSH login for the bulk bytes");
+    assert_eq!(
+        std::fs::read(nodes.node_root(0).join("srv/large.bin")).unwrap(),
+        data
+    );
+}
