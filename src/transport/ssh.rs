@@ -42,133 +42,6 @@ pub struct SshTransport {
     stall: Duration,
     /// The jump host session this one runs over (kept open while this session lives).
     _tunnel: Option<std::sync::Arc<super::jump::Bastion>>,
-    /// Large uploads go through the system OpenSSH client when it can log in the same way.
-    bulk: Option<BulkSsh>,
-}
-
-/// Uploads of at least this many bytes use [`BulkSsh`] when it is available.
-const BULK_MIN: u64 = 8 << 20;
-
-/// The system `ssh` client as the bulk data path: libssh2 moves about 95 MiB/s on loopback
-/// where OpenSSH moves 250-320 MiB/s (docs/BENCHMARKS.md), so a large upload's bytes go through
-/// `ssh HOST 'cat > PART'` while everything else (probes, the hash check, the rename) stays on
-/// the session. Used only for key-file logins without a passphrase and without a jump host,
-/// with host keys checked strictly against the same known_hosts file; set
-/// `DARKPORT_BULK_SSH=0` to keep every byte on libssh2.
-#[derive(Clone, Debug)]
-struct BulkSsh {
-    host: String,
-    port: u16,
-    user: String,
-    key: std::path::PathBuf,
-    known_hosts: std::path::PathBuf,
-    connect_timeout: Duration,
-}
-
-impl BulkSsh {
-    fn for_spec(spec: &ConnSpec, opts: &ConnectOpts) -> Option<BulkSsh> {
-        if std::env::var("DARKPORT_BULK_SSH").is_ok_and(|v| v == "0") {
-            return None;
-        }
-        let key = spec.key_file.clone()?;
-        if spec.jump.is_some() || spec.key_passphrase.is_some() || key_is_encrypted(&key) {
-            return None;
-        }
-        static HAVE_SSH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let have = *HAVE_SSH.get_or_init(|| {
-            std::process::Command::new("ssh")
-                .arg("-V")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        have.then(|| BulkSsh {
-            host: spec.host.clone(),
-            port: spec.port,
-            user: spec.user.clone(),
-            key,
-            known_hosts: opts.known_hosts.clone(),
-            connect_timeout: opts.connect_timeout,
-        })
-    }
-
-    /// Run `cmd` on the node with `src` as its stdin. `Ok(None)`: ssh could not log in (no
-    /// byte of `src` was read; the caller uses libssh2 instead).
-    fn run(
-        &self,
-        cmd: &str,
-        src: &mut dyn Read,
-        stall: Duration,
-    ) -> Result<Option<(i32, Vec<u8>, u64)>, String> {
-        use std::process::{Command, Stdio};
-        let kh = format!("UserKnownHostsFile={}", self.known_hosts.display());
-        let ct = format!("ConnectTimeout={}", self.connect_timeout.as_secs().max(1));
-        let alive = format!("ServerAliveInterval={}", (stall.as_secs() / 4).max(1));
-        let mut child = Command::new("ssh")
-            .args(["-F", "/dev/null", "-T", "-x", "-a"])
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
-            .args(["-o", &kh, "-o", "GlobalKnownHostsFile=/dev/null"])
-            .args(["-o", "IdentitiesOnly=yes", "-o", "ControlMaster=no"])
-            .args(["-o", "ControlPath=none", "-o", &ct, "-o", &alive])
-            .args(["-o", "ServerAliveCountMax=4", "-o", "LogLevel=ERROR"])
-            .arg("-i")
-            .arg(&self.key)
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg(format!("{}@{}", self.user, self.host))
-            // One byte on stdout once logged in: nothing is read from `src` before that.
-            .arg(format!("printf R && {{ {cmd}\n}}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("starting ssh: {e}"))?;
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let err_reader = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = stderr.read_to_end(&mut v);
-            v
-        });
-        let mut ready = [0u8; 1];
-        if !matches!(stdout.read(&mut ready), Ok(1) if ready[0] == b'R') {
-            drop(stdin);
-            let _ = child.wait();
-            let _ = err_reader.join();
-            return Ok(None);
-        }
-        let mut buf = vec![0u8; 1 << 20];
-        let mut sent = 0u64;
-        loop {
-            let n = src
-                .read(&mut buf)
-                .map_err(|e| format!("reading the source: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            if std::io::Write::write_all(&mut stdin, &buf[..n]).is_err() {
-                // The remote side stopped reading (it failed or the link broke): its exit
-                // code below tells which.
-                break;
-            }
-            sent += n as u64;
-        }
-        drop(stdin);
-        let status = child.wait().map_err(|e| format!("waiting for ssh: {e}"))?;
-        let err = err_reader.join().unwrap_or_default();
-        let code = status.code().unwrap_or(255);
-        if code == 255 {
-            return Err(format!(
-                "the transfer broke off after {sent} bytes (the link broke or no data moved for \
-                 {}s): ssh: {}",
-                stall.as_secs(),
-                String::from_utf8_lossy(&err).trim()
-            ));
-        }
-        Ok(Some((code, err, sent)))
-    }
 }
 
 /// The SSH server a session is opened to: a target, or a jump host.
@@ -344,7 +217,6 @@ impl SshTransport {
             dead: None,
             stall: opts.stall_timeout,
             _tunnel: tunnel,
-            bulk: BulkSsh::for_spec(spec, opts),
         })
     }
 
@@ -993,32 +865,7 @@ impl Transport for SshTransport {
             hasher: &mut hasher,
         };
         let mut sink = Vec::new();
-        let bulk = match &self.bulk {
-            Some(bs) if pw.is_none() && remaining >= BULK_MIN => {
-                match bs.run(&wrapped, &mut hr, self.stall) {
-                    Ok(Some((code, err, _))) => Some(Ok((code, err))),
-                    Ok(None) => {
-                        // ssh could not log in the way the session did: libssh2 from here on.
-                        self.bulk = None;
-                        None
-                    }
-                    Err(msg) => {
-                        return Err(TransportError::Unreachable {
-                            host: self.name.clone(),
-                            msg: format!("{op}: {msg}"),
-                        })
-                    }
-                }
-            }
-            _ => None,
-        };
-        let r = match bulk {
-            Some(r) => r,
-            None => {
-                // Nothing was consumed if the bulk path declined before sending.
-                self.run(&wrapped, &mut hr, &mut sink, pw, None, Some(self.stall))
-            }
-        };
+        let r = self.run(&wrapped, &mut hr, &mut sink, pw, None, Some(self.stall));
         let sent = remaining - hr.inner.limit();
         match r {
             Ok((0, _)) => {}
