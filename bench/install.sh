@@ -3,7 +3,8 @@
 #   (a) scp of the bundle's bytes to the node                       (the floor)
 #   (b) darkport install: push the blobs the node lacks + registry up + install.yml
 #   (c) skopeo copy of the same images (oci-archive = the bundle) into Debian's docker-registry
-#   pull of every image with skopeo to a dir: from darkport registry serve vs docker-registry.
+#   pull of every image with skopeo to a dir: from darkport registry serve vs docker-registry
+#   (the same content, served over TLS with a certificate from the same site CA, and plain).
 # Content: the example product plus one image with a BIG_MB MiB incompressible layer.
 #
 #   bench/install.sh                 (uses target/release/darkport if built, else target/debug)
@@ -103,11 +104,26 @@ pull() { # $1 = registry, rest = skopeo flags
 }
 PDP=$(pull "$IP:5000" --src-cert-dir "$WORK/certs") || { echo "pull from darkport failed" >&2; exit 1; }
 PDR=$(pull "127.0.0.1:$DR_PORT" --src-tls-verify=false) || { echo "pull from docker-registry failed" >&2; exit 1; }
+# The same docker-registry content served over TLS too (certificate from the same site CA), so
+# both registries pay for TLS.
+"$BIN" registry cert --ca "$WORK/ca" --host 127.0.0.1 --out "$WORK/drcert" >/dev/null
+DRT_PORT=$(free_port)
+cat >"$WORK/dreg-tls.yml" <<YML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $WORK/dreg}, delete: {enabled: false}}
+http: {addr: 127.0.0.1:$DRT_PORT, tls: {certificate: $WORK/drcert/server.crt, key: $WORK/drcert/server.key}}
+YML
+docker-registry serve "$WORK/dreg-tls.yml" >"$WORK/dreg-tls.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -fsS --cacert "$WORK/ca/ca.crt" "https://127.0.0.1:$DRT_PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+PDRT=$(pull "127.0.0.1:$DRT_PORT" --src-cert-dir "$WORK/certs") || { echo "pull from docker-registry (TLS) failed" >&2; exit 1; }
 BINSIZE=$(stat -c %s "$BIN")
 
-python3 - "$SCP" "$DP" "$SK" "$PDP" "$PDR" "$BYTES" "$WORK/install.json" "$BINSIZE" <<'PY'
+python3 - "$SCP" "$DP" "$SK" "$PDP" "$PDR" "$BYTES" "$WORK/install.json" "$BINSIZE" "$PDRT" <<'PY'
 import json, sys
 scp, dp, sk, pdp, pdr = map(float, sys.argv[1:6]); b = int(sys.argv[6])
+pdrt = float(sys.argv[9])
 j = json.load(open(sys.argv[7])); push = j["nodes"][0]["push"]
 mib = b / 2**20
 print()
@@ -117,9 +133,13 @@ print(f"{'seeding one registry node':<44} {'seconds':>8} {'MiB/s':>8}")
 print(f"{'(a) scp of the bundle bytes (floor)':<44} {scp:8.2f} {mib/scp:8.1f}")
 print(f"{'(b) darkport install (push+seed+playbook)':<44} {dp:8.2f} {mib/dp:8.1f}")
 print(f"{'(c) skopeo copy oci-archive -> docker-registry':<44} {sk:8.2f} {mib/sk:8.1f}")
-print(f"ratio darkport/scp = {dp/scp:.2f} (target <= 1.2); darkport/skopeo+docker-registry = {dp/sk:.2f}")
+ph = j.get("phases", {})
+seed = ph.get("push", 0) + ph.get("seed", 0)
+print(f"{'    of which seeding (push + registry ready)':<44} {seed:8.2f} {mib/seed:8.1f}   phases: " + ", ".join(f"{k} {v:.2f}" for k, v in ph.items()))
+print(f"ratio darkport/scp = {dp/scp:.2f} whole install, {seed/scp:.2f} seeding (target <= 1.2); darkport/skopeo+docker-registry = {dp/sk:.2f}")
 print(f"{'pull all images with skopeo (TLS vs plain)':<44} {'seconds':>8} {'MiB/s':>8}")
 print(f"{'darkport registry serve (TLS, site CA)':<44} {pdp:8.2f} {mib/pdp:8.1f}")
 print(f"{'docker-registry (plain HTTP)':<44} {pdr:8.2f} {mib/pdr:8.1f}")
-print(f"pull throughput ratio darkport/docker-registry = {pdr/pdp:.2f} (target >= 1.0)")
+print(f"{'docker-registry (TLS, same site CA)':<44} {pdrt:8.2f} {mib/pdrt:8.1f}")
+print(f"pull throughput ratio darkport/docker-registry: vs TLS {pdrt/pdp:.2f}, vs plain HTTP {pdr/pdp:.2f} (target >= 1.0)")
 PY

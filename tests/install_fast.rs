@@ -124,6 +124,31 @@ fn install_seeds_the_site_registry_and_is_idempotent() {
         String::from_utf8_lossy(&o.stderr)
     );
     let j = json_of(&o);
+    // The time of each phase, in order, adding up to at most the whole run.
+    let phases: Vec<(&String, f64)> = j["phases"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k, v.as_f64().unwrap()))
+        .collect();
+    let names: Vec<&str> = phases.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "verify",
+            "preflight",
+            "push",
+            "seed",
+            "trust",
+            "playbooks",
+            "record"
+        ]
+    );
+    let sum: f64 = phases.iter().map(|(_, v)| v).sum();
+    assert!(
+        phases.iter().all(|(_, v)| *v >= 0.0) && sum <= j["seconds"].as_f64().unwrap() + 0.01,
+        "{phases:?}"
+    );
     let manifest: Value = {
         let o = Command::new(bin())
             .args(["inspect", "--json", "--pubkey"])

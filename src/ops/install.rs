@@ -182,6 +182,9 @@ pub struct Site {
     /// runs darkport's.
     pub external: Option<External>,
     pub external_report: Option<ExternalReport>,
+    /// Wall time of each phase (`--json` reports it as `phases`).
+    pub laps: Vec<(String, f64)>,
+    lap_from: Instant,
 }
 
 impl Site {
@@ -265,6 +268,8 @@ impl Site {
             limit: a.limit.clone(),
             external,
             external_report: None,
+            laps: Vec::new(),
+            lap_from: Instant::now(),
         })
     }
 
@@ -279,6 +284,23 @@ impl Site {
                 Err(e) => n.error = Some(e.to_string()),
             }
         }
+    }
+
+    /// Record the time since the previous lap as phase `name`.
+    pub fn lap(&mut self, name: &str) {
+        self.laps
+            .push((name.to_string(), self.lap_from.elapsed().as_secs_f64()));
+        self.lap_from = Instant::now();
+    }
+
+    /// The laps as a JSON object, in order.
+    pub fn phases_json(&self) -> Value {
+        Value::Object(
+            self.laps
+                .iter()
+                .map(|(k, v)| (k.clone(), json!((v * 1000.0).round() / 1000.0)))
+                .collect(),
+        )
     }
 
     fn registries(&self) -> Vec<&Node> {
@@ -697,7 +719,9 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
             .unwrap_or_default()
     ));
     let exe = self_exe()?;
+    let verified = started.elapsed().as_secs_f64();
     let mut site = Site::load(&a.site)?;
+    site.laps.push(("verify".into(), verified));
     let ca_dir = a.ca_dir.clone().unwrap_or_else(|| default_ca_dir(&a.site));
 
     // 2. Connect and preflight: any problem stops here, before anything changes.
@@ -709,6 +733,7 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     // 3. Lock every node (inventory order), then journal the operation.
     let me = LockOwner::this_process("install");
     lock_all(&mut site, &me)?;
+    site.lap("preflight");
     let result = ship_and_run(
         &mut site,
         &b,
@@ -744,6 +769,7 @@ pub fn install(a: &InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
                 "bundle_id": b.id(),
                 "seconds": started.elapsed().as_secs_f64(),
                 "nodes": results,
+                "phases": site.phases_json(),
                 "external_registry": site.external_report,
                 "error": result.as_ref().err().map(|e| format!("{e:#}")),
             }))?
@@ -926,6 +952,7 @@ pub(crate) fn ship_and_run(
         );
     }
     pr.line("push done");
+    site.lap("push");
     if let Some(ext) = site.external.clone() {
         return run_with_external(
             site, action, b, m, &ext, playbook, migrations, extra_vars, pr,
@@ -978,6 +1005,7 @@ pub(crate) fn ship_and_run(
         .map(|n| n.registry_addr.clone())
         .collect();
     pr.line(&format!("site registry up at {}", registries.join(", ")));
+    site.lap("seed");
 
     // 6. Runtime trust on every node.
     par(
@@ -986,6 +1014,7 @@ pub(crate) fn ship_and_run(
         |_| true,
         |n| step(n, "trust", |n| trust(n, &registries, &ca_pem)),
     );
+    site.lap("trust");
 
     let (registries, images) = site_images(site, m);
     run_playbooks(
@@ -1220,6 +1249,7 @@ fn run_playbooks(
     for (spec, pb) in migrations.iter().filter(|(s, _)| s.phase == Phase::After) {
         run_migration(site, b, spec, pb, &vars, pr)?;
     }
+    site.lap("playbooks");
 
     // 8. Done: the version is recorded only where everything finished.
     par(
@@ -1231,6 +1261,7 @@ fn run_playbooks(
             write_state(n)
         },
     );
+    site.lap("record");
     Ok(())
 }
 

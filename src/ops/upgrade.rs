@@ -264,6 +264,7 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         .unwrap_or_else(|| install::default_ca_dir(&a.site));
     let me = LockOwner::this_process("upgrade");
     install::lock_all(&mut site, &me)?;
+    site.lap("preflight");
     if let Some((spec, how)) = &resolve {
         match install::resolve_migration(&mut site, &b, spec, *how) {
             Ok(hosts) => pr.line(&format!(
@@ -306,6 +307,7 @@ pub fn upgrade(a: &UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
                 "ok": r.is_ok() && failed.is_empty(), "from": from.to_string(), "to": m.version,
                 "migrations": to_run.iter().map(|x| x.0.id.clone()).collect::<Vec<_>>(),
                 "nodes": site.nodes.iter().map(|n| json!({"host": n.name, "ok": n.error.is_none(), "error": n.error, "push": n.push})).collect::<Vec<_>>(),
+                "phases": site.phases_json(),
                 "external_registry": site.external_report,
                 "error": r.as_ref().err().map(|e| format!("{e:#}")),
             }))?
