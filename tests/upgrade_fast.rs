@@ -40,20 +40,9 @@ fn run(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -
     cmd(nodes, inv, tmp, args, b).output().unwrap()
 }
 
-/// `darkport ARGS -i INV --known-hosts … --pubkey TMP/k.pub --progress plain BUNDLE`.
+/// The site command as an operator types it (`install_support::site_cmd`), for bundle `b`.
 fn cmd(nodes: &common::Nodes, inv: &Path, tmp: &Path, args: &[&str], b: &Path) -> Command {
-    let mut c = Command::new(bin());
-    c.args(args)
-        .arg("-i")
-        .arg(inv)
-        .arg("--known-hosts")
-        .arg(nodes.known_hosts_path())
-        .arg("--pubkey")
-        .arg(tmp.join("k.pub"))
-        .arg("--progress")
-        .arg("plain")
-        .arg(b);
-    c
+    install_support::site_cmd(nodes, inv, tmp, args, Some(b))
 }
 
 #[test]
@@ -74,9 +63,8 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
     let nodes = common::Nodes::sshd(3);
     let inv = install_support::site_inventory(nodes.inventory_path(), t);
     let ca = t.join("ca");
-    let ca_s = ca.to_str().unwrap();
 
-    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
+    let o = run(&nodes, &inv, t, &["install"], &b10);
     assert!(o.status.success(), "{}", text(&o));
     for i in 0..3 {
         std::fs::write(
@@ -87,13 +75,7 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
     }
 
     // --plan: nothing changes; it names the migrations and the blobs to send.
-    let o = run(
-        &nodes,
-        &inv,
-        t,
-        &["upgrade", "--plan", "--json", "--ca-dir", ca_s],
-        &b11,
-    );
+    let o = run(&nodes, &inv, t, &["upgrade", "--plan", "--json"], &b11);
     assert!(o.status.success(), "{}", text(&o));
     let p = json_of(&o);
     assert_eq!(p["from"], "1.0.0");
@@ -116,13 +98,7 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
     );
 
     // The upgrade.
-    let o = run(
-        &nodes,
-        &inv,
-        t,
-        &["upgrade", "--json", "--ca-dir", ca_s],
-        &b11,
-    );
+    let o = run(&nodes, &inv, t, &["upgrade", "--json"], &b11);
     assert!(o.status.success(), "{}", text(&o));
     let j = json_of(&o);
     let push = &j["nodes"][0]["push"];
@@ -182,7 +158,7 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
     assert!(tags.contains("1.0.0") && tags.contains("1.1.0"), "{tags}");
 
     // A re-run does nothing: no migration runs again.
-    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b11);
+    let o = run(&nodes, &inv, t, &["upgrade"], &b11);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("nothing to do"), "{}", text(&o));
     for i in 0..3 {
@@ -197,14 +173,14 @@ fn upgrade_runs_each_migration_once_and_ships_only_new_blobs() {
     }
 
     // Refusals: a downgrade, and a bundle that cannot be upgraded to.
-    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b09);
+    let o = run(&nodes, &inv, t, &["upgrade"], &b09);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).to_lowercase().contains("downgrade"),
         "{}",
         text(&o)
     );
-    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b10);
+    let o = run(&nodes, &inv, t, &["upgrade"], &b10);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("declares no upgrades_from"),
@@ -242,12 +218,10 @@ fn controller_killed_inside_a_migration_resumes_there() {
     );
     let nodes = common::Nodes::sshd(2);
     let inv = install_support::site_inventory(nodes.inventory_path(), t);
-    let ca = t.join("ca");
-    let ca_s = ca.to_str().unwrap();
-    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
+    let o = run(&nodes, &inv, t, &["install"], &b10);
     assert!(o.status.success(), "{}", text(&o));
 
-    let mut child = cmd(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b11)
+    let mut child = cmd(&nodes, &inv, t, &["upgrade"], &b11)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -276,7 +250,7 @@ fn controller_killed_inside_a_migration_resumes_there() {
         "{st}"
     );
     // The re-run resumes at the unfinished migration (declared rerunnable) and finishes.
-    let o = run(&nodes, &inv, t, &["upgrade", "--ca-dir", ca_s], &b11);
+    let o = run(&nodes, &inv, t, &["upgrade"], &b11);
     assert!(o.status.success(), "{}", text(&o));
     for i in 0..2 {
         let r = nodes.node_root(i);
@@ -313,9 +287,8 @@ fn delta_bundle_needs_its_base_and_upgrades_with_the_new_blobs_only() {
     let nodes = common::Nodes::sshd(2);
     let inv = install_support::site_inventory(nodes.inventory_path(), t);
     let ca = t.join("ca");
-    let ca_s = ca.to_str().unwrap();
     // On a site without the base: refused by preflight, nothing changed.
-    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &delta);
+    let o = run(&nodes, &inv, t, &["install"], &delta);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("blob(s) of its base bundle are not on this registry host"),
@@ -327,15 +300,9 @@ fn delta_bundle_needs_its_base_and_upgrades_with_the_new_blobs_only() {
         .join("var/lib/darkport/state.json")
         .exists());
     // With the base installed, the delta upgrades the site.
-    let o = run(&nodes, &inv, t, &["install", "--ca-dir", ca_s], &b10);
+    let o = run(&nodes, &inv, t, &["install"], &b10);
     assert!(o.status.success(), "{}", text(&o));
-    let o = run(
-        &nodes,
-        &inv,
-        t,
-        &["upgrade", "--json", "--ca-dir", ca_s],
-        &delta,
-    );
+    let o = run(&nodes, &inv, t, &["upgrade", "--json"], &delta);
     assert!(o.status.success(), "{}", text(&o));
     let j = json_of(&o);
     assert!(j["nodes"][0]["push"]["blobs_sent"].as_u64().unwrap() >= 1);

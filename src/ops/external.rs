@@ -24,7 +24,7 @@ use crate::digest::Digest;
 use crate::ops::push::BlobSource;
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::ClientConfig;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use serde::Serialize;
@@ -137,24 +137,11 @@ impl External {
     }
 
     fn client(&self) -> anyhow::Result<(Client, RegistryAuth)> {
-        let mut extra = Vec::new();
-        if let Some(pem) = self.ca_pem()? {
-            extra.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: pem,
-            });
-        }
+        let plain = self.plain_http.then_some(self.host.as_str());
         let config = ClientConfig {
-            protocol: if self.plain_http {
-                ClientProtocol::HttpsExcept(vec![self.host.clone()])
-            } else {
-                ClientProtocol::Https
-            },
-            extra_root_certificates: extra,
             use_monolithic_push: true,
-            connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(300)),
-            ..Default::default()
+            ..crate::registry::client::config(self.ca_pem()?, plain)
         };
         let auth = match &self.username {
             Some(u) => {
@@ -201,11 +188,7 @@ impl External {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    crate::registry::client::runtime().context("starting the async runtime")
 }
 
 /// `name:tag` split at the tag's colon (the one after the last `/`).

@@ -286,6 +286,28 @@ impl Site {
         }
     }
 
+    /// Read every reachable node's `state.json`, in parallel (errors go to the node).
+    pub(crate) fn read_states(&mut self) {
+        par(
+            &mut self.nodes,
+            self.forks,
+            |_| true,
+            |n| {
+                let mut t = n.t();
+                n.state = state::read(&mut t, &n.root)?;
+                Ok(())
+            },
+        );
+    }
+
+    /// The registry host that gets the blobs from the controller: the first one still alive.
+    fn primary_registry(&self) -> Option<String> {
+        self.nodes
+            .iter()
+            .find(|n| n.registry && n.alive())
+            .map(|n| n.name.clone())
+    }
+
     /// Record the time since the previous lap as phase `name`.
     pub fn lap(&mut self, name: &str) {
         self.laps
@@ -877,11 +899,7 @@ pub(crate) fn ship_and_run(
     }
     // The first registry host gets the blobs from here; the others copy them from it inside
     // the site once it serves them (falling back to a push from here).
-    let primary_reg = site
-        .nodes
-        .iter()
-        .find(|n| n.registry && n.alive())
-        .map(|n| n.name.clone());
+    let primary_reg = site.primary_registry();
     let is_primary = |n: &Node| primary_reg.as_deref() == Some(n.name.as_str());
     let prog = pr.push_progress(
         site.nodes
@@ -953,13 +971,51 @@ pub(crate) fn ship_and_run(
     }
     pr.line("push done");
     site.lap("push");
-    if let Some(ext) = site.external.clone() {
-        return run_with_external(
-            site, action, b, m, &ext, playbook, migrations, extra_vars, pr,
+    // 5. Seed (or push into the external registry): the CA the nodes' runtimes must trust.
+    let trust_pem = match site.external.clone() {
+        Some(ext) => push_external(site, b, m, &ext, pr)?,
+        None => Some(seed_site(site, b, m, exe, ca_dir, &wanted, pr)?),
+    };
+
+    // 6. Runtime trust on every node.
+    let (registries, images) = site_images(site, m);
+    if let Some(pem) = &trust_pem {
+        par(
+            &mut site.nodes,
+            forks,
+            |_| true,
+            |n| step(n, "trust", |n| trust(n, &registries, pem)),
         );
     }
+    site.lap("trust");
+    run_playbooks(
+        site,
+        action,
+        b,
+        m,
+        &registries,
+        images,
+        playbook,
+        migrations,
+        extra_vars,
+        pr,
+    )
+}
 
-    // 5. Seed: certificates from the site CA, tag index, the registry service.
+/// Certificates from the site CA, the tag index and the registry service on the first
+/// registry host, then the later ones (their blobs copied from the first). Returns the CA.
+fn seed_site(
+    site: &mut Site,
+    b: &Bundle,
+    m: &Manifest,
+    exe: &(PathBuf, Digest, u64),
+    ca_dir: &Path,
+    wanted: &BTreeSet<Digest>,
+    pr: &SitePrinter,
+) -> anyhow::Result<Vec<u8>> {
+    let forks = site.forks;
+    let primary_reg = site.primary_registry();
+    let is_primary = |n: &Node| primary_reg.as_deref() == Some(n.name.as_str());
     let ca = tls::init_ca(ca_dir, "darkport site CA")
         .with_context(|| format!("creating or opening the site CA in {}", ca_dir.display()))?;
     if ca.created {
@@ -987,7 +1043,7 @@ pub(crate) fn ship_and_run(
         |n| n.registry && !is_primary(n),
         |n| {
             step(n, "push", |n| {
-                fetch_or_push(n, m, b, exe, &wanted, primary_addr.as_deref(), &ca_pem, pr)
+                fetch_or_push(n, m, b, exe, wanted, primary_addr.as_deref(), &ca_pem, pr)
             })?;
             seed_step(n)
         },
@@ -1006,29 +1062,7 @@ pub(crate) fn ship_and_run(
         .collect();
     pr.line(&format!("site registry up at {}", registries.join(", ")));
     site.lap("seed");
-
-    // 6. Runtime trust on every node.
-    par(
-        &mut site.nodes,
-        forks,
-        |_| true,
-        |n| step(n, "trust", |n| trust(n, &registries, &ca_pem)),
-    );
-    site.lap("trust");
-
-    let (registries, images) = site_images(site, m);
-    run_playbooks(
-        site,
-        action,
-        b,
-        m,
-        &registries,
-        images,
-        playbook,
-        migrations,
-        extra_vars,
-        pr,
-    )
+    Ok(ca_pem)
 }
 
 /// A registry host after the first: copy the blobs it lacks from the first one (its darkport
@@ -1119,21 +1153,15 @@ fn fetch_or_push(
     Ok(())
 }
 
-/// Steps 4b-8 with `registry: {external: URL}`: the images pushed into that registry from
-/// here (nothing seeded on the nodes), its CA (if given) trusted on every node, then the
-/// playbooks as usual.
-#[allow(clippy::too_many_arguments)]
-fn run_with_external(
+/// With `registry: {external: URL}`: the images pushed into that registry from here (nothing
+/// seeded on the nodes). Returns its CA, if one was given, for the nodes to trust.
+fn push_external(
     site: &mut Site,
-    action: &str,
     b: &Bundle,
     m: &Manifest,
     ext: &External,
-    playbook: Option<&Playbook>,
-    migrations: &[(MigrationSpec, Playbook)],
-    extra_vars: Map<String, Value>,
     pr: &SitePrinter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Vec<u8>>> {
     let r = external::push(b, m, ext, &|l| pr.line(l))
         .with_context(|| format!("pushing the images into {}", ext.address()))?;
     pr.line(&format!(
@@ -1146,28 +1174,7 @@ fn run_with_external(
         r.manifests
     ));
     site.external_report = Some(r);
-    let registries = vec![ext.host.clone()];
-    if let Some(pem) = ext.ca_pem()? {
-        par(
-            &mut site.nodes,
-            site.forks,
-            |_| true,
-            |n| step(n, "trust", |n| trust(n, &registries, &pem)),
-        );
-    }
-    let (registries, images) = site_images(site, m);
-    run_playbooks(
-        site,
-        action,
-        b,
-        m,
-        &registries,
-        images,
-        playbook,
-        migrations,
-        extra_vars,
-        pr,
-    )
+    ext.ca_pem()
 }
 
 /// The registries the nodes pull from (the first is `darkport_registry`) and each image of `m`
@@ -1436,23 +1443,8 @@ fn run_migration(
             },
         );
     }
-    let mut mvars = vars.clone();
-    mvars.insert("darkport_migration_id".into(), json!(spec.id));
     let what = format!("migration {}", spec.id);
-    let ok = run_step_playbook(site, pb, &mvars, "migration-run", &what, |n| {
-        targets.contains(&n.name)
-    });
-    if ok.len() != targets.len() {
-        bail!(
-            "{what} did not finish on {}; fix it and run the same command again",
-            targets
-                .iter()
-                .filter(|t| !ok.contains(t))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    run_migration_playbook(site, pb, vars, spec, "migration-run", &what, &targets)?;
     let finished = state::now();
     par(
         &mut site.nodes,
@@ -1535,6 +1527,34 @@ pub(crate) fn resolve_migration(
         );
     }
     Ok(hosts)
+}
+
+/// Run a migration's playbook (or its rollback) on `targets`, journaled as `step`, with
+/// `darkport_migration_id` set; an error naming the targets where it did not finish.
+pub(crate) fn run_migration_playbook(
+    site: &mut Site,
+    pb: &Playbook,
+    vars: &Map<String, Value>,
+    spec: &MigrationSpec,
+    step: &str,
+    what: &str,
+    targets: &[String],
+) -> anyhow::Result<()> {
+    let mut mvars = vars.clone();
+    mvars.insert("darkport_migration_id".into(), json!(spec.id));
+    let ok = run_step_playbook(site, pb, &mvars, step, what, |n| targets.contains(&n.name));
+    if ok.len() != targets.len() {
+        bail!(
+            "{what} did not finish on {}; fix it and run the same command again",
+            targets
+                .iter()
+                .filter(|t| !ok.contains(t))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Hands the engine the sessions the install already has open.
@@ -1889,16 +1909,7 @@ pub fn status(a: &StatusArgs) -> anyhow::Result<i32> {
     site.connect();
     let ca_dir = a.ca_dir.clone().unwrap_or_else(|| default_ca_dir(&a.site));
     let ca_pem = std::fs::read(ca_dir.join(tls::CA_CERT)).ok();
-    par(
-        &mut site.nodes,
-        site.forks,
-        |_| true,
-        |n| {
-            let mut t = n.t();
-            n.state = state::read(&mut t, &n.root)?;
-            Ok(())
-        },
-    );
+    site.read_states();
     let rows: Vec<StatusRow> = site
         .nodes
         .iter()

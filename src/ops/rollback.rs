@@ -23,7 +23,7 @@ use crate::ops::upgrade::migration_spec;
 use crate::playbook::model::Playbook;
 use crate::registry::tls;
 use crate::state::plan::{MigrationSpec, Scope};
-use crate::state::{self, Installed, LockOwner, StepStatus};
+use crate::state::{Installed, LockOwner, StepStatus};
 use crate::transport::{shell_quote, ExecOpts, Transport};
 use crate::ui::{bytes, site::SitePrinter, ProgressMode};
 use anyhow::{bail, Context};
@@ -38,17 +38,7 @@ use std::time::Duration;
 fn open_site(a: &SiteArgs, what: &str) -> anyhow::Result<Site> {
     let mut site = Site::load(a)?;
     site.connect();
-    let forks = site.forks;
-    par(
-        &mut site.nodes,
-        forks,
-        |_| true,
-        |n| {
-            let mut t = n.t();
-            n.state = state::read(&mut t, &n.root)?;
-            Ok(())
-        },
-    );
+    site.read_states();
     let bad: Vec<String> = site
         .nodes
         .iter()
@@ -491,23 +481,8 @@ fn run_rollback(
                 spec.rollback.as_deref().unwrap_or(""),
                 targets.join(", ")
             ));
-            let mut mvars = vvars.clone();
-            mvars.insert("darkport_migration_id".into(), json!(spec.id));
             let what = format!("the rollback of migration {}", spec.id);
-            let ok = install::run_step_playbook(site, pb, &mvars, &step, &what, |n| {
-                targets.contains(&n.name)
-            });
-            if ok.len() != targets.len() {
-                bail!(
-                    "{what} did not finish on {}; fix it and run the same command again",
-                    targets
-                        .iter()
-                        .filter(|t| !ok.contains(t))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
+            install::run_migration_playbook(site, pb, &vvars, spec, &step, &what, &targets)?;
         }
         // 1b. Its backups back into place (a no-op on nodes that hold none).
         if !spec.backup.is_empty() {

@@ -10,13 +10,11 @@
 use crate::digest::Digest;
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,20 +52,8 @@ pub fn fetch(
     let dir = root.join("blobs/sha256");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-    let client = Client::new(ClientConfig {
-        protocol: ClientProtocol::Https,
-        extra_root_certificates: vec![Certificate {
-            encoding: CertificateEncoding::Pem,
-            data: pem,
-        }],
-        connect_timeout: Some(Duration::from_secs(10)),
-        read_timeout: Some(Duration::from_secs(120)),
-        ..Default::default()
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let client = Client::new(super::client::config(Some(pem), None));
+    let rt = super::client::runtime()?;
     let mut rep = FetchReport::default();
     let todo: Vec<(String, Digest)> = items
         .into_iter()

@@ -40,6 +40,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod client;
 pub mod fetch;
 pub mod index;
 pub mod names;
