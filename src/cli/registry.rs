@@ -26,6 +26,17 @@ pub enum RegistryCommand {
     /// verified by digest before it is stored: how a second registry host of a site gets
     /// the blobs without them crossing the operator's link again.
     Fetch(FetchArgs),
+    /// Store blobs streamed on standard input into this node's CAS, each hashed while it
+    /// arrives and renamed into place only when it matches its name: how the installer pushes
+    /// blobs to a registry host (frame format in `src/registry/receive.rs`).
+    Receive(ReceiveArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReceiveArgs {
+    /// The darkport root whose blobs/sha256 receives them.
+    #[arg(long, default_value = "/var/lib/darkport")]
+    pub root: PathBuf,
 }
 
 #[derive(Args, Debug)]

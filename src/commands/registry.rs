@@ -11,6 +11,14 @@ use std::time::Duration;
 pub fn run(a: RegistryArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     match a.command {
         RegistryCommand::Serve(s) => serve(s, progress),
+        RegistryCommand::Receive(r) => {
+            let stdin = std::io::stdin();
+            let mut input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
+            let rep =
+                crate::registry::receive::receive(&r.root, &mut input, &mut std::io::stdout())
+                    .with_context(|| format!("receiving blobs into {}", r.root.display()))?;
+            Ok(if rep.failed == 0 { 0 } else { 1 })
+        }
         RegistryCommand::Fetch(f) => {
             let r = crate::registry::fetch::fetch(&f.root, &f.from, &f.ca, f.parallel, &f.blobs)?;
             println!("{}", serde_json::to_string(&r)?);

@@ -88,6 +88,15 @@ impl Transport for Shared {
     fn download(&mut self, src: &str, dest: &mut dyn Write) -> Result<u64, TransportError> {
         self.lock().download(src, dest)
     }
+    fn exec_streaming(
+        &mut self,
+        cmd: &str,
+        stdin: &mut dyn std::io::Read,
+        stdout: &mut dyn Write,
+        become_: Option<&transport::Become>,
+    ) -> Result<(i32, Vec<u8>), TransportError> {
+        self.lock().exec_streaming(cmd, stdin, stdout, become_)
+    }
 }
 
 /// One node of the run.
@@ -927,15 +936,7 @@ pub(crate) fn ship_and_run(
             step(n, "push", |n| {
                 let mut t = n.t();
                 if n.registry {
-                    if is_primary(n) {
-                        let present = n
-                            .probe
-                            .as_ref()
-                            .map(|p| p.blobs.clone())
-                            .unwrap_or_default();
-                        let r = push::push_missing(&mut t, &n.root, &wanted, &present, b, &prog)?;
-                        n.push = Some(r);
-                    }
+                    // The binary first: it serves the registry, and it receives the blobs.
                     let bin = remote_bin(&n.root, &exe.1);
                     if !t
                         .exec(
@@ -955,6 +956,23 @@ pub(crate) fn ship_and_run(
                                 become_: None,
                             },
                         )?;
+                    }
+                    if is_primary(n) {
+                        let present = n
+                            .probe
+                            .as_ref()
+                            .map(|p| p.blobs.clone())
+                            .unwrap_or_default();
+                        let r = push::push_missing(
+                            &mut t,
+                            &n.root,
+                            &wanted,
+                            &present,
+                            b,
+                            &prog,
+                            Some(&bin),
+                        )?;
+                        n.push = Some(r);
                     }
                 }
                 put_files(n, &bundle_dir(&n.root, b), &files)
@@ -1143,7 +1161,8 @@ fn fetch_or_push(
                 "{}: copying from the first registry host failed ({e:#}); sending the blobs from here",
                 n.name
             ));
-            let r = push::push_missing(&mut t, &n.root, wanted, &present, b, &())?;
+            let bin = remote_bin(&n.root, &exe.1);
+            let r = push::push_missing(&mut t, &n.root, wanted, &present, b, &(), Some(&bin))?;
             report.blobs_sent = r.blobs_sent;
             report.bytes_sent = r.bytes_sent;
             report.bytes_resumed = r.bytes_resumed;
@@ -1820,7 +1839,8 @@ fn wait_registry(addr: &str, ca_pem: &[u8], total: Duration) -> anyhow::Result<(
         match check_registry(addr, ca_pem, Duration::from_secs(3)) {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            // The server is up a few tens of milliseconds after its start: poll often.
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
 }

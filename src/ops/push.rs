@@ -5,11 +5,17 @@
 //! uploaded like any file, unpacked on the node into a private directory, each member hashed
 //! and renamed into place only if it matches its name. That is three round trips for all of
 //! them instead of three per blob.
+//!
+//! Large blobs go to a registry host through the darkport binary already placed there
+//! (`darkport registry receive`, see [`crate::registry::receive`]): all of them through one
+//! channel, each hashed on the node while it arrives, so the node never reads a blob twice and
+//! no round trip is spent per blob. Without that binary (or where it cannot run) each large
+//! blob is an [`Transport::upload`] of its own: `.part`, hash on the node, rename.
 
 use crate::digest::Digest;
 use crate::transport::{shell_quote, ExecOpts, ReadSeek, Transport, TransportError, UploadOpts};
 use std::collections::BTreeSet;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 
 /// Blobs up to this size go in the batch.
 pub const SMALL_BLOB: u64 = 1 << 20;
@@ -50,7 +56,8 @@ pub fn blob_path(root: &str, d: &Digest) -> String {
     format!("{}/blobs/sha256/{}", root.trim_end_matches('/'), d.hex())
 }
 
-/// Send every blob of `wanted` the node does not have (`present`, from a probe).
+/// Send every blob of `wanted` the node does not have (`present`, from a probe). `receiver`
+/// is the path of a darkport binary on the node that runs `registry receive`, if there is one.
 pub fn push_missing(
     t: &mut dyn Transport,
     root: &str,
@@ -58,6 +65,7 @@ pub fn push_missing(
     present: &BTreeSet<Digest>,
     src: &dyn BlobSource,
     rep: &dyn PushReporter,
+    receiver: Option<&str>,
 ) -> Result<PushReport, PushError> {
     let host = t.host().to_string();
     let mut report = PushReport {
@@ -102,6 +110,19 @@ pub fn push_missing(
     } else {
         large.extend(small.iter().map(|x| x.0));
     }
+    if let (Some(bin), true) = (receiver, !large.is_empty()) {
+        match push_streamed(t, root, bin, &large, src, rep) {
+            Ok(s) => {
+                report.blobs_sent += s.blobs;
+                report.bytes_sent += s.bytes;
+                report.bytes_resumed += s.resumed;
+                return Ok(report);
+            }
+            // The binary does not run there: one upload per blob, below.
+            Err(StreamError::NotRunnable) => {}
+            Err(StreamError::Push(e)) => return Err(e),
+        }
+    }
     for d in &large {
         let (mut r, size) = src
             .open_blob(d)
@@ -129,6 +150,262 @@ pub fn push_missing(
         report.bytes_resumed += up.resumed_from;
     }
     Ok(report)
+}
+
+enum StreamError {
+    NotRunnable,
+    Push(PushError),
+}
+
+#[derive(Default)]
+struct Streamed {
+    blobs: usize,
+    bytes: u64,
+    resumed: u64,
+}
+
+/// Send `blobs` through one `darkport registry receive` on the node, resuming each from the
+/// `.part` an interrupted run left.
+fn push_streamed(
+    t: &mut dyn Transport,
+    root: &str,
+    bin: &str,
+    blobs: &[Digest],
+    src: &dyn BlobSource,
+    rep: &dyn PushReporter,
+) -> Result<Streamed, StreamError> {
+    let host = t.host().to_string();
+    let dir = format!("{}/blobs/sha256", root.trim_end_matches('/'));
+    let fail = |digest: Digest, source: TransportError| {
+        StreamError::Push(PushError::Upload {
+            host: host.clone(),
+            digest,
+            source: Box::new(source),
+        })
+    };
+    // 1. What interrupted runs left (one round trip for all).
+    let hexes: Vec<String> = blobs.iter().map(|d| d.hex()).collect();
+    let probe = format!(
+        "d={}; for h in {}; do if [ -f \"$d/$h.part\" ]; then echo \"$h $(wc -c < \"$d/$h.part\")\"; fi; done; true",
+        shell_quote(&dir),
+        hexes.join(" ")
+    );
+    let out = t
+        .exec(&probe, &ExecOpts::default())
+        .map_err(|e| fail(blobs[0], e))?;
+    let parts: std::collections::HashMap<String, u64> = out
+        .stdout_str()
+        .lines()
+        .filter_map(|l| {
+            let (h, n) = l.split_once(' ')?;
+            Some((h.to_string(), n.trim().parse().ok()?))
+        })
+        .collect();
+    // 2. Where each blob resumes.
+    let mut plan: Vec<(Digest, u64, u64)> = Vec::with_capacity(blobs.len());
+    for d in blobs {
+        let (_, size) = src
+            .open_blob(d)
+            .map_err(|source| StreamError::Push(PushError::Source { digest: *d, source }))?;
+        let have = parts.get(&d.hex()).copied().unwrap_or(0);
+        let offset = if have <= size { have } else { 0 };
+        plan.push((*d, offset, size - offset));
+    }
+    // 3. One stream of frames; the node answers a line per blob.
+    let mut frames = Frames {
+        host: &host,
+        plan: plan.iter(),
+        src,
+        rep,
+        head: io::Cursor::new(Vec::new()),
+        body: None,
+        failed: None,
+    };
+    let mut acks = Acks {
+        host: &host,
+        plan: &plan,
+        rep,
+        line: Vec::new(),
+        stored: BTreeSet::new(),
+        refused: Vec::new(),
+    };
+    let cmd = format!(
+        "{} registry receive --root {}",
+        shell_quote(bin),
+        shell_quote(root)
+    );
+    let r = t.exec_streaming(&cmd, &mut frames, &mut acks, None);
+    acks.finish();
+    if let Some(e) = frames.failed.take() {
+        return Err(StreamError::Push(e));
+    }
+    let (code, stderr) = r.map_err(|e| fail(blobs[0], e))?;
+    if (code == 126 || code == 127) && acks.stored.is_empty() && acks.refused.is_empty() {
+        return Err(StreamError::NotRunnable);
+    }
+    let mut done = Streamed::default();
+    for (d, offset, len) in &plan {
+        if acks.stored.contains(d) {
+            done.blobs += 1;
+            done.bytes += len;
+            done.resumed += offset;
+        }
+    }
+    if let Some((d, why)) = acks.refused.first() {
+        return Err(fail(
+            *d,
+            TransportError::Failed {
+                host: host.clone(),
+                op: format!("storing blob {d}"),
+                msg: why.clone(),
+            },
+        ));
+    }
+    if code != 0 || done.blobs != blobs.len() {
+        let d = blobs
+            .iter()
+            .find(|d| !acks.stored.contains(d))
+            .copied()
+            .unwrap_or(blobs[0]);
+        return Err(fail(
+            d,
+            TransportError::Failed {
+                host: host.clone(),
+                op: "receiving blobs".into(),
+                msg: format!(
+                    "{} of {} stored, exit {code}: {}",
+                    done.blobs,
+                    blobs.len(),
+                    String::from_utf8_lossy(&stderr).trim()
+                ),
+            },
+        ));
+    }
+    Ok(done)
+}
+
+/// The frames `registry receive` reads: a header line, then the blob's bytes from its offset.
+struct Frames<'a> {
+    host: &'a str,
+    /// (digest, offset, length) of each frame.
+    plan: std::slice::Iter<'a, (Digest, u64, u64)>,
+    src: &'a dyn BlobSource,
+    rep: &'a dyn PushReporter,
+    head: io::Cursor<Vec<u8>>,
+    body: Option<(Digest, io::Take<Box<dyn ReadSeek>>)>,
+    /// A blob the bundle could not give: the stream stops, this is the error.
+    failed: Option<PushError>,
+}
+
+impl Frames<'_> {
+    /// Open the next blob and queue its header; false at the end.
+    fn next_blob(&mut self) -> io::Result<bool> {
+        let Some(&(d, offset, len)) = self.plan.next() else {
+            return Ok(false);
+        };
+        let opened = self.src.open_blob(&d).and_then(|(mut r, size)| {
+            r.seek(io::SeekFrom::Start(offset))?;
+            Ok((r, size))
+        });
+        let (r, size) = match opened {
+            Ok(x) => x,
+            Err(source) => {
+                let msg = source.to_string();
+                self.failed = Some(PushError::Source { digest: d, source });
+                return Err(io::Error::other(msg));
+            }
+        };
+        self.rep.blob_started(self.host, &d, size);
+        self.head =
+            io::Cursor::new(crate::registry::receive::frame_header(&d, offset, len).into_bytes());
+        self.body = Some((d, r.take(len)));
+        Ok(true)
+    }
+}
+
+impl Read for Frames<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.head.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if let Some((d, body)) = &mut self.body {
+                let n = body.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if body.limit() > 0 {
+                    let d = *d;
+                    let msg = format!("blob {d} ended {} bytes early", body.limit());
+                    self.failed = Some(PushError::Source {
+                        digest: d,
+                        source: io::Error::new(io::ErrorKind::UnexpectedEof, msg.clone()),
+                    });
+                    return Err(io::Error::other(msg));
+                }
+                self.body = None;
+            }
+            if !self.next_blob()? {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// The node's answers, one line per frame (`ok HEX`, `bad HEX ACTUAL`, `err HEX WHY`).
+struct Acks<'a> {
+    host: &'a str,
+    plan: &'a [(Digest, u64, u64)],
+    rep: &'a dyn PushReporter,
+    line: Vec<u8>,
+    stored: BTreeSet<Digest>,
+    refused: Vec<(Digest, String)>,
+}
+
+impl Acks<'_> {
+    fn take_line(&mut self, l: &str) {
+        let mut it = l.splitn(3, ' ');
+        let (kind, hex, rest) = (it.next(), it.next(), it.next().unwrap_or(""));
+        let Some(d) = hex.and_then(|h| Digest::from_hex(h).ok()) else {
+            return;
+        };
+        match kind {
+            Some("ok") => {
+                if let Some((_, offset, len)) = self.plan.iter().find(|x| x.0 == d) {
+                    self.stored.insert(d);
+                    self.rep.blob_done(self.host, &d, *len, *offset);
+                }
+            }
+            Some("bad") => self
+                .refused
+                .push((d, format!("the node received bytes whose sha256 is {rest}"))),
+            Some("err") => self.refused.push((d, rest.to_string())),
+            _ => {}
+        }
+    }
+    fn finish(&mut self) {
+        if !self.line.is_empty() {
+            let l = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
+            self.take_line(l.trim_end());
+        }
+    }
+}
+
+impl io::Write for Acks<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        while let Some(i) = self.line.iter().position(|&c| c == b'\n') {
+            let rest = self.line.split_off(i + 1);
+            let l = String::from_utf8_lossy(&self.line).into_owned();
+            self.line = rest;
+            self.take_line(l.trim_end());
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 enum BatchError {
@@ -285,7 +562,7 @@ mod tests {
         std::fs::write(format!("{}.part", blob_path(root, &blobs[1].0)), half).unwrap();
         let present: BTreeSet<Digest> = [blobs[0].0].into();
         let mut t = LocalTransport::new("n1");
-        let r = push_missing(&mut t, root, &wanted, &present, &src, &()).unwrap();
+        let r = push_missing(&mut t, root, &wanted, &present, &src, &(), None).unwrap();
         assert_eq!(r.blobs_sent, 3);
         assert_eq!(r.blobs_present, 1);
         assert_eq!(r.bytes_resumed, half.len() as u64);
@@ -316,7 +593,7 @@ mod tests {
         .into());
         let wanted: BTreeSet<Digest> = [Digest::of(&good), claimed].into();
         let mut t = LocalTransport::new("n1");
-        let e = push_missing(&mut t, root, &wanted, &BTreeSet::new(), &src, &()).unwrap_err();
+        let e = push_missing(&mut t, root, &wanted, &BTreeSet::new(), &src, &(), None).unwrap_err();
         assert!(format!("{e:#}").contains("failed to push"), "{e:#}");
         assert!(!std::path::Path::new(&blob_path(root, &claimed)).exists());
     }

@@ -45,6 +45,7 @@ pub mod fetch;
 pub mod index;
 pub mod names;
 pub mod range;
+pub mod receive;
 pub mod server;
 pub mod tls;
 

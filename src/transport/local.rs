@@ -102,6 +102,81 @@ impl Transport for LocalTransport {
         })
     }
 
+    fn exec_streaming(
+        &mut self,
+        cmd: &str,
+        stdin: &mut dyn Read,
+        stdout: &mut dyn Write,
+        become_: Option<&Become>,
+    ) -> Result<(i32, Vec<u8>), TransportError> {
+        let mut script = cmd.to_string();
+        let mut prefix = Vec::new();
+        if let Some(b) = become_ {
+            script = become_wrap(&script, b);
+            if let Some(pw) = &b.password {
+                prefix = format!("{pw}\n").into_bytes();
+            }
+        }
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| self.io_err("exec", e))?;
+        // stdout is read on a thread and handed over in chunks, so this thread can feed stdin
+        // and still deliver the output while the command runs.
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut out = child.stdout.take().unwrap();
+        let t_out = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().unwrap();
+        let t_err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        });
+        let deliver = |stdout: &mut dyn Write, chunk: Vec<u8>| {
+            stdout
+                .write_all(&chunk)
+                .map_err(|e| self.io_err("writing output", e))
+        };
+        let mut child_in = child.stdin.take().unwrap();
+        let _ = child_in.write_all(&prefix);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = stdin
+                .read(&mut buf)
+                .map_err(|e| self.io_err("reading input", e))?;
+            if n == 0 || child_in.write_all(&buf[..n]).is_err() {
+                break; // end of input, or the command stopped reading
+            }
+            while let Ok(chunk) = rx.try_recv() {
+                deliver(stdout, chunk)?;
+            }
+        }
+        drop(child_in);
+        for chunk in rx {
+            deliver(stdout, chunk)?;
+        }
+        let _ = t_out.join();
+        let stderr = t_err.join().unwrap_or_default();
+        let status = child.wait().map_err(|e| self.io_err("exec", e))?;
+        use std::os::unix::process::ExitStatusExt;
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        Ok((code, stderr))
+    }
+
     fn upload(
         &mut self,
         src: &mut dyn ReadSeek,
@@ -110,6 +185,10 @@ impl Transport for LocalTransport {
         opts: &UploadOpts,
     ) -> Result<UploadReport, TransportError> {
         let part = format!("{dest}.part");
+        // As over SSH: the destination's directory is created.
+        if let Some(parent) = std::path::Path::new(dest).parent() {
+            std::fs::create_dir_all(parent).map_err(|e| self.io_err("upload", e))?;
+        }
         let resumed_from = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         let resumed_from = if resumed_from <= size {
             resumed_from
