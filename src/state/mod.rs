@@ -321,8 +321,9 @@ pub fn write_atomic(
             .unwrap_or("."),
     );
     let script = format!(
-        "set -e; mkdir -p {dir}; tmp={q}.tmp.$$; cat > \"$tmp\"; chmod {mode:o} \"$tmp\"; \
-         sync \"$tmp\" 2>/dev/null || sync; mv -f \"$tmp\" {q}; sync {dir} 2>/dev/null || true"
+        "set -e; mkdir -p {dir}; tmp={q}.tmp.$$; {recv}; chmod {mode:o} \"$tmp\"; \
+         sync \"$tmp\" 2>/dev/null || sync; mv -f \"$tmp\" {q}; sync {dir} 2>/dev/null || true",
+        recv = crate::transport::stdin_to_file("\"$tmp\"", data.len())
     );
     let out = t.exec(
         &script,
@@ -412,7 +413,8 @@ pub fn lock(
     let root_q = shell_quote(root);
     // mkdir is atomic: exit 0 = we hold it now; exit 4 = held, its owner on stdout.
     let script = format!(
-        "mkdir -p {root_q} && if mkdir {qd} 2>/dev/null; then cat > {qd}/owner; else cat {qd}/owner 2>/dev/null; exit 4; fi"
+        "mkdir -p {root_q} && if mkdir {qd} 2>/dev/null; then {recv} || {{ rm -rf {qd}; exit 1; }}; else cat {qd}/owner 2>/dev/null; exit 4; fi",
+        recv = crate::transport::stdin_to_file(&format!("{qd}/owner"), owner_json.len())
     );
     let out = t.exec(
         &script,

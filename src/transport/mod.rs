@@ -163,6 +163,17 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// Shell that writes the command's stdin to `target` (a quoted path or `"$var"`) and fails,
+/// removing it, unless exactly `len` bytes arrived. A controller killed while it sends closes
+/// the channel, the remote `cat` then simply sees the input end: without this check a short
+/// file would go on to be renamed into place as if complete.
+pub fn stdin_to_file(target: &str, len: usize) -> String {
+    format!(
+        "{{ cat > {target} && [ \"$(($(wc -c < {target})))\" = {len} ]; }} || \
+         {{ rm -f {target}; echo \"input for {target} ended early\" >&2; false; }}"
+    )
+}
+
 /// Wrap `cmd` for `become` via sudo. With a password, sudo reads it from stdin (`-S`) and the
 /// caller must prepend `password\n` to the command's stdin; `-p ''` keeps the prompt out of stderr.
 pub fn become_wrap(cmd: &str, b: &Become) -> String {
@@ -196,6 +207,32 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn stdin_to_file_refuses_short_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        let q = shell_quote(f.to_str().unwrap());
+        let run = |input: &[u8], len: usize| {
+            let mut t = local::LocalTransport::new("l");
+            t.exec(
+                &format!("set -e; {}; echo stored", stdin_to_file(&q, len)),
+                &ExecOpts {
+                    stdin: Some(input.to_vec()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        let o = run(b"hello", 5);
+        assert!(o.success() && o.stdout_str().contains("stored"), "{o:?}");
+        assert_eq!(std::fs::read(&f).unwrap(), b"hello");
+        let o = run(b"hel", 5);
+        assert!(!o.success() && !o.stdout_str().contains("stored"), "{o:?}");
+        assert!(o.stderr_str().contains("ended early"), "{o:?}");
+        assert!(!f.exists(), "the short file is removed");
+        assert!(run(b"", 0).success());
     }
 
     #[test]

@@ -23,9 +23,9 @@ fn sha1_hex(data: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// Script that writes stdin (or `$dp_src` when set) to `$p` atomically, keeping the mode and
-/// owner of an existing file, then applies the requested attributes.
-fn write_script(attrs: &Attrs, validate: Option<&str>, mkdirs: bool, from_file: bool) -> String {
+/// Script that writes stdin (`len` bytes; or `$dp_src` when `len` is None) to `$p` atomically,
+/// keeping the mode and owner of an existing file, then applies the requested attributes.
+fn write_script(attrs: &Attrs, validate: Option<&str>, mkdirs: bool, len: Option<usize>) -> String {
     let mut s = String::from(ATTRS_FN);
     s.push_str(INFO_FN);
     s.push_str("d=$(dirname \"$p\")\n");
@@ -33,10 +33,12 @@ fn write_script(attrs: &Attrs, validate: Option<&str>, mkdirs: bool, from_file: 
         s.push_str("mkdir -p \"$d\" || exit 2\n");
     }
     s.push_str("t=$(mktemp \"$d/.dp_tmp.XXXXXX\") || { echo \"Destination directory $d does not exist\" >&2; exit 2; }\n");
-    if from_file {
-        s.push_str("mv -f \"$dp_src\" \"$t\" || { rm -f \"$t\"; exit 2; }\n");
-    } else {
-        s.push_str("cat > \"$t\" || { rm -f \"$t\"; exit 2; }\n");
+    match len {
+        None => s.push_str("mv -f \"$dp_src\" \"$t\" || { rm -f \"$t\"; exit 2; }\n"),
+        Some(n) => s.push_str(&format!(
+            "{} || exit 2\n",
+            crate::transport::stdin_to_file("\"$t\"", n)
+        )),
     }
     s.push_str(
         "if [ -e \"$p\" ]; then chmod \"$(stat -c %a \"$p\")\" \"$t\"; chown \"$(stat -c %u:%g \"$p\")\" \"$t\" 2>/dev/null; \
@@ -165,14 +167,14 @@ fn put_content(
             "p={}; dp_src={}\n{}",
             shell_quote(&path),
             shell_quote(&tmp),
-            write_script(attrs, validate.as_deref(), false, true)
+            write_script(attrs, validate.as_deref(), false, None)
         );
         c.sh(t, &script)?
     } else {
         let script = format!(
             "p={}\n{}",
             shell_quote(&path),
-            write_script(attrs, validate.as_deref(), false, false)
+            write_script(attrs, validate.as_deref(), false, Some(content.len()))
         );
         c.sh_in(t, &script, Some(content.to_vec()))?
     };
@@ -626,7 +628,7 @@ where
                 &attrs,
                 s(a, "validate").as_deref(),
                 original.is_none(),
-                false
+                Some(new.len())
             )
         );
         let o = c.sh_in(t, &script, Some(new.into_bytes()))?;

@@ -520,6 +520,7 @@ pub fn sysctl(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         }
     }
     if !c.check && (set_proc || write_file || (changed && reload)) {
+        let content: String = fixed.iter().map(|l| format!("{}\n", l.trim())).collect();
         let mut script = String::from("set -e\n");
         if set_proc {
             script.push_str(&format!(
@@ -530,10 +531,11 @@ pub fn sysctl(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         if write_file {
             script.push_str(&format!(
                 "dp_f=$(realpath -m {fq}); dp_t=$(mktemp \"$(dirname \"$dp_f\")/.ansible_m_sysctl_XXXXXXXX.conf\")\n\
-                 cat > \"$dp_t\"\n\
+                 {recv}\n\
                  if [ -e \"$dp_f\" ]; then chmod --reference=\"$dp_f\" \"$dp_t\"; chown --reference=\"$dp_f\" \"$dp_t\"; \
                  else chmod \"$(printf '%o' $(( 0666 & ~$(umask) )))\" \"$dp_t\"; fi\n\
-                 mv -f \"$dp_t\" \"$dp_f\"\n"
+                 mv -f \"$dp_t\" \"$dp_f\"\n",
+                recv = crate::transport::stdin_to_file("\"$dp_t\"", content.len())
             ));
         }
         if changed && reload {
@@ -542,7 +544,6 @@ pub fn sysctl(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
                 if ignore { "-e" } else { "" }
             ));
         }
-        let content: String = fixed.iter().map(|l| format!("{}\n", l.trim())).collect();
         let o = c.sh_in(t, &script, write_file.then(|| content.into_bytes()))?;
         if !o.success() {
             return fail(format!("sysctl {name} ({file}): {}", o.stderr_str().trim()));
