@@ -706,10 +706,13 @@ fn put_files(n: &Node, dir: &str, files: &[(String, Vec<u8>, u32)]) -> anyhow::R
     if out.success() {
         return Ok(());
     }
-    for (rel, data, mode) in files {
-        state::write_atomic(&mut t, &format!("{dir}/{rel}"), data, *mode)?;
-    }
-    state::write_atomic(&mut t, &marker, b"", 0o644)?;
+    // One round trip for all of them; the marker is renamed into place last.
+    let mut all: Vec<(String, Vec<u8>, u32)> = files
+        .iter()
+        .map(|(rel, data, mode)| (format!("{dir}/{rel}"), data.clone(), *mode))
+        .collect();
+    all.push((marker, Vec::new(), 0o644));
+    state::write_many_atomic(&mut t, &all)?;
     Ok(())
 }
 
@@ -1622,24 +1625,27 @@ fn seed(
     if cur.stdout != want {
         let out = tmp.join(&n.name);
         let info = tls::issue_server_cert(ca_dir, &names, &out)?;
-        state::write_atomic(
+        // `names` last: it says the files before it belong together.
+        state::write_many_atomic(
             &mut t,
-            &format!("{tlsdir}/server.key"),
-            &std::fs::read(&info.key)?,
-            0o600,
-        )?;
-        state::write_atomic(
-            &mut t,
-            &format!("{tlsdir}/server.crt"),
-            &std::fs::read(&info.cert)?,
-            0o644,
-        )?;
-        state::write_atomic(&mut t, &format!("{tlsdir}/ca.crt"), ca_pem, 0o644)?;
-        state::write_atomic(
-            &mut t,
-            &format!("{tlsdir}/names"),
-            names_line.as_bytes(),
-            0o644,
+            &[
+                (
+                    format!("{tlsdir}/server.key"),
+                    std::fs::read(&info.key)?,
+                    0o600,
+                ),
+                (
+                    format!("{tlsdir}/server.crt"),
+                    std::fs::read(&info.cert)?,
+                    0o644,
+                ),
+                (format!("{tlsdir}/ca.crt"), ca_pem.to_vec(), 0o644),
+                (
+                    format!("{tlsdir}/names"),
+                    names_line.as_bytes().to_vec(),
+                    0o644,
+                ),
+            ],
         )?;
         restart = true;
     }

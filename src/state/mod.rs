@@ -343,6 +343,84 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// Write several files on the node in one round trip, each like [`write_atomic`] (temp file
+/// in place, fsync, rename), in the order given: a marker listed last is renamed into place
+/// only after every file before it. The bytes travel as one tar; a node without `tar` gets one
+/// [`write_atomic`] per file.
+pub fn write_many_atomic(
+    t: &mut dyn Transport,
+    files: &[(String, Vec<u8>, u32)],
+) -> Result<(), StateError> {
+    let Some(first) = files.first() else {
+        return Ok(());
+    };
+    let mut tarball = tar::Builder::new(Vec::new());
+    for (i, (_, data, mode)) in files.iter().enumerate() {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(*mode);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        tarball
+            .append_data(&mut h, i.to_string(), data.as_slice())
+            .expect("tar into memory");
+    }
+    let data = tarball.into_inner().expect("tar into memory");
+    let parent = |p: &str| {
+        std::path::Path::new(p)
+            .parent()
+            .and_then(|p| p.to_str())
+            .map(|p| if p.is_empty() { "." } else { p })
+            .unwrap_or(".")
+            .to_string()
+    };
+    let mut dirs: Vec<String> = files.iter().map(|f| parent(&f.0)).collect();
+    dirs.sort();
+    dirs.dedup();
+    let qdirs: Vec<String> = dirs.iter().map(|d| shell_quote(d)).collect();
+    let mut script = format!(
+        "command -v tar >/dev/null 2>&1 || exit 127\nset -e\nmkdir -p {dirs}\n\
+         x=$(mktemp -d {tmpl})\ntrap 'rm -rf \"$x\"' EXIT\n{recv}\n\
+         tar -xf \"$x/.t\" -C \"$x\"\nsync \"$x\"/* 2>/dev/null || sync\n",
+        dirs = qdirs.join(" "),
+        tmpl = shell_quote(&format!("{}/.dp-put.XXXXXX", parent(&first.0))),
+        recv = crate::transport::stdin_to_file("\"$x/.t\"", data.len()),
+    );
+    for (i, (path, _, mode)) in files.iter().enumerate() {
+        script.push_str(&format!(
+            "chmod {mode:o} \"$x/{i}\"; mv -f \"$x/{i}\" {}\n",
+            shell_quote(path)
+        ));
+    }
+    script.push_str(&format!("sync {} 2>/dev/null || true\n", qdirs.join(" ")));
+    let out = t.exec(
+        &script,
+        &ExecOpts {
+            stdin: Some(data),
+            ..Default::default()
+        },
+    )?;
+    match out.exit_code {
+        0 => Ok(()),
+        127 => {
+            for (path, data, mode) in files {
+                write_atomic(t, path, data, *mode)?;
+            }
+            Ok(())
+        }
+        _ => Err(StateError::Remote {
+            host: t.host().to_string(),
+            op: "write".into(),
+            path: files
+                .iter()
+                .map(|f| f.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            msg: out.stderr_str().trim().to_string(),
+        }),
+    }
+}
+
 /// Who holds a node's lock: enough to tell a live holder from a crashed one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockOwner {
@@ -480,6 +558,49 @@ mod tests {
 
     fn d(n: u8) -> Digest {
         Digest::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn write_many_atomic_writes_every_file_with_its_mode_in_one_go() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = |rel: &str| dir.path().join(rel).to_str().unwrap().to_string();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        std::fs::write(p("a/old"), b"replaced").unwrap();
+        let binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let files = vec![
+            (p("a/old"), b"new content\n".to_vec(), 0o644),
+            (p("b/c/key"), binary.clone(), 0o600),
+            (p("a/it's quoted"), Vec::new(), 0o755),
+            (p("b/.complete"), Vec::new(), 0o644),
+        ];
+        let mut t = LocalTransport::new("n1");
+        write_many_atomic(&mut t, &files).unwrap();
+        assert_eq!(std::fs::read(p("a/old")).unwrap(), b"new content\n");
+        assert_eq!(std::fs::read(p("b/c/key")).unwrap(), binary);
+        for (path, _, mode) in &files {
+            let m = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(m, *mode, "{path}");
+        }
+        // Nothing of the transfer is left behind.
+        let left: Vec<String> = std::fs::read_dir(dir.path().join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        // A target that cannot be written fails with the paths named, the others untouched.
+        std::fs::create_dir_all(dir.path().join("ro")).unwrap();
+        std::fs::write(p("ro/x"), b"kept").unwrap();
+        let e = write_many_atomic(
+            &mut t,
+            &[
+                (p("ro/x"), b"changed".to_vec(), 0o644),
+                (p("a/old/under-a-file/y"), b"y".to_vec(), 0o644),
+            ],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("under-a-file"), "{e}");
+        assert_eq!(std::fs::read(p("ro/x")).unwrap(), b"kept");
     }
 
     #[test]
