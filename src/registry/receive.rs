@@ -21,6 +21,7 @@
 //! ok <hex>                      stored
 //! bad <hex> <sha256 of what arrived>   not stored, the .part removed
 //! err <hex> <message>           not stored (e.g. the .part was not OFFSET bytes long)
+//! hashing <hex> <bytes>         progress while the .part of a resumed blob is hashed
 //! ```
 //!
 //! Exit 0 when every frame was stored, 1 otherwise (including input that ends inside a frame).
@@ -33,6 +34,8 @@ use std::path::{Path, PathBuf};
 
 /// Read buffer: large, so a stream of hundreds of MiB costs few system calls.
 const BUF: usize = 1 << 20;
+/// While it hashes what a resumed `.part` holds, a line every this many bytes.
+const NOTE_EVERY: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReceiveReport {
@@ -90,7 +93,7 @@ pub fn receive(
             return Ok(rep);
         }
         let (hex, offset, len) = parse_header(&line)?;
-        let verdict = one_blob(&dir, &hex, offset, len, input, &mut buf)?;
+        let verdict = one_blob(&dir, &hex, offset, len, input, out, &mut buf)?;
         let msg = match verdict {
             Verdict::Stored => {
                 rep.stored += 1;
@@ -139,6 +142,7 @@ fn one_blob(
     offset: u64,
     len: u64,
     input: &mut dyn BufRead,
+    out: &mut dyn Write,
     buf: &mut [u8],
 ) -> Result<Verdict, ReceiveError> {
     let part = dir.join(format!("{hex}.part"));
@@ -162,6 +166,7 @@ fn one_blob(
             .open(&part)
             .map_err(io_err("open", &part))?;
         let mut left = offset;
+        let mut since_note = 0u64;
         while left > 0 {
             let want = left.min(buf.len() as u64) as usize;
             let n = f.read(&mut buf[..want]).map_err(io_err("read", &part))?;
@@ -170,6 +175,12 @@ fn one_blob(
             }
             hasher.update(&buf[..n]);
             left -= n as u64;
+            // The sender waits meanwhile: tell it the node is busy, not stalled.
+            since_note += n as u64;
+            if since_note >= NOTE_EVERY {
+                since_note = 0;
+                let _ = writeln!(out, "hashing {hex} {}", offset - left).and_then(|_| out.flush());
+            }
         }
         f
     } else {
@@ -311,6 +322,28 @@ mod tests {
             .path()
             .join(format!("blobs/sha256/{}.part", Digest::of(&data).hex()));
         assert_eq!(std::fs::metadata(part).unwrap().len(), 40_000);
+    }
+
+    #[test]
+    fn a_long_resumed_prefix_reports_progress_while_it_is_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 253) as u8).collect();
+        let d = Digest::of(&data);
+        let cas = dir.path().join("blobs/sha256");
+        std::fs::create_dir_all(&cas).unwrap();
+        std::fs::write(cas.join(format!("{}.part", d.hex())), &data[..4 << 20]).unwrap();
+        let mut out = Vec::new();
+        let r = receive(
+            dir.path(),
+            &mut Cursor::new(frame(&data, 4 << 20)),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(r.stored, 1);
+        let out = String::from_utf8(out).unwrap();
+        let notes = out.lines().filter(|l| l.starts_with("hashing ")).count();
+        assert_eq!(notes, 4, "{out}");
+        assert!(out.ends_with(&format!("ok {}\n", d.hex())), "{out}");
     }
 
     #[test]
