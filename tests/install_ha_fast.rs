@@ -18,17 +18,8 @@ fn ha_inventory(nodes: &common::Nodes, dir: &Path) -> std::path::PathBuf {
     inv
 }
 
-fn install(nodes: &common::Nodes, inv: &Path, dir: &Path, bundle: &Path, pubkey: &Path) -> Output {
-    Command::new(bin())
-        .args(["install", "--json", "--progress", "plain", "-i"])
-        .arg(inv)
-        .arg("--known-hosts")
-        .arg(nodes.known_hosts_path())
-        .arg("--pubkey")
-        .arg(pubkey)
-        .arg("--ca-dir")
-        .arg(dir.join("ca"))
-        .arg(bundle)
+fn install(nodes: &common::Nodes, inv: &Path, dir: &Path, bundle: &Path) -> Output {
+    install_support::site_cmd(nodes, inv, dir, &["install", "--json"], Some(bundle))
         .output()
         .unwrap()
 }
@@ -78,7 +69,7 @@ fn second_registry_host_copies_from_the_first_or_falls_back_to_a_push() {
     let dir_a = tmp.path().join("a");
     std::fs::create_dir_all(&dir_a).unwrap();
     let inv = ha_inventory(&nodes, &dir_a);
-    let o = install(&nodes, &inv, &dir_a, &bundle, &pubkey);
+    let o = install(&nodes, &inv, tmp.path(), &bundle);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = json_of(&o);
     let (p1, p2) = (&j["nodes"][0]["push"], &j["nodes"][1]["push"]);
@@ -106,7 +97,7 @@ fn second_registry_host_copies_from_the_first_or_falls_back_to_a_push() {
         .node_root(1)
         .join("var/lib/darkport/registry/fetch-ca.crt/keep");
     std::fs::create_dir_all(&blocker).unwrap();
-    let o = install(&nodes, &inv, &dir_b, &bundle, &pubkey);
+    let o = install(&nodes, &inv, tmp.path(), &bundle);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = json_of(&o);
     let (p1, p2) = (&j["nodes"][0]["push"], &j["nodes"][1]["push"]);
@@ -123,7 +114,7 @@ fn second_registry_host_copies_from_the_first_or_falls_back_to_a_push() {
         .arg("--known-hosts")
         .arg(nodes.known_hosts_path())
         .arg("--ca-dir")
-        .arg(dir_b.join("ca"))
+        .arg(tmp.path().join("ca"))
         .output()
         .unwrap();
     let s = json_of(&s);

@@ -32,6 +32,25 @@ fn blob(seed: u8, len: usize) -> (Digest, Vec<u8>) {
     (Digest::of(&v), v)
 }
 
+/// Everything in `wanted` sent to a node that holds nothing, through `receiver`.
+fn push_all(
+    root: &str,
+    wanted: &BTreeSet<Digest>,
+    src: &Mem,
+    receiver: &str,
+) -> Result<darkport::ops::push::PushReport, darkport::ops::push::PushError> {
+    let mut t = LocalTransport::new("n1");
+    push_missing(
+        &mut t,
+        root,
+        wanted,
+        &BTreeSet::new(),
+        src,
+        &(),
+        Some(receiver),
+    )
+}
+
 fn cas_names(root: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root.join("blobs/sha256"))
         .unwrap()
@@ -57,17 +76,7 @@ fn large_blobs_stream_through_the_receiver_and_resume() {
     std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
     let half = &blobs[1].1[..2 << 20];
     std::fs::write(format!("{}.part", blob_path(root, &blobs[1].0)), half).unwrap();
-    let mut t = LocalTransport::new("n1");
-    let r = push_missing(
-        &mut t,
-        root,
-        &wanted,
-        &BTreeSet::new(),
-        &src,
-        &(),
-        Some(BIN),
-    )
-    .unwrap();
+    let r = push_all(root, &wanted, &src, BIN).unwrap();
     assert_eq!(r.blobs_sent, 4);
     assert_eq!(r.bytes_resumed, 2 << 20);
     let total: u64 = blobs.iter().map(|b| b.1.len() as u64).sum();
@@ -83,8 +92,8 @@ fn large_blobs_stream_through_the_receiver_and_resume() {
     assert_eq!(cas_names(dir.path()), want, "no .part or batch left behind");
 
     // Sending again: everything is present, nothing moves.
-    let present = wanted.clone();
-    let r = push_missing(&mut t, root, &wanted, &present, &src, &(), Some(BIN)).unwrap();
+    let mut t = LocalTransport::new("n1");
+    let r = push_missing(&mut t, root, &wanted, &wanted, &src, &(), Some(BIN)).unwrap();
     assert_eq!((r.blobs_sent, r.bytes_sent, r.blobs_present), (0, 0, 4));
 }
 
@@ -96,17 +105,7 @@ fn a_large_blob_that_does_not_match_its_name_is_refused_and_not_stored() {
     let claimed = Digest::of(b"the layer the manifest signed");
     let src = Mem([good.clone(), (claimed, blob(6, 2 << 20).1)].into());
     let wanted: BTreeSet<Digest> = [good.0, claimed].into();
-    let mut t = LocalTransport::new("n1");
-    let e = push_missing(
-        &mut t,
-        root,
-        &wanted,
-        &BTreeSet::new(),
-        &src,
-        &(),
-        Some(BIN),
-    )
-    .unwrap_err();
+    let e = push_all(root, &wanted, &src, BIN).unwrap_err();
     let msg = format!("{:#}", anyhow::Error::from(e));
     assert!(msg.contains(&claimed.to_string()), "{msg}");
     assert!(msg.contains("sha256"), "{msg}");
@@ -122,18 +121,8 @@ fn without_a_runnable_receiver_each_blob_is_uploaded_on_its_own() {
     let blobs = [blob(7, 2 << 20), blob(8, 3 << 20)];
     let src = Mem(blobs.iter().cloned().collect());
     let wanted: BTreeSet<Digest> = blobs.iter().map(|x| x.0).collect();
-    let mut t = LocalTransport::new("n1");
     let missing = dir.path().join("no-such-darkport");
-    let r = push_missing(
-        &mut t,
-        root,
-        &wanted,
-        &BTreeSet::new(),
-        &src,
-        &(),
-        Some(missing.to_str().unwrap()),
-    )
-    .unwrap();
+    let r = push_all(root, &wanted, &src, missing.to_str().unwrap()).unwrap();
     assert_eq!(r.blobs_sent, 2);
     for (d, b) in &blobs {
         assert_eq!(&std::fs::read(blob_path(root, d)).unwrap(), b);

@@ -18,6 +18,35 @@ impl LocalTransport {
         }
     }
 
+    /// `/bin/sh -c SCRIPT` (become applied) with piped stdio in its own process group, and
+    /// the bytes to feed stdin first (the become password, if any).
+    fn spawn(
+        &self,
+        script: String,
+        b: Option<&Become>,
+    ) -> Result<(std::process::Child, Vec<u8>), TransportError> {
+        let (script, prefix) = match b {
+            None => (script, Vec::new()),
+            Some(b) => (
+                become_wrap(&script, b),
+                b.password
+                    .as_ref()
+                    .map(|pw| format!("{pw}\n").into_bytes())
+                    .unwrap_or_default(),
+            ),
+        };
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| self.io_err("exec", e))?;
+        Ok((child, prefix))
+    }
+
     fn io_err(&self, op: &str, source: std::io::Error) -> TransportError {
         TransportError::Io {
             host: self.host.clone(),
@@ -35,24 +64,8 @@ impl Transport for LocalTransport {
     fn exec(&mut self, cmd: &str, opts: &ExecOpts) -> Result<ExecOutput, TransportError> {
         let mut script = env_prefix(&opts.env);
         script.push_str(cmd);
-        let mut stdin = opts.stdin.clone().unwrap_or_default();
-        if let Some(b) = &opts.become_ {
-            script = become_wrap(&script, b);
-            if let Some(pw) = &b.password {
-                let mut s = format!("{pw}\n").into_bytes();
-                s.extend_from_slice(&stdin);
-                stdin = s;
-            }
-        }
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| self.io_err("exec", e))?;
+        let (mut child, mut stdin) = self.spawn(script, opts.become_.as_ref())?;
+        stdin.extend_from_slice(opts.stdin.as_deref().unwrap_or_default());
         let mut child_in = child.stdin.take().unwrap();
         let writer = std::thread::spawn(move || {
             let _ = child_in.write_all(&stdin);
@@ -109,23 +122,7 @@ impl Transport for LocalTransport {
         stdout: &mut dyn Write,
         become_: Option<&Become>,
     ) -> Result<(i32, Vec<u8>), TransportError> {
-        let mut script = cmd.to_string();
-        let mut prefix = Vec::new();
-        if let Some(b) = become_ {
-            script = become_wrap(&script, b);
-            if let Some(pw) = &b.password {
-                prefix = format!("{pw}\n").into_bytes();
-            }
-        }
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| self.io_err("exec", e))?;
+        let (mut child, prefix) = self.spawn(cmd.to_string(), become_)?;
         // stdout is read on a thread and handed over in chunks, so this thread can feed stdin
         // and still deliver the output while the command runs.
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
