@@ -156,3 +156,38 @@ fn killed_controller_and_stopped_node_resume_on_rerun() {
     assert_eq!(st["version"], "1.0.0");
     assert_eq!(partial_bytes(&nodes), 0);
 }
+
+/// A darkport binary that does not run on the registry host (here: the file at its path is a
+/// script that fails like a loader missing a C library version) stops the install at the push
+/// with the host and the loader's words, before any blob is sent.
+#[test]
+fn a_binary_that_does_not_run_on_the_registry_host_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, pubkey) = install_support::build_example(tmp.path());
+    let nodes = common::Nodes::sshd(1);
+    let inv = install_support::site_inventory(nodes.inventory_path(), tmp.path());
+    let hex = darkport::digest::Digest::of_file(&bin()).unwrap().0.hex();
+    let placed = nodes
+        .node_root(0)
+        .join(format!("var/lib/darkport/bin/darkport-{}", &hex[..16]));
+    std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
+    std::fs::write(
+        &placed,
+        "#!/bin/sh\necho \"darkport: version 'GLIBC_2.99' not found\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&placed, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = install_cmd(&nodes, &inv, &pubkey, &tmp.path().join("ca"), &bundle)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out_of(&o));
+    let all = out_of(&o);
+    assert!(
+        all.contains("does not run on node1") && all.contains("GLIBC_2.99"),
+        "{all}"
+    );
+    let cas = nodes.node_root(0).join("var/lib/darkport/blobs/sha256");
+    let stored = std::fs::read_dir(&cas).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(stored, 0, "no blob was sent");
+}

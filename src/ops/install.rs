@@ -941,13 +941,12 @@ pub(crate) fn ship_and_run(
                 if n.registry {
                     // The binary first: it serves the registry, and it receives the blobs.
                     let bin = remote_bin(&n.root, &exe.1);
-                    if !t
-                        .exec(
-                            &format!("test -x {}", shell_quote(&bin)),
-                            &ExecOpts::default(),
-                        )?
-                        .success()
-                    {
+                    let run_it = format!(
+                        "if [ -x {q} ]; then {q} --version; else exit 100; fi",
+                        q = shell_quote(&bin)
+                    );
+                    let mut v = t.exec(&run_it, &ExecOpts::default())?;
+                    if v.exit_code == 100 {
                         let mut f = std::fs::File::open(&exe.0)?;
                         t.upload(
                             &mut f,
@@ -959,6 +958,17 @@ pub(crate) fn ship_and_run(
                                 become_: None,
                             },
                         )?;
+                        v = t.exec(&run_it, &ExecOpts::default())?;
+                    }
+                    if !v.success() {
+                        bail!(
+                            "the darkport binary placed at {bin} does not run on {} (exit {}): {}; \
+                             a registry host runs the controller's own binary, so it needs the \
+                             controller's architecture and a C library at least as new",
+                            n.name,
+                            v.exit_code,
+                            v.stderr_str().trim()
+                        );
                     }
                     if is_primary(n) {
                         let present = n
