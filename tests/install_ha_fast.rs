@@ -78,6 +78,7 @@ fn second_registry_host_copies_from_the_first_or_falls_back_to_a_push() {
     assert_eq!(blobs.len() as u64, blob_count, "{blobs:?}");
     assert_eq!(p2["blobs_sent"], 0, "{p2}");
     assert_eq!(p2["blobs_fetched"], p1["blobs_sent"], "{p2}");
+    assert!(p2.get("fetch_error").is_none(), "{p2}");
     assert_eq!(
         p2["fetched_from"],
         Value::from(format!("{}:5000", nodes.addr(0).ip)),
@@ -103,6 +104,14 @@ fn second_registry_host_copies_from_the_first_or_falls_back_to_a_push() {
     let (p1, p2) = (&j["nodes"][0]["push"], &j["nodes"][1]["push"]);
     assert_eq!(p2["blobs_fetched"], 0, "{p2}");
     assert!(p2.get("fetched_from").is_none_or(|v| v.is_null()), "{p2}");
+    // The report says why the copy inside the site did not happen.
+    assert!(
+        p2["fetch_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fetch-ca.crt"),
+        "{p2}"
+    );
     assert_eq!(p2["blobs_sent"], p1["blobs_sent"], "{p2}");
     assert_eq!(p2["bytes_sent"], p1["bytes_sent"], "{p2}");
     assert_cas_complete(&nodes, 1, &blobs);

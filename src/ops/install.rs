@@ -1174,6 +1174,7 @@ fn fetch_or_push(
                 "{}: copying from the first registry host failed ({e:#}); sending the blobs from here",
                 n.name
             ));
+            report.fetch_error = Some(format!("{e:#}"));
             let bin = remote_bin(&n.root, &exe.1);
             let r = push::push_missing(&mut t, &n.root, wanted, &present, b, &(), Some(&bin))?;
             report.blobs_sent = r.blobs_sent;

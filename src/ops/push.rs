@@ -49,6 +49,9 @@ pub struct PushReport {
     pub fetched_from: Option<String>,
     pub blobs_fetched: usize,
     pub bytes_fetched: u64,
+    /// Why that copy inside the site failed (the blobs were then sent from the controller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_error: Option<String>,
 }
 
 /// Blob path in a node's CAS.
