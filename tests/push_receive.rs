@@ -4,26 +4,14 @@
 //! install tests on sshd nodes).
 
 use darkport::digest::Digest;
-use darkport::ops::push::{blob_path, push_missing, BlobSource};
+use darkport::ops::push::{blob_path, push_missing};
 use darkport::transport::local::LocalTransport;
-use darkport::transport::ReadSeek;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Cursor};
 use std::os::unix::fs::PermissionsExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_darkport");
 
-struct Mem(BTreeMap<Digest, Vec<u8>>);
-
-impl BlobSource for Mem {
-    fn open_blob(&self, d: &Digest) -> io::Result<(Box<dyn ReadSeek>, u64)> {
-        let b = self
-            .0
-            .get(d)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such blob"))?;
-        Ok((Box::new(Cursor::new(b.clone())), b.len() as u64))
-    }
-}
+type Mem = BTreeMap<Digest, Vec<u8>>;
 
 fn blob(seed: u8, len: usize) -> (Digest, Vec<u8>) {
     let v: Vec<u8> = (0..len)
@@ -70,7 +58,7 @@ fn large_blobs_stream_through_the_receiver_and_resume() {
         blob(3, 10_000),
         blob(4, 20_000),
     ];
-    let src = Mem(blobs.iter().cloned().collect());
+    let src = blobs.iter().cloned().collect::<Mem>();
     let wanted: BTreeSet<Digest> = blobs.iter().map(|x| x.0).collect();
     // An interrupted run left 2 MiB of the 5 MiB blob.
     std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
@@ -103,7 +91,7 @@ fn a_large_blob_that_does_not_match_its_name_is_refused_and_not_stored() {
     let root = dir.path().to_str().unwrap();
     let good = blob(5, 2 << 20);
     let claimed = Digest::of(b"the layer the manifest signed");
-    let src = Mem([good.clone(), (claimed, blob(6, 2 << 20).1)].into());
+    let src = Mem::from([good.clone(), (claimed, blob(6, 2 << 20).1)]);
     let wanted: BTreeSet<Digest> = [good.0, claimed].into();
     let e = push_all(root, &wanted, &src, BIN).unwrap_err();
     let msg = format!("{:#}", anyhow::Error::from(e));
@@ -119,7 +107,7 @@ fn without_a_runnable_receiver_each_blob_is_uploaded_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
     let blobs = [blob(7, 2 << 20), blob(8, 3 << 20)];
-    let src = Mem(blobs.iter().cloned().collect());
+    let src = blobs.iter().cloned().collect::<Mem>();
     let wanted: BTreeSet<Digest> = blobs.iter().map(|x| x.0).collect();
     let missing = dir.path().join("no-such-darkport");
     let r = push_all(root, &wanted, &src, missing.to_str().unwrap()).unwrap();

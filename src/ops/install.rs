@@ -93,9 +93,8 @@ impl Transport for Shared {
         cmd: &str,
         stdin: &mut dyn std::io::Read,
         stdout: &mut dyn Write,
-        become_: Option<&transport::Become>,
     ) -> Result<(i32, Vec<u8>), TransportError> {
-        self.lock().exec_streaming(cmd, stdin, stdout, become_)
+        self.lock().exec_streaming(cmd, stdin, stdout)
     }
 }
 

@@ -28,6 +28,16 @@ pub trait BlobSource: Sync {
     fn open_blob(&self, digest: &Digest) -> io::Result<(Box<dyn ReadSeek>, u64)>;
 }
 
+/// Blobs held in memory (small sources, tests).
+impl BlobSource for std::collections::BTreeMap<Digest, Vec<u8>> {
+    fn open_blob(&self, d: &Digest) -> io::Result<(Box<dyn ReadSeek>, u64)> {
+        let b = self
+            .get(d)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no blob {d}")))?;
+        Ok((Box::new(io::Cursor::new(b.clone())), b.len() as u64))
+    }
+}
+
 /// Per-node progress callbacks (implemented by `ui`).
 pub trait PushReporter: Sync {
     fn blob_started(&self, _host: &str, _digest: &Digest, _size: u64) {}
@@ -114,13 +124,8 @@ pub fn push_missing(
         large.extend(small.iter().map(|x| x.0));
     }
     if let (Some(bin), true) = (receiver, !large.is_empty()) {
-        match push_streamed(t, root, bin, &large, src, rep) {
-            Ok(s) => {
-                report.blobs_sent += s.blobs;
-                report.bytes_sent += s.bytes;
-                report.bytes_resumed += s.resumed;
-                return Ok(report);
-            }
+        match push_streamed(t, root, bin, &large, src, rep, &mut report) {
+            Ok(()) => return Ok(report),
             // The binary does not run there: one upload per blob, below.
             Err(StreamError::NotRunnable) => {}
             Err(StreamError::Push(e)) => return Err(e),
@@ -160,15 +165,8 @@ enum StreamError {
     Push(PushError),
 }
 
-#[derive(Default)]
-struct Streamed {
-    blobs: usize,
-    bytes: u64,
-    resumed: u64,
-}
-
 /// Send `blobs` through one `darkport registry receive` on the node, resuming each from the
-/// `.part` an interrupted run left.
+/// `.part` an interrupted run left; what was stored is counted into `report`.
 fn push_streamed(
     t: &mut dyn Transport,
     root: &str,
@@ -176,7 +174,8 @@ fn push_streamed(
     blobs: &[Digest],
     src: &dyn BlobSource,
     rep: &dyn PushReporter,
-) -> Result<Streamed, StreamError> {
+    report: &mut PushReport,
+) -> Result<(), StreamError> {
     let host = t.host().to_string();
     let dir = format!("{}/blobs/sha256", root.trim_end_matches('/'));
     let fail = |digest: Digest, source: TransportError| {
@@ -237,7 +236,7 @@ fn push_streamed(
         shell_quote(bin),
         shell_quote(root)
     );
-    let r = t.exec_streaming(&cmd, &mut frames, &mut acks, None);
+    let r = t.exec_streaming(&cmd, &mut frames, &mut acks);
     acks.finish();
     if let Some(e) = frames.failed.take() {
         return Err(StreamError::Push(e));
@@ -246,13 +245,10 @@ fn push_streamed(
     if (code == 126 || code == 127) && acks.stored.is_empty() && acks.refused.is_empty() {
         return Err(StreamError::NotRunnable);
     }
-    let mut done = Streamed::default();
-    for (d, offset, len) in &plan {
-        if acks.stored.contains(d) {
-            done.blobs += 1;
-            done.bytes += len;
-            done.resumed += offset;
-        }
+    for (_, offset, len) in plan.iter().filter(|x| acks.stored.contains(&x.0)) {
+        report.blobs_sent += 1;
+        report.bytes_sent += len;
+        report.bytes_resumed += offset;
     }
     if let Some((d, why)) = acks.refused.first() {
         return Err(fail(
@@ -264,7 +260,7 @@ fn push_streamed(
             },
         ));
     }
-    if code != 0 || done.blobs != blobs.len() {
+    if code != 0 || acks.stored.len() != blobs.len() {
         let d = blobs
             .iter()
             .find(|d| !acks.stored.contains(d))
@@ -277,14 +273,14 @@ fn push_streamed(
                 op: "receiving blobs".into(),
                 msg: format!(
                     "{} of {} stored, exit {code}: {}",
-                    done.blobs,
+                    acks.stored.len(),
                     blobs.len(),
                     String::from_utf8_lossy(&stderr).trim()
                 ),
             },
         ));
     }
-    Ok(done)
+    Ok(())
 }
 
 /// The frames `registry receive` reads: a header line, then the blob's bytes from its offset.
@@ -380,9 +376,14 @@ impl Acks<'_> {
                     self.rep.blob_done(self.host, &d, *len, *offset);
                 }
             }
-            Some("bad") => self
-                .refused
-                .push((d, format!("the node received bytes whose sha256 is {rest}"))),
+            Some("bad") => self.refused.push((
+                d,
+                format!(
+                    "the bytes that arrived hash to sha256:{rest}, so they were not stored; \
+                     run the same command again (it resumes), and if this repeats check the \
+                     bundle file with `darkport verify` and the node's disk"
+                ),
+            )),
             Some("err") => self.refused.push((d, rest.to_string())),
             _ => {}
         }
@@ -531,18 +532,6 @@ mod tests {
     use super::*;
     use crate::transport::local::LocalTransport;
     use std::collections::BTreeMap;
-    use std::io::Cursor;
-
-    struct Mem(BTreeMap<Digest, Vec<u8>>);
-    impl BlobSource for Mem {
-        fn open_blob(&self, d: &Digest) -> io::Result<(Box<dyn ReadSeek>, u64)> {
-            let b = self
-                .0
-                .get(d)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such blob"))?;
-            Ok((Box::new(Cursor::new(b.clone())), b.len() as u64))
-        }
-    }
 
     #[test]
     fn sends_only_missing_batches_small_ones_and_resumes_partials() {
@@ -557,7 +546,7 @@ mod tests {
             .map(|(i, n)| vec![i as u8 + 1; *n])
             .map(|b| (Digest::of(&b), b))
             .collect();
-        let src = Mem(blobs.iter().cloned().collect());
+        let src: BTreeMap<Digest, Vec<u8>> = blobs.iter().cloned().collect();
         let wanted: BTreeSet<Digest> = blobs.iter().map(|x| x.0).collect();
         std::fs::create_dir_all(dir.path().join("blobs/sha256")).unwrap();
         std::fs::write(blob_path(root, &blobs[0].0), &blobs[0].1).unwrap();
@@ -589,11 +578,10 @@ mod tests {
         let good = b"good".to_vec();
         // A source that lies: the bytes it gives for `claimed` are not those of `claimed`.
         let claimed = Digest::of(b"what the manifest says");
-        let src = Mem([
+        let src = BTreeMap::from([
             (Digest::of(&good), good.clone()),
             (claimed, b"tampered".to_vec()),
-        ]
-        .into());
+        ]);
         let wanted: BTreeSet<Digest> = [Digest::of(&good), claimed].into();
         let mut t = LocalTransport::new("n1");
         let e = push_missing(&mut t, root, &wanted, &BTreeSet::new(), &src, &(), None).unwrap_err();

@@ -40,7 +40,6 @@ const NOTE_EVERY: u64 = if cfg!(test) { 1 << 20 } else { 64 << 20 };
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReceiveReport {
     pub stored: usize,
-    pub bytes: u64,
     /// Frames that were not stored (bad digest or a refused resume).
     pub failed: usize,
 }
@@ -97,7 +96,6 @@ pub fn receive(
         let msg = match verdict {
             Verdict::Stored => {
                 rep.stored += 1;
-                rep.bytes += len;
                 format!("ok {hex}")
             }
             Verdict::Bad(actual) => {

@@ -120,9 +120,8 @@ impl Transport for LocalTransport {
         cmd: &str,
         stdin: &mut dyn Read,
         stdout: &mut dyn Write,
-        become_: Option<&Become>,
     ) -> Result<(i32, Vec<u8>), TransportError> {
-        let (mut child, prefix) = self.spawn(cmd.to_string(), become_)?;
+        let (mut child, _) = self.spawn(cmd.to_string(), None)?;
         // stdout is read on a thread and handed over in chunks, so this thread can feed stdin
         // and still deliver the output while the command runs.
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -147,7 +146,6 @@ impl Transport for LocalTransport {
                 .map_err(|e| self.io_err("writing output", e))
         };
         let mut child_in = child.stdin.take().unwrap();
-        let _ = child_in.write_all(&prefix);
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = stdin

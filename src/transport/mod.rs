@@ -125,13 +125,13 @@ pub trait Transport: Send {
 
     /// Run `cmd` with its stdin streamed from `stdin` as the command reads it (never held
     /// whole in memory) and its stdout handed to `stdout` as it arrives; returns the exit code
-    /// and stderr. Meant for bulk data: a run that moves nothing for the stall timeout fails.
+    /// and stderr, as the login user (no become). Meant for bulk data: a run that moves nothing
+    /// for the stall timeout fails.
     fn exec_streaming(
         &mut self,
         cmd: &str,
         stdin: &mut dyn Read,
         stdout: &mut dyn Write,
-        become_: Option<&Become>,
     ) -> Result<(i32, Vec<u8>), TransportError>;
 
     /// Stream `size` bytes from `src` to `dest` on the node: written to `dest.part`, resumed if

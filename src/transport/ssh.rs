@@ -805,11 +805,9 @@ impl Transport for SshTransport {
         cmd: &str,
         stdin: &mut dyn Read,
         stdout: &mut dyn Write,
-        become_: Option<&Become>,
     ) -> Result<(i32, Vec<u8>), TransportError> {
         self.check_alive()?;
-        let (wrapped, pw) = self.wrap_become(cmd, become_);
-        self.run(&wrapped, stdin, stdout, pw, None, Some(self.stall))
+        self.run(cmd, stdin, stdout, None, None, Some(self.stall))
             .map_err(|s| self.fail(s, cmd, None))
     }
 
