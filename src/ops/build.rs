@@ -8,7 +8,8 @@ use crate::bundle::{
 use crate::digest::Digest;
 use crate::source::{self, Compression, FetchContext, FetchReporter};
 use crate::store::Store;
-use crate::ui::Hint;
+use crate::report::Hint;
+pub use crate::report::build::{BuildReport, BuildReporter};
 use anyhow::{bail, Context};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,28 +26,6 @@ pub struct BuildOptions {
     pub since_trust: Option<Trust>,
     /// Overrides the spec's `layer_compression` (default zstd).
     pub compression: Option<Compression>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct BuildReport {
-    pub path: PathBuf,
-    pub size: u64,
-    pub bundle_id: Digest,
-    pub signed_by: Option<String>,
-    pub product: String,
-    pub version: String,
-    pub images: usize,
-    pub blobs: usize,
-    pub blobs_in_bundle: usize,
-    pub stored_blob_bytes: u64,
-    pub image_bytes: u64,
-    pub omitted_blobs: usize,
-    pub seconds: f64,
-}
-
-/// A reporter for the whole build (fetch + write), implemented in `ui/`.
-pub trait BuildReporter: Reporter + FetchReporter {
-    fn image(&self, _name: &str, _source: &str) {}
 }
 
 fn output_path(out: &Path, product: &str, version: &str, bases: &[DeltaBase]) -> PathBuf {

@@ -7,8 +7,7 @@ use crate::inventory::Inventory;
 use crate::transport::{
     self, shell_quote, ConnSpec, ConnectOpts, ExecOpts, Transport, TransportError,
 };
-use crate::ui::progress::Progress;
-use crate::ui::ProgressMode;
+use crate::report::support::SupportReporter;
 use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::Value;
@@ -35,64 +34,9 @@ pub struct SupportOptions {
     pub connect: ConnectOpts,
 }
 
-/// `index.json` of a support bundle.
-#[derive(Debug, Serialize)]
-pub struct SupportIndex {
-    pub format: u32,
-    pub tool: String,
-    pub created: String,
-    pub inventory: Vec<PathBuf>,
-    pub lines: usize,
-    pub redaction: RedactionInfo,
-    pub nodes: Vec<NodeEntry>,
-    pub unreachable: Vec<Unreachable>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RedactionInfo {
-    /// Names of the inventory variables whose values were replaced by `[REDACTED]`.
-    pub variables: Vec<String>,
-    /// Distinct secret values redacted (the values themselves are never written).
-    pub secret_values: usize,
-    /// Always also redacted: `Authorization:` header values and PEM private keys.
-    pub patterns: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct NodeEntry {
-    pub host: String,
-    pub address: String,
-    /// `collected`, or `partial` when the node was lost during the collection.
-    pub status: String,
-    pub darkport_root: String,
-    pub files: Vec<FileEntry>,
-    /// Items that do not exist on this node (e.g. no state.json before the first install).
-    pub absent: Vec<String>,
-    pub errors: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct FileEntry {
-    /// Path inside the support bundle.
-    pub path: String,
-    /// What was collected (a file path on the node or the command run).
-    pub source: String,
-    pub bytes: u64,
-    pub exit_code: i32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Unreachable {
-    pub host: String,
-    pub address: String,
-    pub error: String,
-}
-
-pub struct SupportReport {
-    pub output: PathBuf,
-    pub bundle_bytes: u64,
-    pub index: SupportIndex,
-}
+pub use crate::report::support::{
+    FileEntry, NodeEntry, RedactionInfo, SupportIndex, SupportReport, Unreachable,
+};
 
 /// Variable names whose values are secrets.
 pub fn is_secret_var(name: &str) -> bool {
@@ -441,7 +385,7 @@ if command -v containerd >/dev/null 2>&1; then found=1
 }
 
 /// Collect from every selected host and write the support bundle.
-pub fn collect(opts: &SupportOptions, progress: ProgressMode) -> anyhow::Result<SupportReport> {
+pub fn collect(opts: &SupportOptions, rep: &dyn SupportReporter) -> anyhow::Result<SupportReport> {
     let inv = Inventory::load(&opts.inventory)?;
     let hosts = inv
         .select_limited("all", opts.limit.as_deref())
@@ -479,20 +423,19 @@ pub fn collect(opts: &SupportOptions, progress: ProgressMode) -> anyhow::Result<
             }),
         }
     }
-    let bar = Progress::new(progress, "collecting", specs.len() as u64, false);
+    rep.start(specs.len() as u64);
     let only_specs: Vec<ConnSpec> = specs.iter().map(|(s, _)| s.clone()).collect();
     let results = transport::for_each_host(&only_specs, opts.forks.max(1), |spec| {
         let root = &specs.iter().find(|(s, _)| s.name == spec.name).unwrap().1;
         let r = transport::connect(spec, &opts.connect)
             .map(|t| collect_node(t, spec, root, opts, container_re.as_ref(), &redactor));
-        bar.inc(1);
         match &r {
-            Ok(d) => bar.println(&format!("{}: {} files", spec.name, d.entry.files.len())),
-            Err(e) => bar.println(&format!("{}: unreachable: {e}", spec.name)),
+            Ok(d) => rep.node_done(&format!("{}: {} files", spec.name, d.entry.files.len())),
+            Err(e) => rep.node_done(&format!("{}: unreachable: {e}", spec.name)),
         }
         r
     });
-    bar.finish();
+    rep.finish();
 
     let mut nodes = Vec::new();
     let mut contents: Vec<(String, Vec<u8>)> = Vec::new();

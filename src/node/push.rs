@@ -66,7 +66,7 @@ pub struct PushReport {
 
 /// Blob path in a node's CAS.
 pub fn blob_path(root: &str, d: &Digest) -> String {
-    format!("{}/blobs/sha256/{}", root.trim_end_matches('/'), d.hex())
+    super::Layout::new(root).blob(d)
 }
 
 /// Send every blob of `wanted` the node does not have (`present`, from a probe). `receiver`

@@ -1,0 +1,13 @@
+//! What darkport keeps and runs on a node, as pure builders over a [`Transport`]-free model:
+//! every remote path ([`paths`], matching `docs/NODE-LAYOUT.md`), the registry service
+//! ([`service`]: systemd unit or supervised process), the runtimes' trust of the site CA
+//! ([`trust`]), and the blob push into the node's CAS ([`push`]).
+//!
+//! [`Transport`]: crate::transport::Transport
+
+pub mod paths;
+pub mod push;
+pub mod service;
+pub mod trust;
+
+pub use paths::Layout;

@@ -1,0 +1,198 @@
+//! The bundle's playbooks on the site: the variables every darkport playbook gets, and one
+//! playbook run over the sessions the operation already holds, journaled as a step.
+
+use crate::bundle::{Bundle, Manifest};
+use crate::digest::Digest;
+use crate::ops::site::journal::write_state;
+use crate::ops::site::{par, Node, Shared, Site};
+use crate::playbook::engine::{self, Connector, RunOptions};
+use crate::playbook::model::Playbook;
+use crate::report::site::SiteReporter;
+use crate::transport::{self, ConnSpec, ConnectOpts, Transport, TransportError};
+use anyhow::Context;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The playbooks of a bundle, extracted to a private temporary directory.
+pub(crate) struct Extracted {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl Extracted {
+    pub fn from(b: &Bundle) -> anyhow::Result<Extracted> {
+        let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+        let dir = tmp.path().join("playbooks");
+        b.extract_playbooks(&dir)?;
+        Ok(Extracted { _tmp: tmp, dir })
+    }
+    /// The first of `names` the bundle has, loaded: its name and the playbook.
+    pub fn first_of(&self, names: &[&'static str]) -> anyhow::Result<Option<(&'static str, Playbook)>> {
+        for name in names {
+            let p = self.dir.join(name);
+            if p.exists() {
+                return Ok(Some((name, Playbook::load(&p)?)));
+            }
+        }
+        Ok(None)
+    }
+    pub fn load(&self, rel: &str) -> anyhow::Result<Playbook> {
+        Ok(Playbook::load(&self.dir.join(rel))?)
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+/// Load a playbook if the file exists.
+pub(crate) fn load_if_present(p: &Path) -> anyhow::Result<Option<Playbook>> {
+    Ok(if p.is_file() {
+        Some(Playbook::load(p)?)
+    } else {
+        None
+    })
+}
+
+/// The registries the nodes pull from (the first is `darkport_registry`) and each image of `m`
+/// as the nodes pull it (`darkport_images`).
+pub(crate) fn site_images(site: &Site, m: &Manifest) -> (Vec<String>, Map<String, Value>) {
+    let registries: Vec<String> = match &site.external {
+        Some(ext) => vec![ext.host.clone()],
+        None => site
+            .registries()
+            .iter()
+            .map(|n| n.registry_addr.clone())
+            .collect(),
+    };
+    let images = m
+        .images
+        .iter()
+        .map(|i| {
+            let r = match &site.external {
+                Some(ext) => ext.reference(&i.name),
+                None => format!("{}/{}", registries[0], i.name),
+            };
+            (i.name.clone(), Value::String(r))
+        })
+        .collect();
+    (registries, images)
+}
+
+/// The variables every darkport playbook gets (`darkport_registry`, `darkport_images`, …) for
+/// the bundle `bundle_id` with manifest `m`, then the operator's extra vars.
+pub(crate) fn playbook_vars(
+    bundle_id: Digest,
+    m: &Manifest,
+    registries: &[String],
+    images: Map<String, Value>,
+    extra_vars: Map<String, Value>,
+) -> Map<String, Value> {
+    let digests: Map<String, Value> = m
+        .images
+        .iter()
+        .map(|i| (i.name.clone(), Value::String(i.digest.to_string())))
+        .collect();
+    let mut vars = Map::new();
+    vars.insert("darkport_product".into(), json!(m.product));
+    vars.insert("darkport_version".into(), json!(m.version));
+    vars.insert("darkport_bundle_id".into(), json!(bundle_id.to_string()));
+    vars.insert("darkport_registry".into(), json!(registries[0]));
+    vars.insert("darkport_registries".into(), json!(registries));
+    vars.insert("darkport_images".into(), Value::Object(images));
+    vars.insert("darkport_image_digests".into(), Value::Object(digests));
+    vars.extend(extra_vars);
+    vars
+}
+
+/// Run one playbook on the selected alive nodes `pick` chooses, journaled as `step`; a node that
+/// fails or becomes unreachable is taken out of the run. Returns the nodes where it finished.
+pub(crate) fn run_step_playbook(
+    site: &mut Site,
+    pb: &Playbook,
+    vars: &Map<String, Value>,
+    step: &str,
+    what: &str,
+    pick: impl Fn(&Node) -> bool + Copy,
+    rep: &dyn SiteReporter,
+) -> Vec<String> {
+    let forks = site.forks;
+    let run_on: Vec<String> = site
+        .nodes
+        .iter()
+        .filter(|n| n.selected && n.alive() && pick(n))
+        .map(|n| n.name.clone())
+        .collect();
+    par(
+        &mut site.nodes,
+        forks,
+        |n| n.selected && pick(n),
+        |n| {
+            n.state.as_mut().unwrap().begin_step(step);
+            write_state(n)
+        },
+    );
+    let pool: BTreeMap<String, Shared> = site
+        .nodes
+        .iter()
+        .filter_map(|n| n.t.clone().map(|t| (n.name.clone(), t)))
+        .collect();
+    let hs = crate::ops::run::InvHosts {
+        inv: &site.inv,
+        limit: None,
+        user: None,
+        become_pass: None,
+        only: Some(&run_on),
+    };
+    let conn = Pool {
+        pool,
+        opts: site.copts.clone(),
+    };
+    let opts = RunOptions {
+        extra_vars: vars.clone(),
+        forks,
+        ..Default::default()
+    };
+    let printer = rep.playbook();
+    let summary = engine::run(pb, &hs, &conn, &opts, printer.as_ref());
+    let mut ok = Vec::new();
+    for n in site.nodes.iter_mut().filter(|n| run_on.contains(&n.name)) {
+        match summary.stats.get(&n.name) {
+            Some(s) if s.unreachable > 0 => {
+                n.fail(format!("{} became unreachable during {what}", n.name))
+            }
+            Some(s) if s.failed > 0 => n.fail(format!("{what} failed on {}", n.name)),
+            _ => ok.push(n.name.clone()),
+        }
+    }
+    par(
+        &mut site.nodes,
+        forks,
+        |n| ok.contains(&n.name),
+        |n| {
+            n.state.as_mut().unwrap().finish_step(step);
+            write_state(n)
+        },
+    );
+    ok
+}
+
+/// Hands the engine the sessions the operation already has open.
+struct Pool {
+    pool: BTreeMap<String, Shared>,
+    opts: ConnectOpts,
+}
+
+impl Connector for Pool {
+    fn connect(
+        &self,
+        host: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<Box<dyn Transport>, TransportError> {
+        if let Some(t) = self.pool.get(host) {
+            return Ok(Box::new(t.clone()));
+        }
+        let spec = ConnSpec::from_vars(host, vars)?;
+        transport::connect(&spec, &self.opts)
+    }
+}
