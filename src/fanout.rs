@@ -15,6 +15,19 @@ impl std::fmt::Display for Panicked {
     }
 }
 
+/// An item and, once its work ran, what it returned.
+type Cell<T, R> = Mutex<(T, Option<Result<R, Panicked>>)>;
+
+thread_local! {
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True on a fan-out worker thread: a panic there is caught and reported for its item, so a
+/// process-wide panic hook should not end the process.
+pub fn catching() -> bool {
+    CATCHING.with(|c| c.get())
+}
+
 /// Run `f` on every item, at most `forks` at a time (at least one), and hand each item back
 /// with its result, in the order of `items`.
 pub fn fanout<T, R, F>(items: Vec<T>, forks: usize, f: F) -> Vec<(T, Result<R, Panicked>)>
@@ -23,13 +36,14 @@ where
     R: Send,
     F: Fn(&mut T) -> R + Sync,
 {
-    let cells: Vec<Mutex<(T, Option<Result<R, Panicked>>)>> =
+    let cells: Vec<Cell<T, R>> =
         items.into_iter().map(|t| Mutex::new((t, None))).collect();
     let next = AtomicUsize::new(0);
     let workers = forks.max(1).min(cells.len());
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
+                CATCHING.with(|c| c.set(true));
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(cell) = cells.get(i) else { break };
                 let mut g = cell.lock().unwrap_or_else(|p| p.into_inner());

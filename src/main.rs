@@ -6,6 +6,10 @@ fn main() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default_hook(info);
+        if darkport::fanout::catching() {
+            // A worker of one host: its item is reported failed, the others go on.
+            return;
+        }
         eprintln!("darkport: internal error; please report it with the command line used");
         std::process::exit(2);
     }));

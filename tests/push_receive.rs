@@ -1,10 +1,10 @@
-//! `ops::push` with the node-side receiver (`darkport registry receive`, the real binary): large
+//! `node::push` with the node-side receiver (`darkport registry receive`, the real binary): large
 //! blobs stream through one command, resume from their `.part`, and a blob whose bytes do not
 //! match its name is never stored. Runs on the local transport (the SSH path is covered by the
 //! install tests on sshd nodes).
 
 use darkport::digest::Digest;
-use darkport::ops::push::{blob_path, push_missing};
+use darkport::node::push::{blob_path, push_missing};
 use darkport::transport::local::LocalTransport;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -26,7 +26,7 @@ fn push_all(
     wanted: &BTreeSet<Digest>,
     src: &Mem,
     receiver: &str,
-) -> Result<darkport::ops::push::PushReport, darkport::ops::push::PushError> {
+) -> Result<darkport::node::push::PushReport, darkport::node::push::PushError> {
     let mut t = LocalTransport::new("n1");
     push_missing(
         &mut t,

@@ -3,6 +3,7 @@
 use crate::cli::support::SupportBundleArgs;
 use crate::ops::support::{self, SupportOptions};
 use crate::transport::ConnectOpts;
+use crate::ui::support::SupportProgress;
 use crate::ui::ProgressMode;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ pub fn run(a: SupportBundleArgs, progress: ProgressMode) -> anyhow::Result<i32> 
     } else {
         progress
     };
-    let rep = support::collect(&opts, progress)?;
+    let rep = support::collect(&opts, &SupportProgress::new(progress.resolve()))?;
     crate::ui::support::print_report(&rep, a.json);
     Ok(0)
 }

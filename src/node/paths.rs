@@ -76,11 +76,23 @@ mod tests {
         let d = Digest::of(b"x");
         let l = Layout::new("/var/lib/darkport/");
         assert_eq!(l.root(), "/var/lib/darkport");
-        assert_eq!(l.blob(&d), format!("/var/lib/darkport/blobs/sha256/{}", d.hex()));
-        assert_eq!(l.bin(&d), format!("/var/lib/darkport/bin/darkport-{}", &d.hex()[..16]));
-        assert_eq!(l.bundle_dir(&d), format!("/var/lib/darkport/bundles/{}", d.hex()));
+        assert_eq!(
+            l.blob(&d),
+            format!("/var/lib/darkport/blobs/sha256/{}", d.hex())
+        );
+        assert_eq!(
+            l.bin(&d),
+            format!("/var/lib/darkport/bin/darkport-{}", &d.hex()[..16])
+        );
+        assert_eq!(
+            l.bundle_dir(&d),
+            format!("/var/lib/darkport/bundles/{}", d.hex())
+        );
         assert_eq!(l.tls_dir(), "/var/lib/darkport/registry/tls");
-        assert_eq!(l.tag_index(), "/var/lib/darkport/registry/repositories.json");
+        assert_eq!(
+            l.tag_index(),
+            "/var/lib/darkport/registry/repositories.json"
+        );
         assert_eq!(l.fetch_ca(), "/var/lib/darkport/registry/fetch-ca.crt");
         assert_eq!(l.lock_owner(), "/var/lib/darkport/lock/owner");
         assert_eq!(l.state(), "/var/lib/darkport/state.json");

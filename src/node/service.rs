@@ -132,7 +132,10 @@ mod tests {
             "'/r/bin/darkport-0123' registry serve --root '/r' --listen 10.0.0.5:5000 --tls-cert /r/registry/tls/server.crt --tls-key /r/registry/tls/server.key --progress plain"
         );
         let unit = s.systemd_script();
-        assert!(unit.contains(&format!("ExecStart={}\n", s.command())), "{unit}");
+        assert!(
+            unit.contains(&format!("ExecStart={}\n", s.command())),
+            "{unit}"
+        );
         assert!(unit.contains("Restart=always"));
         assert!(!unit.contains("\nsystemctl restart darkport-registry\n"));
         assert!(svc(true)

@@ -91,9 +91,10 @@ mod tests {
                 assert_eq!(ca.unwrap(), "PEM", "{d} {r}");
             }
         }
-        let hosts =
-            std::fs::read_to_string(format!("{root}/etc/containerd/certs.d/10.0.0.2:5000/hosts.toml"))
-                .unwrap();
+        let hosts = std::fs::read_to_string(format!(
+            "{root}/etc/containerd/certs.d/10.0.0.2:5000/hosts.toml"
+        ))
+        .unwrap();
         let first = hosts.find("https://10.0.0.2:5000\"]").unwrap();
         let second = hosts.find("https://10.0.0.1:5000\"]").unwrap();
         assert!(first < second, "own host first: {hosts}");

@@ -2,14 +2,13 @@
 
 use crate::bundle::spec::Spec;
 use crate::bundle::{
-    writer, BlobEntry, Bundle, DeltaBase, ImageEntry, Manifest, Reporter, SigningKey, Trust,
-    FORMAT_V1,
+    writer, BlobEntry, Bundle, DeltaBase, ImageEntry, Manifest, SigningKey, Trust, FORMAT_V1,
 };
 use crate::digest::Digest;
-use crate::source::{self, Compression, FetchContext, FetchReporter};
-use crate::store::Store;
-use crate::report::Hint;
 pub use crate::report::build::{BuildReport, BuildReporter};
+use crate::report::Hint;
+use crate::source::{self, Compression, FetchContext};
+use crate::store::Store;
 use anyhow::{bail, Context};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
-//! A verified bundle as the blob source of `ops::push` (blobs read in place, no unpacking).
+//! A verified bundle as the blob source of `node::push` (blobs read in place, no unpacking).
 
 use crate::bundle::Bundle;
 use crate::digest::Digest;
-use crate::ops::push::BlobSource;
+use crate::node::push::BlobSource;
 use crate::transport::ReadSeek;
 use std::io;
 

@@ -21,13 +21,12 @@
 use crate::bundle::manifest::Manifest;
 use crate::bundle::Bundle;
 use crate::digest::Digest;
-use crate::ops::push::BlobSource;
+use crate::node::push::BlobSource;
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use oci_client::client::ClientConfig;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -48,18 +47,7 @@ pub struct External {
     pub parallel: usize,
 }
 
-/// What the push did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ExternalReport {
-    pub registry: String,
-    pub blobs_sent: usize,
-    pub bytes_sent: u64,
-    pub blobs_present: usize,
-    pub blobs_mounted: usize,
-    /// Manifests and indexes pushed (each with its exact bytes), and their bytes.
-    pub manifests: usize,
-    pub manifest_bytes: u64,
-}
+pub use crate::report::site::ExternalReport;
 
 impl External {
     /// Parse the `registry` inventory variable; `None` when it has no `external` key.
@@ -387,7 +375,7 @@ pub fn push(
         line(&format!(
             "pushing {} blob(s) ({} at most) into {}",
             first.len(),
-            crate::ui::bytes(total),
+            crate::report::bytes(total),
             ext.address()
         ));
         let mut s = futures_util::stream::iter(

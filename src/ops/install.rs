@@ -49,7 +49,10 @@ pub struct InstallOptions {
     pub ca_dir: Option<PathBuf>,
 }
 
-pub fn install(o: &InstallOptions, rep: &dyn SiteReporter) -> anyhow::Result<Outcome<InstallReport>> {
+pub fn install(
+    o: &InstallOptions,
+    rep: &dyn SiteReporter,
+) -> anyhow::Result<Outcome<InstallReport>> {
     let started = Instant::now();
     // 1. The bundle, completely checked, before any node is contacted.
     let b = open_bundle(&o.bundle, rep)?;
@@ -98,7 +101,7 @@ pub fn install(o: &InstallOptions, rep: &dyn SiteReporter) -> anyhow::Result<Out
     })?;
     let nodes: Vec<_> = site.nodes.iter().map(Node::result).collect();
     let ok = result.is_ok() && nodes.iter().all(|r| r.ok);
-    let report = InstallReport::Done(InstallDone {
+    let report = InstallReport::Done(Box::new(InstallDone {
         ok,
         product: m.product.clone(),
         version: m.version.clone(),
@@ -108,7 +111,7 @@ pub fn install(o: &InstallOptions, rep: &dyn SiteReporter) -> anyhow::Result<Out
         phases: site.phases_json(),
         external_registry: site.external_report.clone(),
         error: result.as_ref().err().map(|e| format!("{e:#}")),
-    });
+    }));
     let error = match result {
         Err(e) => Some(e),
         Ok(()) if !ok => Some(anyhow::anyhow!(
@@ -317,7 +320,11 @@ fn run_playbooks(
     vars: &Map<String, Value>,
     rep: &dyn SiteReporter,
 ) -> anyhow::Result<()> {
-    for (spec, pb) in s.migrations.iter().filter(|(x, _)| x.phase == Phase::Before) {
+    for (spec, pb) in s
+        .migrations
+        .iter()
+        .filter(|(x, _)| x.phase == Phase::Before)
+    {
         run_migration(site, s.b, spec, pb, vars, rep)?;
     }
     if let Some((file, pb)) = s.playbook {

@@ -278,7 +278,15 @@ pub(crate) fn run_migration_playbook(
 ) -> anyhow::Result<()> {
     let mut mvars = vars.clone();
     mvars.insert("darkport_migration_id".into(), json!(spec.id));
-    let ok = run_step_playbook(site, pb, &mvars, step, what, |n| targets.contains(&n.name), rep);
+    let ok = run_step_playbook(
+        site,
+        pb,
+        &mvars,
+        step,
+        what,
+        |n| targets.contains(&n.name),
+        rep,
+    );
     if ok.len() != targets.len() {
         bail!(
             "{what} did not finish on {}; fix it and run the same command again",
@@ -292,4 +300,3 @@ pub(crate) fn run_migration_playbook(
     }
     Ok(())
 }
-

@@ -7,6 +7,7 @@ pub mod build;
 pub mod bundle_blobs;
 pub mod external;
 pub mod install;
+pub mod kept;
 pub mod migrate;
 pub mod playbooks;
 pub mod preflight;

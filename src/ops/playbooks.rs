@@ -28,7 +28,10 @@ impl Extracted {
         Ok(Extracted { _tmp: tmp, dir })
     }
     /// The first of `names` the bundle has, loaded: its name and the playbook.
-    pub fn first_of(&self, names: &[&'static str]) -> anyhow::Result<Option<(&'static str, Playbook)>> {
+    pub fn first_of(
+        &self,
+        names: &[&'static str],
+    ) -> anyhow::Result<Option<(&'static str, Playbook)>> {
         for name in names {
             let p = self.dir.join(name);
             if p.exists() {
@@ -39,9 +42,6 @@ impl Extracted {
     }
     pub fn load(&self, rel: &str) -> anyhow::Result<Playbook> {
         Ok(Playbook::load(&self.dir.join(rel))?)
-    }
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
     }
 }
 

@@ -284,14 +284,14 @@ mod tests {
             created: None,
             images: vec![],
             blobs: blobs
-            .iter()
-            .map(|(b, size, present)| BlobEntry {
-                digest: Digest::of(&[*b]),
-                size: *size,
-                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
-                present: *present,
-            })
-            .collect(),
+                .iter()
+                .map(|(b, size, present)| BlobEntry {
+                    digest: Digest::of(&[*b]),
+                    size: *size,
+                    media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                    present: *present,
+                })
+                .collect(),
             files: vec![],
             playbooks: vec![],
             migrations: vec![],

@@ -1,134 +1,44 @@
-//! `darkport rollback` and `darkport prune`.
-//!
-//! Rollback undoes the last finished upgrade of a site, from version V back to the `previous`
-//! version P each node recorded. Everything it needs is on the nodes: each holds the signed
-//! manifest and the playbooks of the bundles it received under `<root>/bundles/<id>/`, and
-//! the manifests fetched from there are checked against the bundle digests in `state.json`.
-//! Journaled as an operation `rollback` to P (a re-run resumes), in this order:
+//! `darkport rollback`: undo the last finished upgrade of a site, from version V back to the
+//! `previous` version P each node recorded. Everything it needs is on the nodes: each holds the
+//! signed manifest and the playbooks of the bundles it received under `<root>/bundles/<id>/`
+//! (see [`crate::ops::kept`]). Journaled as an operation `rollback` to P (a re-run resumes),
+//! in this order:
 //! 1. for each migration V's upgrade applied, newest first: its `rollback` playbook (from V's
 //!    bundle), then its backups moved back (`<path>.darkport-backup-<id>` → `<path>`, the
 //!    current data kept as `<path>.darkport-rollback-<id>` until the move succeeded);
 //! 2. the registry hosts' tag index points P's tags at P's images again;
 //! 3. P's `install.yml` runs with P's `darkport_registry`/`darkport_images`/…;
 //! 4. each node records P as its version, no previous, and drops V's migrations.
-//!
-//! Prune removes from every node what neither the current nor the previous version needs:
-//! CAS blobs, bundle directories, stale `.part` uploads, and tags pointing elsewhere.
 
 use crate::bundle::Manifest;
-use crate::cli::site::{PruneArgs, RollbackArgs, SiteArgs};
-use crate::digest::Digest;
-use crate::ops::install::{self, par, Node, Site};
-use crate::ops::upgrade::migration_spec;
+use crate::ops::kept::fetch_bundle;
+use crate::ops::migrate::{migration_spec, run_migration_playbook};
+use crate::ops::playbooks::{load_if_present, playbook_vars, run_step_playbook, site_images};
+use crate::ops::seed::merge_tags;
+use crate::ops::site::journal::{locked, step, write_state};
+use crate::ops::site::{par, Node, Site, SiteOptions};
+use crate::ops::Outcome;
 use crate::playbook::model::Playbook;
-use crate::registry::tls;
+use crate::registry::{client, tls};
+use crate::report::site::{
+    NodeOutcome, RollbackDone, RollbackPlanReport, RollbackReport, SiteReporter, UndoStep,
+};
 use crate::state::plan::{MigrationSpec, Scope};
-use crate::state::{Installed, LockOwner, StepStatus};
-use crate::transport::{shell_quote, ExecOpts, Transport};
-use crate::ui::{bytes, site::SitePrinter, ProgressMode};
+use crate::state::{Installed, StepStatus};
+use crate::transport::{shell_quote, ExecOpts};
 use anyhow::{bail, Context};
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Connect to every node and read its state; any unreachable node or unreadable state stops
-/// the command before anything changed.
-fn open_site(a: &SiteArgs, what: &str) -> anyhow::Result<Site> {
-    let mut site = Site::load(a)?;
-    site.connect();
-    site.read_states();
-    let bad: Vec<String> = site
-        .nodes
-        .iter()
-        .filter_map(|n| n.error.as_ref().map(|e| format!("{}: {e}", n.name)))
-        .collect();
-    if !bad.is_empty() {
-        bail!(
-            "{what} refused: nothing was changed on any node\n  {}",
-            bad.join("\n  ")
-        );
-    }
-    Ok(site)
-}
-
-/// Fetch `<root>/bundles/<id>/` (manifest and playbooks) from a node into `dest`; the
-/// manifest must hash to `id`.
-fn fetch_bundle(n: &Node, id: &Digest, dest: &Path) -> anyhow::Result<Manifest> {
-    let dir = install::bundle_dir_of(&n.root, id);
-    let mut t = n.t();
-    let out = t.exec(
-        &format!(
-            "cd {} && tar -cf - darkport.json $(test -d playbooks && echo playbooks)",
-            shell_quote(&dir)
-        ),
-        &ExecOpts::default(),
-    )?;
-    if !out.success() {
-        bail!(
-            "{}: the bundle {} is not kept in {dir}: {}",
-            n.name,
-            id.short(),
-            out.stderr_str().trim()
-        );
-    }
-    std::fs::create_dir_all(dest)?;
-    tar::Archive::new(&out.stdout[..])
-        .unpack(dest)
-        .with_context(|| format!("unpacking {dir} from {}", n.name))?;
-    let m = read_manifest(
-        &n.name,
-        &dir,
-        &std::fs::read(dest.join("darkport.json"))?,
-        id,
-    )?;
-    // The playbooks are those the manifest names, byte for byte, and nothing else.
-    let mut found = BTreeSet::new();
-    list_files(&dest.join("playbooks"), "", &mut found)?;
-    for e in &m.playbooks {
-        let (d, _) = Digest::of_file(&dest.join("playbooks").join(&e.path))
-            .with_context(|| format!("{}: {dir}/playbooks/{} is missing", n.name, e.path))?;
-        if d != e.sha256 {
-            bail!(
-                "{}: {dir}/playbooks/{} does not match its manifest",
-                n.name,
-                e.path
-            );
-        }
-        found.remove(&e.path);
-    }
-    if let Some(extra) = found.first() {
-        bail!(
-            "{}: {dir}/playbooks/{extra} is not in the bundle's manifest",
-            n.name
-        );
-    }
-    Ok(m)
-}
-
-/// Relative paths of the files below `dir` (none when it does not exist).
-fn list_files(dir: &Path, prefix: &str, out: &mut BTreeSet<String>) -> anyhow::Result<()> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for e in rd {
-        let e = e?;
-        let name = format!("{prefix}{}", e.file_name().to_string_lossy());
-        if e.file_type()?.is_dir() {
-            list_files(&e.path(), &format!("{name}/"), out)?;
-        } else {
-            out.insert(name);
-        }
-    }
-    Ok(())
-}
-
-fn read_manifest(host: &str, dir: &str, data: &[u8], id: &Digest) -> anyhow::Result<Manifest> {
-    if Digest::of(data) != *id {
-        bail!("{host}: {dir}/darkport.json does not match the bundle digest its state records");
-    }
-    serde_json::from_slice(data).with_context(|| format!("{host}: {dir}/darkport.json"))
+/// `darkport rollback`.
+pub struct RollbackOptions {
+    pub site: SiteOptions,
+    /// Only report what would happen.
+    pub plan: bool,
+    pub extra_vars: Vec<String>,
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// Where the site is and where a rollback takes it.
@@ -280,153 +190,139 @@ fn not_finished(n: &Node, step: &str) -> bool {
     n.state.as_ref().and_then(|s| s.step_status(step)) != Some(StepStatus::Finished)
 }
 
-pub fn rollback(a: &RollbackArgs, progress: ProgressMode) -> anyhow::Result<i32> {
-    let pr = SitePrinter::new(if a.site.json || a.plan {
-        ProgressMode::Quiet
-    } else {
-        progress
-    });
-    let extra_vars = crate::ops::run::parse_extra_vars(&a.extra_vars)?;
-    let mut site = open_site(&a.site, "rollback")?;
-    let plan = check_rollback(&site)?;
-    let (v, p) = (plan.from.clone(), plan.to.clone());
+/// What a rollback needs, fetched back from the first node (kept until the rollback ends).
+struct Prepared {
+    plan: RollbackPlan,
+    mv: Manifest,
+    mp: Manifest,
+    undo: Vec<(MigrationSpec, Playbook)>,
+    install_pb: Option<Playbook>,
+    _tmp: tempfile::TempDir,
+}
+
+fn prepare(site: &Site) -> anyhow::Result<Prepared> {
+    let plan = check_rollback(site)?;
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
     let first = site
         .nodes
         .iter()
         .find(|n| n.selected)
         .unwrap_or(&site.nodes[0]);
-    let mv = fetch_bundle(first, &v.bundle_digest, &tmp.path().join("v"))?;
-    let mp = fetch_bundle(first, &p.bundle_digest, &tmp.path().join("p"))?;
-    let undo = migrations_to_undo(&site, &mv, &v, &tmp.path().join("v"))?;
-    let install_yml = tmp.path().join("p/playbooks/install.yml");
-    let install_pb = if install_yml.is_file() {
-        Some(Playbook::load(&install_yml)?)
-    } else {
-        None
-    };
-    let ids: Vec<String> = undo.iter().map(|(s, _)| s.id.clone()).collect();
-    if a.plan {
-        if a.site.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "from": v.version, "to": p.version, "resuming": plan.resuming,
-                    "migrations": undo.iter().map(|(s, _)| json!({"id": s.id, "rollback": s.rollback, "backup": s.backup})).collect::<Vec<_>>(),
-                    "playbook": install_pb.as_ref().map(|_| "install.yml"),
-                    "nodes": site.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
-                }))?
-            );
-        } else {
-            println!(
-                "rollback {} {} -> {}{}",
-                plan.product,
-                v.version,
-                p.version,
-                if plan.resuming { " (resuming)" } else { "" }
-            );
-            for (s, _) in &undo {
-                println!(
-                    "  undo       {} (playbook {}, restore {})",
-                    s.id,
-                    s.rollback.as_deref().unwrap_or("-"),
-                    if s.backup.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        s.backup.join(", ")
-                    }
-                );
-            }
-            println!(
-                "  playbook   {} of {}",
-                if install_pb.is_some() {
-                    "install.yml"
-                } else {
-                    "(none)"
-                },
-                p.version
-            );
-        }
-        return Ok(0);
+    let mv = fetch_bundle(first, &plan.from.bundle_digest, &tmp.path().join("v"))?;
+    let mp = fetch_bundle(first, &plan.to.bundle_digest, &tmp.path().join("p"))?;
+    let undo = migrations_to_undo(site, &mv, &plan.from, &tmp.path().join("v"))?;
+    let install_pb = load_if_present(&tmp.path().join("p/playbooks/install.yml"))?;
+    Ok(Prepared {
+        plan,
+        mv,
+        mp,
+        undo,
+        install_pb,
+        _tmp: tmp,
+    })
+}
+
+fn plan_report(site: &Site, p: &Prepared) -> RollbackPlanReport {
+    RollbackPlanReport {
+        product: p.plan.product.clone(),
+        from: p.plan.from.version.clone(),
+        to: p.plan.to.version.clone(),
+        resuming: p.plan.resuming,
+        migrations: p
+            .undo
+            .iter()
+            .map(|(s, _)| UndoStep {
+                id: s.id.clone(),
+                rollback: s.rollback.clone(),
+                backup: s.backup.clone(),
+            })
+            .collect(),
+        playbook: p.install_pb.as_ref().map(|_| "install.yml".to_string()),
+        nodes: site.nodes.iter().map(|n| n.name.clone()).collect(),
     }
-    pr.line(&format!(
+}
+
+pub fn rollback(
+    o: &RollbackOptions,
+    rep: &dyn SiteReporter,
+) -> anyhow::Result<Outcome<RollbackReport>> {
+    let extra_vars = crate::ops::run::parse_extra_vars(&o.extra_vars)?;
+    let mut site = Site::open_all(&o.site, "rollback")?;
+    let prep = prepare(&site)?;
+    if o.plan {
+        return Ok(Outcome::ok(RollbackReport::Plan(plan_report(&site, &prep))));
+    }
+    let (v, p) = (&prep.plan.from, &prep.plan.to);
+    rep.line(&format!(
         "rollback {} {} -> {}",
-        plan.product, v.version, p.version
+        prep.plan.product, v.version, p.version
     ));
-    let me = LockOwner::this_process("rollback");
-    install::lock_all(&mut site, &me)?;
-    let r = run_rollback(
-        &mut site,
-        &plan,
-        &mv,
-        &mp,
-        &undo,
-        install_pb.as_ref(),
-        extra_vars,
-        &pr,
-    );
-    install::unlock_all(&mut site, &me);
-    let ca_dir = a
-        .ca_dir
-        .clone()
-        .unwrap_or_else(|| install::default_ca_dir(&a.site));
-    let ca_pem = std::fs::read(ca_dir.join(tls::CA_CERT)).ok();
-    let failed: Vec<String> = site
-        .nodes
-        .iter()
-        .filter_map(|n| n.error.as_ref().map(|e| format!("{}: {e}", n.name)))
-        .collect();
-    if a.site.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "ok": r.is_ok() && failed.is_empty(), "from": v.version, "to": p.version,
-                "migrations_undone": ids,
-                "nodes": site.nodes.iter().map(|n| json!({"host": n.name, "ok": n.error.is_none(), "error": n.error})).collect::<Vec<_>>(),
-                "error": r.as_ref().err().map(|e| format!("{e:#}")),
-            }))?
-        );
-    }
-    r?;
-    if !failed.is_empty() {
-        bail!(
+    let r = locked(&mut site, "rollback", |site| {
+        run_rollback(site, &prep, extra_vars, rep)
+    })?;
+    let failed = site.failures();
+    let report = RollbackReport::Done(RollbackDone {
+        ok: r.is_ok() && failed.is_empty(),
+        from: v.version.clone(),
+        to: p.version.clone(),
+        migrations_undone: prep.undo.iter().map(|(s, _)| s.id.clone()).collect(),
+        nodes: site
+            .nodes
+            .iter()
+            .map(|n| NodeOutcome {
+                host: n.name.clone(),
+                ok: n.error.is_none(),
+                error: n.error.clone(),
+            })
+            .collect(),
+        error: r.as_ref().err().map(|e| format!("{e:#}")),
+    });
+    let error = match r {
+        Err(e) => Some(e),
+        Ok(()) if !failed.is_empty() => Some(anyhow::anyhow!(
             "rollback to {} did not finish on: {}; run the same command again (it resumes)",
             p.version,
             failed.join("; ")
-        );
-    }
-    if let Some(ca) = &ca_pem {
-        for n in site.nodes.iter().filter(|n| n.registry) {
-            install::check_registry(&n.registry_addr, ca, Duration::from_secs(3)).with_context(
-                || {
-                    format!(
-                        "after the rollback, the registry on {} does not answer",
-                        n.name
-                    )
-                },
-            )?;
+        )),
+        Ok(()) => {
+            let ca_dir = o.ca_dir.clone().unwrap_or_else(|| o.site.default_ca_dir());
+            let checked = registries_answer(&site, &ca_dir);
+            if checked.is_ok() {
+                rep.line(&format!(
+                    "site rolled back to {} {}",
+                    prep.plan.product, p.version
+                ));
+            }
+            checked.err()
         }
-    }
-    pr.line(&format!(
-        "site rolled back to {} {}",
-        plan.product, p.version
-    ));
-    Ok(0)
+    };
+    Ok(Outcome { report, error })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Every registry host answers `/v2/` (checked when the site CA is at hand).
+fn registries_answer(site: &Site, ca_dir: &Path) -> anyhow::Result<()> {
+    let Ok(ca) = std::fs::read(ca_dir.join(tls::CA_CERT)) else {
+        return Ok(());
+    };
+    for n in site.nodes.iter().filter(|n| n.registry) {
+        client::check_v2(&n.registry_addr, &ca, Duration::from_secs(3)).with_context(|| {
+            format!(
+                "after the rollback, the registry on {} does not answer",
+                n.name
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn run_rollback(
     site: &mut Site,
-    plan: &RollbackPlan,
-    mv: &Manifest,
-    mp: &Manifest,
-    undo: &[(MigrationSpec, Playbook)],
-    install_pb: Option<&Playbook>,
-    extra_vars: serde_json::Map<String, Value>,
-    pr: &SitePrinter,
+    prep: &Prepared,
+    extra_vars: Map<String, Value>,
+    rep: &dyn SiteReporter,
 ) -> anyhow::Result<()> {
     let forks = site.forks;
-    let (v, p) = (&plan.from, &plan.to);
+    let (v, p) = (&prep.plan.from, &prep.plan.to);
     par(
         &mut site.nodes,
         forks,
@@ -435,130 +331,42 @@ fn run_rollback(
             let st = n.state.as_mut().expect("state read");
             st.begin_operation("rollback", &p.version, p.bundle_digest)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            install::write_state(n)
+            write_state(n)
         },
     );
-    bail_on_errors(site, "starting the rollback")?;
+    site.check_all("starting the rollback")?;
 
-    let (registries, images) = install::site_images(site, mv);
-    let mut vvars =
-        install::playbook_vars(v.bundle_digest, mv, &registries, images, extra_vars.clone());
+    // 1. Each migration undone, newest first.
+    let (registries, images) = site_images(site, &prep.mv);
+    let mut vvars = playbook_vars(
+        v.bundle_digest,
+        &prep.mv,
+        &registries,
+        images,
+        extra_vars.clone(),
+    );
     vvars.insert("darkport_rollback_to".into(), json!(p.version));
-    for (spec, pb) in undo {
-        let applied_here = |n: &Node| {
-            n.state.as_ref().is_some_and(|s| {
-                s.migrations
-                    .iter()
-                    .any(|m| m.id == spec.id && m.bundle_digest == v.bundle_digest)
-            })
-        };
-        // 1a. The rollback playbook: once per site on the first node, or on every node
-        // that applied the migration.
-        let step = format!("rollback:{}", spec.id);
-        let targets: Vec<String> = match spec.scope {
-            Scope::Site => {
-                if site.nodes.iter().any(|n| !not_finished(n, &step)) {
-                    vec![]
-                } else {
-                    site.nodes
-                        .iter()
-                        .find(|n| n.selected && n.alive())
-                        .map(|n| vec![n.name.clone()])
-                        .unwrap_or_default()
-                }
-            }
-            Scope::Node => site
-                .nodes
-                .iter()
-                .filter(|n| n.selected && applied_here(n) && not_finished(n, &step))
-                .map(|n| n.name.clone())
-                .collect(),
-        };
-        if !targets.is_empty() {
-            pr.line(&format!(
-                "undo migration {}: {} on {}",
-                spec.id,
-                spec.rollback.as_deref().unwrap_or(""),
-                targets.join(", ")
-            ));
-            let what = format!("the rollback of migration {}", spec.id);
-            install::run_migration_playbook(site, pb, &vvars, spec, &step, &what, &targets)?;
-        }
-        // 1b. Its backups back into place (a no-op on nodes that hold none).
-        if !spec.backup.is_empty() {
-            let step = format!("restore:{}", spec.id);
-            let script = restore_script(spec);
-            par(
-                &mut site.nodes,
-                forks,
-                |n| n.selected && not_finished(n, &step),
-                |n| {
-                    install::step(n, &step, |n| {
-                        let mut t = n.t();
-                        install::run_ok(
-                            &mut t,
-                            &n.name,
-                            &format!("restoring the backups of migration {}", spec.id),
-                            &script,
-                            &ExecOpts {
-                                become_: install::become_for(n),
-                                ..Default::default()
-                            },
-                        )?;
-                        Ok(())
-                    })
-                },
-            );
-            bail_on_errors(site, &format!("restoring the backups of {}", spec.id))?;
-            pr.line(&format!(
-                "migration {}: restored {}",
-                spec.id,
-                spec.backup.join(", ")
-            ));
-        }
+    for (spec, pb) in &prep.undo {
+        undo_migration(site, spec, pb, &vvars, v, rep)?;
+        restore_backups(site, spec, rep)?;
     }
-
     // 2. P's tags on every registry host (an upgrade may have re-pointed a shared tag).
-    if site.external.is_none() {
-        let mut repointed = Vec::new();
-        for n in site.nodes.iter_mut().filter(|n| n.registry && n.alive()) {
-            let mut changed = false;
-            let r = install::step(n, "tags", |n| {
-                let mut t = n.t();
-                changed = install::merge_tags(&mut t, &n.name, &n.root, mp)?;
-                Ok(())
-            });
-            if let Err(e) = r {
-                n.fail(format!("{e:#}"));
-            } else if changed {
-                repointed.push(n.name.clone());
-            }
-        }
-        bail_on_errors(site, "restoring the previous version's tags")?;
-        if !repointed.is_empty() {
-            pr.line(&format!(
-                "tags of {} restored on {}",
-                p.version,
-                repointed.join(", ")
-            ));
-        }
-    }
-
+    restore_tags(site, &prep.mp, p, rep)?;
     // 3. P's install playbook re-points the services at P's images.
-    if let Some(pb) = install_pb {
-        let (registries, images) = install::site_images(site, mp);
-        let pvars = install::playbook_vars(p.bundle_digest, mp, &registries, images, extra_vars);
-        pr.line(&format!("running install.yml of {}", p.version));
-        install::run_step_playbook(
+    if let Some(pb) = &prep.install_pb {
+        let (registries, images) = site_images(site, &prep.mp);
+        let pvars = playbook_vars(p.bundle_digest, &prep.mp, &registries, images, extra_vars);
+        rep.line(&format!("running install.yml of {}", p.version));
+        run_step_playbook(
             site,
             pb,
             &pvars,
             "playbook",
             &format!("install.yml of {}", p.version),
             |n| not_finished(n, "playbook"),
+            rep,
         );
     }
-
     // 4. Recorded where everything finished.
     par(
         &mut site.nodes,
@@ -567,258 +375,137 @@ fn run_rollback(
         |n| {
             n.state
                 .as_mut()
-                .unwrap()
-                .complete_rollback(&plan.product, v.bundle_digest);
-            install::write_state(n)
+                .expect("state read")
+                .complete_rollback(&prep.plan.product, v.bundle_digest);
+            write_state(n)
         },
     );
     Ok(())
 }
 
-fn bail_on_errors(site: &Site, what: &str) -> anyhow::Result<()> {
-    let bad: Vec<String> = site
-        .nodes
-        .iter()
-        .filter_map(|n| n.error.as_ref().map(|e| format!("{}: {e}", n.name)))
-        .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        bail!(
-            "{what} failed: {}; run the same command again (it resumes)",
-            bad.join("; ")
-        )
+/// The rollback playbook of one migration: once per site on the first node, or on every node
+/// that applied the migration.
+fn undo_migration(
+    site: &mut Site,
+    spec: &MigrationSpec,
+    pb: &Playbook,
+    vars: &Map<String, Value>,
+    v: &Installed,
+    rep: &dyn SiteReporter,
+) -> anyhow::Result<()> {
+    let applied_here = |n: &Node| {
+        n.state.as_ref().is_some_and(|s| {
+            s.migrations
+                .iter()
+                .any(|m| m.id == spec.id && m.bundle_digest == v.bundle_digest)
+        })
+    };
+    let step = format!("rollback:{}", spec.id);
+    let targets: Vec<String> = match spec.scope {
+        Scope::Site => {
+            if site.nodes.iter().any(|n| !not_finished(n, &step)) {
+                vec![]
+            } else {
+                site.nodes
+                    .iter()
+                    .find(|n| n.selected && n.alive())
+                    .map(|n| vec![n.name.clone()])
+                    .unwrap_or_default()
+            }
+        }
+        Scope::Node => site
+            .nodes
+            .iter()
+            .filter(|n| n.selected && applied_here(n) && not_finished(n, &step))
+            .map(|n| n.name.clone())
+            .collect(),
+    };
+    if targets.is_empty() {
+        return Ok(());
     }
+    rep.line(&format!(
+        "undo migration {}: {} on {}",
+        spec.id,
+        spec.rollback.as_deref().unwrap_or(""),
+        targets.join(", ")
+    ));
+    let what = format!("the rollback of migration {}", spec.id);
+    run_migration_playbook(site, pb, vars, spec, &step, &what, &targets, rep)
 }
 
-/// What prune removed (or, with `--dry-run`, would remove) on one node.
-#[derive(Debug, Default, Serialize)]
-pub struct PruneRow {
-    pub host: String,
-    pub registry: bool,
-    pub blobs: usize,
-    pub partial_uploads: usize,
-    pub bundle_dirs: usize,
-    pub tags: usize,
-    pub bytes: u64,
-    pub error: Option<String>,
-}
-
-pub fn prune(a: &PruneArgs) -> anyhow::Result<i32> {
-    let mut site = open_site(&a.site, "prune")?;
-    let busy: Vec<String> = site
-        .nodes
-        .iter()
-        .filter_map(|n| {
-            let op = n.state.as_ref()?.operation.as_ref()?;
-            Some(format!(
-                "{}: an unfinished {} to {} is in progress since {}",
-                n.name, op.action, op.to, op.started_at
-            ))
-        })
-        .collect();
-    if !busy.is_empty() {
-        bail!(
-            "prune refused: nothing was changed on any node\n  {}",
-            busy.join("\n  ")
-        );
+/// The backups of one migration moved back into place (a no-op on nodes that hold none).
+fn restore_backups(
+    site: &mut Site,
+    spec: &MigrationSpec,
+    rep: &dyn SiteReporter,
+) -> anyhow::Result<()> {
+    if spec.backup.is_empty() {
+        return Ok(());
     }
-    let me = LockOwner::this_process("prune");
-    install::lock_all(&mut site, &me)?;
-    let rows: Vec<std::sync::Mutex<PruneRow>> = site
-        .nodes
-        .iter()
-        .map(|n| {
-            std::sync::Mutex::new(PruneRow {
-                host: n.name.clone(),
-                registry: n.registry,
-                ..Default::default()
-            })
-        })
-        .collect();
-    let names: Vec<String> = site.nodes.iter().map(|n| n.name.clone()).collect();
     let forks = site.forks;
-    let dry = a.dry_run;
+    let name = format!("restore:{}", spec.id);
+    let script = restore_script(spec);
     par(
         &mut site.nodes,
         forks,
-        |_| true,
+        |n| n.selected && not_finished(n, &name),
         |n| {
-            let i = names.iter().position(|h| h == &n.name).unwrap();
-            let row = prune_node(n, dry)?;
-            let mut g = rows[i].lock().unwrap();
-            *g = PruneRow {
-                host: g.host.clone(),
-                registry: g.registry,
-                ..row
-            };
-            Ok(())
+            step(n, &name, |n| {
+                let opts = ExecOpts {
+                    become_: n.become_(),
+                    ..Default::default()
+                };
+                n.run_ok(
+                    &format!("restoring the backups of migration {}", spec.id),
+                    &script,
+                    &opts,
+                )?;
+                Ok(())
+            })
         },
     );
-    install::unlock_all(&mut site, &me);
-    let mut rows: Vec<PruneRow> = rows.into_iter().map(|m| m.into_inner().unwrap()).collect();
-    for (r, n) in rows.iter_mut().zip(&site.nodes) {
-        r.error = n.error.clone();
-    }
-    let ok = rows.iter().all(|r| r.error.is_none());
-    if a.site.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"ok": ok, "dry_run": dry, "nodes": rows}))?
-        );
-    } else {
-        let verb = if dry { "would free" } else { "freed" };
-        for r in &rows {
-            match &r.error {
-                Some(e) => println!("{:<16} FAILED: {e}", r.host),
-                None => println!(
-                    "{:<16} {verb} {} ({} blob(s), {} partial upload(s), {} bundle dir(s), {} tag(s))",
-                    r.host,
-                    bytes(r.bytes),
-                    r.blobs,
-                    r.partial_uploads,
-                    r.bundle_dirs,
-                    r.tags
-                ),
-            }
-        }
-    }
-    if !ok {
-        bail!("prune did not finish on every node (see above); nothing it needs was removed");
-    }
-    Ok(0)
+    site.check_all(&format!("restoring the backups of {}", spec.id))?;
+    rep.line(&format!(
+        "migration {}: restored {}",
+        spec.id,
+        spec.backup.join(", ")
+    ));
+    Ok(())
 }
 
-/// Shell function `sz PATH`: bytes of the regular files in PATH (a file or a directory).
-const SIZE_FN: &str =
-    "sz() { find \"$1\" -type f -exec stat -c %s {} + | awk '{s+=$1} END {print s+0}'; }\n";
-
-/// Prune one node: keep what the manifests of its current and previous bundles name.
-fn prune_node(n: &mut Node, dry: bool) -> anyhow::Result<PruneRow> {
-    let root = n.root.trim_end_matches('/').to_string();
-    let st = n.state.clone().unwrap_or_default();
-    let kept_ids: Vec<Digest> = st
-        .bundle_digest
-        .into_iter()
-        .chain(st.previous.as_ref().map(|p| p.bundle_digest))
-        .collect();
-    let mut t = n.t();
-    let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
-    let mut keep_manifests: BTreeSet<Digest> = BTreeSet::new();
-    let mut keep_tags: BTreeSet<(String, String)> = BTreeSet::new();
-    for id in &kept_ids {
-        let dir = install::bundle_dir_of(&root, id);
-        let out = t.exec(
-            &format!("cat {}/darkport.json", shell_quote(&dir)),
-            &ExecOpts::default(),
-        )?;
-        if !out.success() {
-            bail!(
-                "the manifest of bundle {} (a version in use) is missing from {dir}: nothing pruned here",
-                id.short()
-            );
-        }
-        let m = read_manifest(&n.name, &dir, &out.stdout, id)?;
-        for b in &m.blobs {
-            keep_blobs.insert(b.digest);
-        }
-        for i in &m.images {
-            keep_blobs.insert(i.digest);
-            keep_manifests.insert(i.digest);
-            let (repo, tag) = install::image_tag(&i.name);
-            keep_tags.insert((repo.to_string(), tag.to_string()));
-            keep_blobs.extend(i.blobs.iter().copied());
+/// Point the registry hosts' tags at the previous version's images again.
+fn restore_tags(
+    site: &mut Site,
+    mp: &Manifest,
+    p: &Installed,
+    rep: &dyn SiteReporter,
+) -> anyhow::Result<()> {
+    if site.external.is_some() {
+        return Ok(());
+    }
+    let mut repointed = Vec::new();
+    for n in site.nodes.iter_mut().filter(|n| n.registry && n.alive()) {
+        let mut changed = false;
+        let r = step(n, "tags", |n| {
+            let mut t = n.t();
+            changed = merge_tags(&mut t, &n.name, &n.root, mp)?;
+            Ok(())
+        });
+        if let Err(e) = r {
+            n.fail(format!("{e:#}"));
+        } else if changed {
+            repointed.push(n.name.clone());
         }
     }
-    // What is there: one line per CAS file and per bundle directory, with its size.
-    let list = install::run_ok(
-        &mut t,
-        &n.name,
-        "listing the blobs and bundles",
-        &format!(
-            "cd {} || exit 0\n{SIZE_FN}for f in blobs/sha256/* bundles/*; do [ -e \"$f\" ] && printf '%s %s\\n' \"$(sz \"$f\")\" \"$f\"; done; true",
-            shell_quote(&root)
-        ),
-        &ExecOpts::default(),
-    )?;
-    let mut row = PruneRow::default();
-    let mut doomed: Vec<String> = Vec::new();
-    for line in list.lines() {
-        let Some((size, path)) = line.split_once(' ') else {
-            continue;
-        };
-        let size: u64 = size.parse().unwrap_or(0);
-        let gone = if let Some(name) = path.strip_prefix("blobs/sha256/") {
-            if name.ends_with(".part") {
-                row.partial_uploads += 1;
-                true
-            } else {
-                match Digest::from_hex(name) {
-                    Ok(d) if !keep_blobs.contains(&d) => {
-                        row.blobs += 1;
-                        true
-                    }
-                    _ => false,
-                }
-            }
-        } else if let Some(name) = path.strip_prefix("bundles/") {
-            let keep = kept_ids.iter().any(|d| d.hex() == name);
-            if !keep {
-                row.bundle_dirs += 1;
-            }
-            !keep
-        } else {
-            false
-        };
-        if gone {
-            row.bytes += size;
-            doomed.push(path.to_string());
-        }
+    site.check_all("restoring the previous version's tags")?;
+    if !repointed.is_empty() {
+        rep.line(&format!(
+            "tags of {} restored on {}",
+            p.version,
+            repointed.join(", ")
+        ));
     }
-    // Tags first (so the registry never names a removed manifest), then the files. A tag
-    // stays when a kept version names it and it points at that version's manifest.
-    if n.registry {
-        let (idx_path, _, mut idx) = install::read_tags(&mut t, &n.name, &root)?;
-        for (name, repo) in idx.repositories.iter_mut() {
-            let before = repo.tags.len();
-            repo.tags.retain(|tag, e| {
-                keep_manifests.contains(&e.digest)
-                    && keep_tags.contains(&(name.clone(), tag.clone()))
-            });
-            row.tags += before - repo.tags.len();
-        }
-        idx.repositories.retain(|_, r| !r.tags.is_empty());
-        if row.tags > 0 && !dry {
-            install::write_tags(&mut t, &idx_path, &idx)?;
-        }
-    }
-    if !dry && !doomed.is_empty() {
-        // Each size is measured again right before its file goes.
-        let mut input = doomed.join("\n");
-        input.push('\n');
-        let out = t.exec(
-            &format!(
-                "cd {} || exit 1\n{SIZE_FN}while IFS= read -r f; do [ -e \"$f\" ] || continue; s=$(sz \"$f\"); rm -rf -- \"$f\" && echo \"$s\"; done",
-                shell_quote(&root)
-            ),
-            &ExecOpts {
-                stdin: Some(input.into_bytes()),
-                ..Default::default()
-            },
-        )?;
-        if !out.success() {
-            bail!(
-                "removing files under {root} failed: {}",
-                out.stderr_str().trim()
-            );
-        }
-        row.bytes = out
-            .stdout_str()
-            .lines()
-            .filter_map(|l| l.trim().parse::<u64>().ok())
-            .sum();
-    }
-    Ok(row)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,16 +1,16 @@
 //! `darkport run`: load and validate the playbook (nothing touches a host before that),
 //! load the inventory (plus `group_vars/`/`host_vars/` next to the playbook), then run the
-//! engine with one transport per host, printing through `ui::playbook`.
+//! engine with one transport per host; what happens goes to the engine reporter.
 
-use crate::cli::run::RunArgs;
 use crate::inventory::Inventory;
 use crate::playbook::engine::{self, Connector, HostSource, RunOptions};
 use crate::playbook::model::{parse_kv, Playbook};
 use crate::transport::{self, ConnSpec, ConnectOpts, Transport, TransportError};
 use anyhow::{bail, Context};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The inventory as the engine sees it, with `--limit` applied (and, for install/upgrade,
 /// restricted to the nodes still in the run).
@@ -105,30 +105,55 @@ fn split_list(v: &[String]) -> Vec<String> {
         .collect()
 }
 
-pub fn run_playbook(a: &RunArgs) -> anyhow::Result<i32> {
+/// `darkport run`: what ansible-playbook takes.
+pub struct PlayOptions {
+    pub inventory: Vec<PathBuf>,
+    pub playbook: PathBuf,
+    pub extra_vars: Vec<String>,
+    pub limit: Option<String>,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub check: bool,
+    pub diff: bool,
+    pub forks: usize,
+    /// Only load and validate the playbook.
+    pub syntax_check: bool,
+    pub known_hosts: Option<PathBuf>,
+    pub accept_new_host_keys: bool,
+    /// Login user where the inventory names none.
+    pub user: Option<String>,
+    /// The become password (asked for by the command).
+    pub become_pass: Option<String>,
+}
+
+/// What `darkport run` did.
+#[derive(Debug, Serialize)]
+pub struct PlayReport {
+    pub playbook: PathBuf,
+    /// `--syntax-check`: the playbook was only validated.
+    pub syntax_checked: bool,
+    pub ok: bool,
+}
+
+pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Result<PlayReport> {
     // 1. Everything detectable without a host: YAML, keywords, modules, template syntax.
     let pb = Playbook::load(&a.playbook)?;
     let extra_vars = parse_extra_vars(&a.extra_vars)?;
     if a.syntax_check {
-        println!("\nplaybook: {}", a.playbook.display());
-        return Ok(0);
+        return Ok(PlayReport {
+            playbook: a.playbook.clone(),
+            syntax_checked: true,
+            ok: true,
+        });
     }
     // 2. Inventory (+ group_vars/host_vars next to the playbook, which win).
     let mut inv = Inventory::load(&a.inventory)?;
     inv.add_playbook_vars(&pb.dir)?;
-    let become_pass = if a.ask_become_pass {
-        Some(
-            rpassword::prompt_password("BECOME password: ")
-                .context("reading the become password")?,
-        )
-    } else {
-        None
-    };
     let hosts = InvHosts {
         inv: &inv,
         limit: a.limit.as_deref(),
         user: a.user.as_deref(),
-        become_pass: become_pass.as_deref(),
+        become_pass: a.become_pass.as_deref(),
         only: None,
     };
     if let Some(l) = &a.limit {
@@ -150,7 +175,10 @@ pub fn run_playbook(a: &RunArgs) -> anyhow::Result<i32> {
         diff: a.diff,
         forks: a.forks.max(1),
     };
-    let printer = crate::ui::playbook::PlaybookPrinter::new(a.json, Box::new(std::io::stdout()));
-    let summary = engine::run(&pb, &hosts, &conn, &opts, &printer);
-    Ok(if summary.success() { 0 } else { 1 })
+    let summary = engine::run(&pb, &hosts, &conn, &opts, rep);
+    Ok(PlayReport {
+        playbook: a.playbook.clone(),
+        syntax_checked: false,
+        ok: summary.success(),
+    })
 }

@@ -4,12 +4,11 @@
 //! be reached is listed in the index with its error; it never stops the collection.
 
 use crate::inventory::Inventory;
+use crate::report::support::SupportReporter;
 use crate::transport::{
     self, shell_quote, ConnSpec, ConnectOpts, ExecOpts, Transport, TransportError,
 };
-use crate::report::support::SupportReporter;
 use anyhow::{bail, Context};
-use serde::Serialize;
 use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 //! else `/etc/darkport/trusted.pub`. No key and no `--allow-unsigned` is an error.
 
 use crate::bundle::{Trust, TrustedKey};
-use crate::ui::Hint;
+use crate::report::Hint;
 use anyhow::Context;
 use std::path::PathBuf;
 

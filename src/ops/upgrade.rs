@@ -152,7 +152,10 @@ fn plan_report(
     }
 }
 
-pub fn upgrade(o: &UpgradeOptions, rep: &dyn SiteReporter) -> anyhow::Result<Outcome<UpgradeReport>> {
+pub fn upgrade(
+    o: &UpgradeOptions,
+    rep: &dyn SiteReporter,
+) -> anyhow::Result<Outcome<UpgradeReport>> {
     let b = open_bundle(&o.bundle, rep)?;
     let m = b.manifest().clone();
     let (target, upgrades_from) = versions(&m)?;

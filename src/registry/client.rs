@@ -50,11 +50,7 @@ pub enum ProbeError {
 
 /// GET /v2/ over TLS trusting only the site CA (`ca_pem`); the status when it answers 200 or
 /// 401 (a registry that wants a token is up, too).
-pub fn check_v2(
-    addr: &str,
-    ca_pem: &[u8],
-    timeout: Duration,
-) -> Result<u16, ProbeError> {
+pub fn check_v2(addr: &str, ca_pem: &[u8], timeout: Duration) -> Result<u16, ProbeError> {
     use std::io::{Read, Write};
     use std::net::ToSocketAddrs;
     let sa = addr

@@ -26,4 +26,3 @@ pub struct BuildReport {
 pub trait BuildReporter: Reporter + FetchReporter {
     fn image(&self, _name: &str, _source: &str) {}
 }
-

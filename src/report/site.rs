@@ -122,7 +122,7 @@ pub struct InstallDone {
 #[serde(untagged)]
 pub enum InstallReport {
     Refused(Refusal),
-    Done(InstallDone),
+    Done(Box<InstallDone>),
 }
 
 /// A migration as an upgrade plan lists it.

@@ -62,7 +62,6 @@ pub struct SupportReport {
     pub index: SupportIndex,
 }
 
-
 /// Progress of a collection, one node at a time (implemented in `ui/`).
 pub trait SupportReporter: Sync {
     fn start(&self, _nodes: u64) {}

@@ -44,7 +44,7 @@ impl crate::source::FetchReporter for BundleProgress {
     }
 }
 
-impl crate::ops::build::BuildReporter for BundleProgress {
+impl crate::report::build::BuildReporter for BundleProgress {
     fn image(&self, name: &str, source: &str) {
         if self.mode != ProgressMode::Quiet {
             eprintln!("image {name} <- {source}");

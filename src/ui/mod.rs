@@ -1,5 +1,6 @@
 //! Everything that prints: progress (indicatif on a TTY, plain lines otherwise) and error
-//! rendering. Domain modules never print; they call small reporter traits implemented here.
+//! rendering, and the text form of every report. Nothing below `commands/` prints: domain modules
+//! and ops call the reporter traits of [`crate::report`], implemented here.
 
 pub mod bundle;
 pub mod playbook;
@@ -7,6 +8,7 @@ pub mod progress;
 pub mod site;
 pub mod support;
 
+pub use crate::report::{bytes, Hint};
 use std::io::IsTerminal;
 
 /// How progress is shown. `Auto` picks `Tty` when stderr is a terminal, else `Plain`.
@@ -59,42 +61,16 @@ pub fn render_error(err: &anyhow::Error) -> String {
     out
 }
 
-/// Attach to an error with `.context(Hint(...))` to print a `hint:` line.
-#[derive(Debug)]
-pub struct Hint(pub String);
-
-impl std::fmt::Display for Hint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Human-readable byte counts (binary units).
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+/// Print a report as pretty JSON on stdout (`--json`).
+pub fn print_json(report: &impl serde::Serialize) {
+    // Reports are plain data (no maps with non-string keys): serialising cannot fail.
+    let text = serde_json::to_string_pretty(report).expect("a report serialises to JSON");
+    println!("{text}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_units() {
-        assert_eq!(bytes(5), "5 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 << 30), "3.0 GiB");
-    }
 
     #[test]
     fn error_chain_with_hint() {

@@ -1,49 +1,72 @@
-//! Output of `install`, `preflight` and `status`: step lines, push progress, per-node tables.
+//! Output of the site commands (install, preflight, upgrade, rollback, prune, status): step
+//! lines and push progress while they run ([`SitePrinter`], the [`SiteReporter`] of the
+//! terminal), and the per-node tables of their reports.
 
+use super::bundle::BundleProgress;
+use super::playbook::PlaybookPrinter;
 use super::progress::Progress;
 use super::{bytes, ProgressMode};
 use crate::digest::Digest;
-use crate::ops::install::{NodeResult, PreflightRow, StatusRow};
-use crate::ops::push::PushReporter;
+use crate::report::site::{
+    InstallDone, InstallReport, NodeResult, PreflightReport, PreflightRow, PruneReport,
+    PushProgress, PushReporter, RollbackPlanReport, RollbackReport, SiteReporter, StatusReport,
+    UpgradePlan, UpgradeReport,
+};
+use crate::state::plan::{Phase, Scope};
 use std::time::Duration;
 
 pub struct SitePrinter {
     mode: ProgressMode,
+    verify: BundleProgress,
 }
 
 impl SitePrinter {
+    /// Step lines and progress in `mode`; the bundle check shows its progress the same way.
     pub fn new(mode: ProgressMode) -> Self {
         SitePrinter {
             mode: mode.resolve(),
+            verify: BundleProgress::new(mode),
         }
+    }
+    /// The same, with the bundle check shown in `mode` (quiet for a plan).
+    pub fn with_verify(mut self, mode: ProgressMode) -> Self {
+        self.verify = BundleProgress::new(mode);
+        self
     }
     pub fn quiet(&self) -> bool {
         self.mode == ProgressMode::Quiet
     }
+}
+
+impl SiteReporter for SitePrinter {
     /// One step line on stderr (nothing with --json).
-    pub fn line(&self, msg: &str) {
+    fn line(&self, msg: &str) {
         if !self.quiet() {
             eprintln!("==> {msg}");
         }
     }
-    pub fn push_progress(&self, total: u64) -> PushProgress {
-        PushProgress {
+    fn warn(&self, msg: &str) {
+        eprintln!("{msg}");
+    }
+    fn push_progress(&self, total: u64) -> Box<dyn PushProgress + '_> {
+        Box::new(PushBar {
             p: Progress::new(self.mode, "push", total, true),
-        }
+        })
+    }
+    fn verify(&self) -> &dyn crate::bundle::Reporter {
+        &self.verify
+    }
+    fn playbook(&self) -> Box<dyn crate::playbook::engine::Reporter + '_> {
+        // Task output goes to stderr: stdout carries the report (`--json`).
+        Box::new(PlaybookPrinter::new(false, Box::new(std::io::stderr())))
     }
 }
 
-pub struct PushProgress {
+struct PushBar {
     p: Progress,
 }
 
-impl PushProgress {
-    pub fn finish(&self) {
-        self.p.finish();
-    }
-}
-
-impl PushReporter for PushProgress {
+impl PushReporter for PushBar {
     fn blob_started(&self, host: &str, digest: &Digest, _size: u64) {
         self.p.message(&format!("{host} {}", digest.short()));
     }
@@ -52,14 +75,34 @@ impl PushReporter for PushProgress {
     }
 }
 
-pub fn print_preflight(rows: &[PreflightRow]) {
-    println!(
-        "{:<16} {:<8} {:<9} {:<7} {:>10} {:>10} {:>7}  RESULT",
+impl PushProgress for PushBar {
+    fn finish(&self) {
+        self.p.finish();
+    }
+}
+
+fn preflight_result(r: &PreflightRow) -> String {
+    if r.problems.is_empty() && r.corrupt_blobs > 0 {
+        format!(
+            "ok ({} stored blob(s) corrupt: sent again)",
+            r.corrupt_blobs
+        )
+    } else if r.problems.is_empty() {
+        "ok".to_string()
+    } else {
+        format!("FAIL: {}", r.problems.join("; "))
+    }
+}
+
+/// The preflight table: one row per node.
+pub fn preflight_table(rows: &[PreflightRow]) -> String {
+    let mut out = format!(
+        "{:<16} {:<8} {:<9} {:<7} {:>10} {:>10} {:>7}  RESULT\n",
         "HOST", "ROLE", "REACHABLE", "ARCH", "FREE", "NEEDS", "BLOBS"
     );
     for r in rows {
-        println!(
-            "{:<16} {:<8} {:<9} {:<7} {:>10} {:>10} {:>7}  {}",
+        out.push_str(&format!(
+            "{:<16} {:<8} {:<9} {:<7} {:>10} {:>10} {:>7}  {}\n",
             r.host,
             if r.registry { "registry" } else { "node" },
             if r.reachable { "yes" } else { "NO" },
@@ -67,22 +110,19 @@ pub fn print_preflight(rows: &[PreflightRow]) {
             r.free_bytes.map(bytes).unwrap_or_else(|| "-".into()),
             bytes(r.needed_bytes),
             r.missing_blobs,
-            if r.problems.is_empty() && r.corrupt_blobs > 0 {
-                format!(
-                    "ok ({} stored blob(s) corrupt: sent again)",
-                    r.corrupt_blobs
-                )
-            } else if r.problems.is_empty() {
-                "ok".to_string()
-            } else {
-                format!("FAIL: {}", r.problems.join("; "))
-            }
-        );
+            preflight_result(r)
+        ));
     }
+    out
 }
 
-pub fn print_install(rows: &[NodeResult], took: Duration) {
-    println!("\nINSTALL RECAP ({:.1}s)", took.as_secs_f64());
+pub fn print_preflight(r: &PreflightReport) {
+    print!("{}", preflight_table(&r.nodes));
+}
+
+/// The recap after an install.
+pub fn install_recap(rows: &[NodeResult], took: Duration) -> String {
+    let mut out = format!("\nINSTALL RECAP ({:.1}s)\n", took.as_secs_f64());
     for r in rows {
         let push = r
             .push
@@ -98,42 +138,181 @@ pub fn print_install(rows: &[NodeResult], took: Duration) {
             })
             .unwrap_or_default();
         match &r.error {
-            None => println!("{:<16} ok      {push}", r.host),
-            Some(e) => println!("{:<16} FAILED  {e}", r.host),
+            None => out.push_str(&format!("{:<16} ok      {push}\n", r.host)),
+            Some(e) => out.push_str(&format!("{:<16} FAILED  {e}\n", r.host)),
         }
+    }
+    out
+}
+
+fn print_done(d: &InstallDone) {
+    print!(
+        "{}",
+        install_recap(&d.nodes, Duration::from_secs_f64(d.seconds))
+    );
+}
+
+pub fn print_install(r: &InstallReport) {
+    match r {
+        InstallReport::Refused(x) => print!("{}", preflight_table(&x.nodes)),
+        InstallReport::Done(d) => print_done(d),
     }
 }
 
-pub fn print_status(rows: &[StatusRow]) {
-    for r in rows {
+/// `upgrade --plan` as text.
+pub fn upgrade_plan(p: &UpgradePlan) -> String {
+    let mut out = format!("upgrade {} {} -> {}\n", p.product, p.from, p.to);
+    for n in &p.nodes {
+        let send = if n.registry {
+            format!(
+                "  send {} blob(s) + manifest and playbooks, {}",
+                n.blobs_to_send,
+                bytes(n.bytes_to_send)
+            )
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "  {:<16} {} -> {}{send}\n",
+            n.host,
+            n.from.as_deref().unwrap_or("-"),
+            p.to
+        ));
+    }
+    out.push_str(&format!("  playbook   {}\n", p.playbook));
+    if p.migrations.is_empty() {
+        out.push_str("  migrations none\n");
+    }
+    for s in &p.migrations {
+        out.push_str(&format!(
+            "  migration  {} (introduced in {}, once per {}, {} the playbook{})\n",
+            s.id,
+            s.version,
+            match s.scope {
+                Scope::Site => "site",
+                Scope::Node => "node",
+            },
+            match s.phase {
+                Phase::Before => "before",
+                Phase::After => "after",
+            },
+            if s.rerunnable { ", rerunnable" } else { "" }
+        ));
+    }
+    out
+}
+
+/// An upgrade's report as text: the plan, or the preflight table of a refusal (a finished
+/// upgrade says what it did on stderr while it runs).
+pub fn print_upgrade(r: &UpgradeReport) {
+    match r {
+        UpgradeReport::Plan(p) => print!("{}", upgrade_plan(p)),
+        UpgradeReport::Refused(x) => print!("{}", preflight_table(&x.nodes)),
+        UpgradeReport::NothingToDo(_) | UpgradeReport::Done(_) => {}
+    }
+}
+
+/// `rollback --plan` as text.
+pub fn rollback_plan(p: &RollbackPlanReport) -> String {
+    let mut out = format!(
+        "rollback {} {} -> {}{}\n",
+        p.product,
+        p.from,
+        p.to,
+        if p.resuming { " (resuming)" } else { "" }
+    );
+    for s in &p.migrations {
+        out.push_str(&format!(
+            "  undo       {} (playbook {}, restore {})\n",
+            s.id,
+            s.rollback.as_deref().unwrap_or("-"),
+            if s.backup.is_empty() {
+                "nothing".to_string()
+            } else {
+                s.backup.join(", ")
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "  playbook   {} of {}\n",
+        p.playbook.as_deref().unwrap_or("(none)"),
+        p.to
+    ));
+    out
+}
+
+pub fn print_rollback(r: &RollbackReport) {
+    if let RollbackReport::Plan(p) = r {
+        print!("{}", rollback_plan(p));
+    }
+}
+
+/// What prune freed (or would free) per node.
+pub fn prune_table(r: &PruneReport) -> String {
+    let verb = if r.dry_run { "would free" } else { "freed" };
+    let mut out = String::new();
+    for n in &r.nodes {
+        match &n.error {
+            Some(e) => out.push_str(&format!("{:<16} FAILED: {e}\n", n.host)),
+            None => out.push_str(&format!(
+                "{:<16} {verb} {} ({} blob(s), {} partial upload(s), {} bundle dir(s), {} tag(s))\n",
+                n.host,
+                bytes(n.bytes),
+                n.blobs,
+                n.partial_uploads,
+                n.bundle_dirs,
+                n.tags
+            )),
+        }
+    }
+    out
+}
+
+pub fn print_prune(r: &PruneReport) {
+    print!("{}", prune_table(r));
+}
+
+/// `darkport status` as text.
+pub fn status_table(r: &StatusReport) -> String {
+    let mut out = String::new();
+    for r in &r.nodes {
         if !r.reachable || r.error.is_some() {
-            println!(
-                "{:<16} UNREACHABLE {}",
+            out.push_str(&format!(
+                "{:<16} UNREACHABLE {}\n",
                 r.host,
                 r.error.as_deref().unwrap_or("")
-            );
+            ));
             continue;
         }
         let ver = match (&r.product, &r.version) {
             (Some(p), Some(v)) => format!("{p} {v}"),
             _ => "nothing installed".into(),
         };
-        println!(
-            "{:<16} {ver}  bundle {}  installed {}",
+        out.push_str(&format!(
+            "{:<16} {ver}  bundle {}  installed {}\n",
             r.host,
             r.bundle_digest
                 .map(|d| d.short())
                 .unwrap_or_else(|| "-".into()),
             r.installed_at.as_deref().unwrap_or("-")
-        );
+        ));
         if let Some(reg) = &r.registry {
-            println!("{:<16}   registry {reg}", "");
+            out.push_str(&format!("{:<16}   registry {reg}\n", ""));
         }
         if let Some(op) = &r.operation {
-            println!("{:<16}   {op}", "");
+            out.push_str(&format!("{:<16}   {op}\n", ""));
         }
         if !r.migrations.is_empty() {
-            println!("{:<16}   migrations {}", "", r.migrations.join(", "));
+            out.push_str(&format!(
+                "{:<16}   migrations {}\n",
+                "",
+                r.migrations.join(", ")
+            ));
         }
     }
+    out
+}
+
+pub fn print_status(r: &StatusReport) {
+    print!("{}", status_table(r));
 }

@@ -76,7 +76,8 @@ pub struct Exe {
 impl Exe {
     pub fn current() -> anyhow::Result<Exe> {
         let path = std::env::current_exe().context("locating the darkport binary")?;
-        let f = std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        let f =
+            std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
         let (digest, size) =
             Digest::of_reader(f).with_context(|| format!("hashing {}", path.display()))?;
         Ok(Exe { path, digest, size })
@@ -132,7 +133,12 @@ impl Node {
         }
     }
     /// Run `script`; a non-zero exit is an error naming `what`, the host and stderr.
-    pub(crate) fn run_ok(&self, what: &str, script: &str, opts: &ExecOpts) -> anyhow::Result<String> {
+    pub(crate) fn run_ok(
+        &self,
+        what: &str,
+        script: &str,
+        opts: &ExecOpts,
+    ) -> anyhow::Result<String> {
         let out = self.t().exec(script, opts)?;
         if !out.success() {
             bail!(
@@ -146,7 +152,11 @@ impl Node {
     }
     /// Upload small files (name → bytes) to `dir` unless a `.complete` marker says they are
     /// there: one round trip for all of them, the marker renamed into place last.
-    pub(crate) fn put_files(&self, dir: &str, files: &[(String, Vec<u8>, u32)]) -> anyhow::Result<()> {
+    pub(crate) fn put_files(
+        &self,
+        dir: &str,
+        files: &[(String, Vec<u8>, u32)],
+    ) -> anyhow::Result<()> {
         let mut t = self.t();
         let marker = format!("{dir}/.complete");
         let out = t.exec(
@@ -218,7 +228,11 @@ pub struct Site {
 }
 
 /// The hosts the `--limit` selects (all without one).
-fn selected_hosts(inv: &Inventory, all: &[String], limit: Option<&str>) -> anyhow::Result<BTreeSet<String>> {
+fn selected_hosts(
+    inv: &Inventory,
+    all: &[String],
+    limit: Option<&str>,
+) -> anyhow::Result<BTreeSet<String>> {
     Ok(match limit {
         Some(l) => {
             let s = inv.select_limited("all", Some(l))?.hosts;
@@ -233,7 +247,11 @@ fn selected_hosts(inv: &Inventory, all: &[String], limit: Option<&str>) -> anyho
 
 /// The hosts that serve the site registry: group `registry`, else the first host; none with
 /// an external registry.
-fn registry_hosts(inv: &Inventory, all: &[String], external: bool) -> anyhow::Result<BTreeSet<String>> {
+fn registry_hosts(
+    inv: &Inventory,
+    all: &[String],
+    external: bool,
+) -> anyhow::Result<BTreeSet<String>> {
     let mut registry: BTreeSet<String> = if inv.has_group("registry") {
         inv.select("registry")?.into_iter().collect()
     } else {
@@ -298,7 +316,12 @@ impl Site {
         let mut nodes = Vec::new();
         for h in &all {
             if selected.contains(h) || registry.contains(h) {
-                nodes.push(node_of(&inv, h, registry.contains(h), selected.contains(h))?);
+                nodes.push(node_of(
+                    &inv,
+                    h,
+                    registry.contains(h),
+                    selected.contains(h),
+                )?);
             }
         }
         let mut copts = ConnectOpts::default();
@@ -317,6 +340,35 @@ impl Site {
             laps: Vec::new(),
             lap_from: Instant::now(),
         })
+    }
+
+    /// Load, connect and read every node's state; any unreachable node or unreadable state
+    /// stops `what` before anything changed.
+    pub fn open_all(o: &SiteOptions, what: &str) -> anyhow::Result<Site> {
+        let mut site = Site::load(o)?;
+        site.connect();
+        site.read_states();
+        let bad = site.failures();
+        if !bad.is_empty() {
+            bail!(
+                "{what} refused: nothing was changed on any node\n  {}",
+                bad.join("\n  ")
+            );
+        }
+        Ok(site)
+    }
+
+    /// An error when a node failed during `what` (a re-run resumes).
+    pub(crate) fn check_all(&self, what: &str) -> anyhow::Result<()> {
+        let bad = self.failures();
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            bail!(
+                "{what} failed: {}; run the same command again (it resumes)",
+                bad.join("; ")
+            )
+        }
     }
 
     /// Open one session per node, in parallel; unreachable nodes get their error.
