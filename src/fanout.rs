@@ -36,8 +36,7 @@ where
     R: Send,
     F: Fn(&mut T) -> R + Sync,
 {
-    let cells: Vec<Cell<T, R>> =
-        items.into_iter().map(|t| Mutex::new((t, None))).collect();
+    let cells: Vec<Cell<T, R>> = items.into_iter().map(|t| Mutex::new((t, None))).collect();
     let next = AtomicUsize::new(0);
     let workers = forks.max(1).min(cells.len());
     std::thread::scope(|s| {

@@ -34,10 +34,12 @@ impl RegistryService<'_> {
     pub fn command(&self) -> String {
         let tls = self.layout.tls_dir();
         format!(
-            "{} registry serve --root {} --listen {} --tls-cert {tls}/server.crt --tls-key {tls}/server.key --progress plain",
+            "{} registry serve --root {} --listen {} --tls-cert {} --tls-key {} --progress plain",
             shell_quote(self.bin),
             shell_quote(self.layout.root()),
-            self.listen
+            self.listen,
+            shell_quote(&format!("{tls}/server.crt")),
+            shell_quote(&format!("{tls}/server.key")),
         )
     }
 
@@ -129,7 +131,7 @@ mod tests {
         let s = svc(false);
         assert_eq!(
             s.command(),
-            "'/r/bin/darkport-0123' registry serve --root '/r' --listen 10.0.0.5:5000 --tls-cert /r/registry/tls/server.crt --tls-key /r/registry/tls/server.key --progress plain"
+            "/r/bin/darkport-0123 registry serve --root /r --listen 10.0.0.5:5000 --tls-cert /r/registry/tls/server.crt --tls-key /r/registry/tls/server.key --progress plain"
         );
         let unit = s.systemd_script();
         assert!(
@@ -137,6 +139,21 @@ mod tests {
             "{unit}"
         );
         assert!(unit.contains("Restart=always"));
+        // A root with a space is quoted for the shell.
+        let spaced = Layout::new("/srv/dark port");
+        let q = RegistryService {
+            bin: "/srv/dark port/bin/darkport-0123",
+            layout: &spaced,
+            listen: listen_addr("10.0.0.5", 5000),
+            restart: false,
+        };
+        assert!(
+            q.command().starts_with(
+                "'/srv/dark port/bin/darkport-0123' registry serve --root '/srv/dark port' "
+            ),
+            "{}",
+            q.command()
+        );
         assert!(!unit.contains("\nsystemctl restart darkport-registry\n"));
         assert!(svc(true)
             .systemd_script()

@@ -110,6 +110,6 @@ mod tests {
     fn one_registry_host_needs_no_mirror_file() {
         let s = runtime_trust_script("/", &["r:5000".to_string()]);
         assert!(!s.contains("registries.conf.d"));
-        assert!(s.contains("'/etc/docker/certs.d/r:5000'"), "{s}");
+        assert!(s.contains("mkdir -p /etc/docker/certs.d/r:5000;"), "{s}");
     }
 }

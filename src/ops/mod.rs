@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod bundle_blobs;
+pub mod bundle_info;
 pub mod external;
 pub mod install;
 pub mod kept;

@@ -3,6 +3,7 @@
 //! Both floors import this module; neither imports the other.
 
 pub mod build;
+pub mod bundle;
 pub mod site;
 pub mod support;
 

@@ -1,7 +1,9 @@
-//! Reporters for bundle building and verification: a byte bar on a TTY, plain lines otherwise.
+//! Reporters for bundle building and verification (a byte bar on a TTY, plain lines
+//! otherwise), and the text of the verify and inspect reports.
 
 use super::progress::Progress;
-use super::ProgressMode;
+use super::{bytes, ProgressMode};
+use crate::report::bundle::{InspectReport, Signature, VerifyReport};
 use std::sync::Mutex;
 
 pub struct BundleProgress {
@@ -50,4 +52,106 @@ impl crate::report::build::BuildReporter for BundleProgress {
             eprintln!("image {name} <- {source}");
         }
     }
+}
+
+/// `darkport verify` as text.
+pub fn verify_text(r: &VerifyReport) -> String {
+    let mut out = format!(
+        "OK {}: {} {}, {}, {} members, {} verified in {:.2}s ({:.0} MiB/s)\n",
+        r.bundle.display(),
+        r.product,
+        r.version,
+        match &r.signature {
+            Signature::Trusted(k) => format!("signed by key {k}"),
+            Signature::Unchecked => "signature NOT checked (no trusted key)".to_string(),
+            Signature::None => "UNSIGNED".to_string(),
+        },
+        r.members,
+        bytes(r.bytes),
+        r.seconds,
+        r.mib_per_s
+    );
+    if r.missing_blobs > 0 {
+        let bases: Vec<String> = r
+            .delta_base
+            .iter()
+            .map(|d| format!("{} {}", d.product, d.version))
+            .collect();
+        out.push_str(&format!(
+            "  delta bundle: {} blobs must already be on the site (from {})\n",
+            r.missing_blobs,
+            bases.join(", ")
+        ));
+    }
+    out
+}
+
+/// `darkport inspect` as text.
+pub fn inspect_text(r: &InspectReport) -> String {
+    let mut o = format!(
+        "bundle    {} ({})\n",
+        r.bundle.display(),
+        bytes(r.file_size)
+    );
+    o.push_str(&format!("product   {} {}\n", r.product, r.version));
+    if let Some(u) = &r.upgrades_from {
+        o.push_str(&format!("upgrades  from {u}\n"));
+    }
+    o.push_str(&format!("platforms {}\n", r.platforms.join(", ")));
+    o.push_str(&format!(
+        "signature {}\n",
+        match &r.signature {
+            Signature::Trusted(k) => format!("ok, key {k}"),
+            Signature::Unchecked => "present but NOT checked (no trusted key)".into(),
+            Signature::None => "NONE (unsigned)".into(),
+        }
+    ));
+    o.push_str(&format!("id        {}\n", r.bundle_id));
+    o.push_str(&format!("images    {}\n", r.images.len()));
+    for i in &r.images {
+        o.push_str(&format!(
+            "  {:<36} {}  {:<14} {:>10}\n",
+            i.name,
+            i.digest.short(),
+            i.platforms.join(","),
+            bytes(i.size)
+        ));
+    }
+    o.push_str(&format!(
+        "blobs     {} ({} in this file)\n",
+        r.blob_count, r.blobs_in_bundle
+    ));
+    o.push_str(&format!(
+        "stored    {} vs {} sum of image sizes: dedup saved {} ({:.1}%)\n",
+        bytes(r.stored_blob_bytes),
+        bytes(r.image_bytes),
+        bytes(r.dedup_saving_bytes),
+        if r.image_bytes > 0 {
+            r.dedup_saving_bytes as f64 * 100.0 / r.image_bytes as f64
+        } else {
+            0.0
+        }
+    ));
+    o.push_str(&format!(
+        "playbooks {} files, {} migrations\n",
+        r.playbooks.len(),
+        r.migrations.len()
+    ));
+    if r.delta_base.is_empty() {
+        o.push_str("delta     no (full bundle)\n");
+    } else {
+        for d in &r.delta_base {
+            o.push_str(&format!(
+                "delta     base {} {} ({})\n",
+                d.product,
+                d.version,
+                d.bundle_id.short()
+            ));
+        }
+        o.push_str(&format!(
+            "          {} blobs must already be on the site\n",
+            r.missing_blobs.len()
+        ));
+    }
+    o
 }

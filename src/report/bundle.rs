@@ -1,0 +1,92 @@
+//! Reports of `darkport verify` and `darkport inspect` (what a bundle holds and whether it is
+//! intact), as `ops::bundle_info` produces them and `ui::bundle` prints them.
+
+use super::Verdict;
+use crate::bundle::DeltaBase;
+use crate::digest::Digest;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Who signed a bundle, as its reader found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signature {
+    /// Signed by this trusted key.
+    Trusted(String),
+    /// A signature is present but no trusted key checked it (`--allow-unsigned`).
+    Unchecked,
+    /// No signature at all.
+    None,
+}
+
+/// `darkport verify`: the signature and every member checked.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub bundle: PathBuf,
+    pub bundle_id: Digest,
+    pub product: String,
+    pub version: String,
+    pub signed_by: Option<String>,
+    pub members: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub mib_per_s: f64,
+    pub missing_blobs: usize,
+    #[serde(skip)]
+    pub signature: Signature,
+    #[serde(skip)]
+    pub delta_base: Vec<DeltaBase>,
+}
+
+/// One image of `darkport inspect`.
+#[derive(Debug, Serialize)]
+pub struct InspectImage {
+    pub name: String,
+    pub digest: Digest,
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub platforms: Vec<String>,
+    pub size: u64,
+    pub blobs: usize,
+    pub source: String,
+}
+
+/// `darkport inspect`: what a bundle holds (its signature checked, its members not hashed).
+#[derive(Debug, Serialize)]
+pub struct InspectReport {
+    pub bundle: PathBuf,
+    pub bundle_id: Digest,
+    pub file_size: u64,
+    pub signed_by: Option<String>,
+    pub format: String,
+    pub product: String,
+    pub version: String,
+    pub upgrades_from: Option<String>,
+    pub platforms: Vec<String>,
+    pub created: Option<String>,
+    pub images: Vec<InspectImage>,
+    pub blob_count: usize,
+    pub blobs_in_bundle: usize,
+    pub stored_blob_bytes: u64,
+    pub image_bytes: u64,
+    pub dedup_saving_bytes: u64,
+    pub dedup_ratio: f64,
+    pub playbooks: Vec<String>,
+    pub migrations: Vec<String>,
+    pub delta_base: Vec<DeltaBase>,
+    pub missing_blobs: Vec<Digest>,
+    #[serde(skip)]
+    pub signature: Signature,
+}
+
+impl Verdict for VerifyReport {
+    fn ok(&self) -> bool {
+        self.ok
+    }
+}
+
+impl Verdict for InspectReport {
+    fn ok(&self) -> bool {
+        true
+    }
+}
