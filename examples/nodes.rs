@@ -1,6 +1,6 @@
 //! `make nodes N=5` / `make nodes-down`: start test nodes that outlive this process.
 //! Usage: nodes up N [--cluster] DIR | nodes down DIR
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/support/nodes/mod.rs"]
 mod common;
 
 fn main() {

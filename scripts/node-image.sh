@@ -3,13 +3,13 @@
 # a Debian bookworm rootfs from the configured apt mirror (debootstrap --variant=minbase) with
 # openssh-server, sudo, python3, skopeo, ca-certificates, iproute2, procps and podman (the
 # product's container runtime on the node; it runs nested in the node container, see
-# tests/common/cluster.rs for the flags it needs), imported with
+# tests/support/nodes/cluster.rs for the flags it needs), imported with
 # `docker import`. The tag is derived from a hash of this recipe, so the image is built once
 # per machine and reused. Prints the tag on stdout (progress goes to stderr).
 #
 # Users inside the image: root (key auth), dpuser (key auth, passwordless sudo), dppass
 # (password "dppass-pw", sudo requires that password). Host keys and authorized_keys are
-# bind-mounted per container by the harness (tests/common), so every node has its own host key.
+# bind-mounted per container by the harness (tests/support/nodes), so every node has its own host key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

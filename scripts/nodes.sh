@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start / stop test nodes by hand (the same harness the tests use, tests/common).
+# Start / stop test nodes by hand (the same harness the tests use, tests/support/nodes).
 #   scripts/nodes.sh up [N]     N fast sshd nodes (default 3); CLUSTER=1 for Docker nodes
 #   scripts/nodes.sh down
 # Prints the inventory path; known_hosts and the client key sit next to it (.nodes/).

@@ -15,6 +15,8 @@ impl std::fmt::Display for Panicked {
     }
 }
 
+impl std::error::Error for Panicked {}
+
 /// An item and, once its work ran, what it returned.
 type Cell<T, R> = Mutex<(T, Option<Result<R, Panicked>>)>;
 

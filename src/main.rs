@@ -18,8 +18,8 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprint!("{}", ui::render_error(&e));
-            // User and target failures (bad input, signature, unreachable host) exit 1.
-            1
+            // 1: bad input, a refused bundle, an unreachable or failing host; 2: a bug.
+            darkport::report::exit_code(&e)
         }
     };
     std::process::exit(code);

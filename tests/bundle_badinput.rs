@@ -1,10 +1,11 @@
 //! Bad input: every case exits 1 with a message naming the member or file:line.
 
-mod bundle_common;
+mod support;
 use bundle_common::*;
 use darkport::bundle::{Bundle, NoReport, Trust, TrustedKey};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use support::bundle as bundle_common;
 
 struct Fixture {
     _t: tempfile::TempDir,

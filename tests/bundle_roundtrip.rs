@@ -1,9 +1,10 @@
 //! Round trip, dedup, reproducibility, delta, skopeo read-back and minisign CLI checks on
 //! generated images (shared base layer, app images on top, a v2 changing only app layers).
 
-mod bundle_common;
+mod support;
 use bundle_common::*;
 use std::path::Path;
+use support::bundle as bundle_common;
 
 fn build(spec: &Path, out: &Path, key: &Path, extra: &[&str]) -> String {
     let mut a = vec![

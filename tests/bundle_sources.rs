@@ -2,10 +2,11 @@
 //! (plain, gzipped, several images), dir:, and a registry (Debian's docker-registry on
 //! loopback filled by skopeo), plus an unreachable registry.
 
-mod bundle_common;
+mod support;
 use bundle_common::*;
 use std::io::Read;
 use std::path::Path;
+use support::bundle as bundle_common;
 
 fn build_ok(d: &Path, spec: &Path, extra: &[&str]) -> (std::path::PathBuf, serde_json::Value) {
     let (key, pubk) = if d.join("k.key").exists() {
@@ -328,11 +329,7 @@ impl Drop for Registry {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    support::free_port("127.0.0.1")
 }
 
 fn start_registry() -> Registry {

@@ -4,9 +4,10 @@
 //! with the digest the bundle signed, and this machine's Docker engine pulls one image from the
 //! site registry and runs it. Fails in CI when Docker is missing.
 
-mod common;
+mod support;
+use support::nodes as common;
 
-mod install_support;
+use support::install as install_support;
 
 use install_support as fast;
 

@@ -5,8 +5,9 @@
 //! the install playbook checks every image there with the digest the bundle signed. A re-run
 //! sends nothing; a registry that does not answer stops preflight with nothing changed.
 
-mod common;
-mod install_support;
+mod support;
+use support::install as install_support;
+use support::nodes as common;
 
 use install_support::{json_of, site_cmd, text};
 use std::path::Path;

@@ -2,8 +2,9 @@
 //! example product's signed bundle, the site registry seeded on node1 and read by the real
 //! `skopeo` client with the digests the bundle signed.
 
-mod common;
-mod install_support;
+mod support;
+use support::install as install_support;
+use support::nodes as common;
 
 use install_support::{bin, build_example, json_of};
 

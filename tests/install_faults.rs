@@ -2,8 +2,9 @@
 //! pushing a large blob (the re-run resumes the partial upload and sends only the rest), and a
 //! node stopped in the middle of an install (reported, the others finish, a re-run completes it).
 
-mod common;
-mod install_support;
+mod support;
+use support::install as install_support;
+use support::nodes as common;
 
 use install_support::{bin, json_of};
 use std::io::Write;

@@ -2,8 +2,9 @@
 //! the site (`registry fetch`), and when that copy cannot run the installer falls back to
 //! sending them from the controller; either way both hosts end up serving every image.
 
-mod common;
-mod install_support;
+mod support;
+use support::install as install_support;
+use support::nodes as common;
 
 use install_support::{bin, build_example, json_of, text};
 use serde_json::Value;

@@ -6,7 +6,8 @@
 //! A case may have an `args` file with extra command-line arguments for both tools
 //! (`--check`, `--diff`, `-t`, `-e`, …). `COMPAT_ONLY=35-,37-` runs only the matching cases.
 
-mod common;
+mod support;
+use support::nodes as common;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

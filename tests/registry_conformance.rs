@@ -9,7 +9,8 @@
 //! proxy.golang.org ...: no such host` (only crates.io, PyPI and Debian are reachable), and
 //! reggie is not packaged in Debian. This suite is the substitute.
 
-mod registry_support;
+mod support;
+use support::registry as registry_support;
 
 use darkport::digest::Digest;
 use darkport::registry::index::{OCI_INDEX, OCI_MANIFEST};

@@ -2,7 +2,8 @@
 //! registry for Docker) an image whose layer holds Debian's static busybox, and runs it.
 //! Needs Docker: fails when CI=true and Docker is missing, skips with a reason otherwise.
 
-mod registry_support;
+mod support;
+use support::registry as registry_support;
 
 use darkport::registry::index::OCI_MANIFEST;
 use darkport::registry::RepoIndex;

@@ -2,7 +2,8 @@
 //! over TLS with a certificate from the site CA (`registry ca init` + `registry cert`), and with
 //! basic auth. Manifest digests must survive the round trip byte for byte.
 
-mod registry_support;
+mod support;
+use support::registry as registry_support;
 
 use darkport::digest::Digest;
 use registry_support::*;

@@ -4,8 +4,9 @@
 //! A 1.1.0 whose migration declares no rollback is refused with nothing changed. After
 //! 1.0 → 1.1 → 1.2, prune removes exactly the blobs only 1.0 needed.
 
-mod common;
-mod install_support;
+mod support;
+use support::install as install_support;
+use support::nodes as common;
 
 use install_support::{build_version, json_of, lines, site_cmd, text};
 use serde_json::Value;

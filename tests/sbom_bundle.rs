@@ -2,8 +2,9 @@
 //! `verify`: `--pubkey`, `--allow-unsigned`), and the signed hash of `index.json`, so an SBOM
 //! is never produced from images the signature does not cover.
 
-mod bundle_common;
+mod support;
 use bundle_common::*;
+use support::bundle as bundle_common;
 
 const STATUS: &str = "Package: foo\nStatus: install ok installed\nPriority: optional\nVersion: 1.2-3\nArchitecture: amd64\nDescription: test package\n\n";
 const COPYRIGHT: &str = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: 2026 Someone\nLicense: MIT\n";

@@ -6,6 +6,8 @@
 //! layout and an oci-archive tar, and validates the SPDX output with `pyspdxtools` and the
 //! CycloneDX output against the official 1.5 JSON schema (shipped by cyclonedx-python-lib).
 
+mod support;
+
 use assert_cmd::Command;
 use darkport::digest::Digest;
 use darkport::sbom::{self, oci, LicenceSource, PackageKind};
@@ -101,11 +103,7 @@ fn layer(entries: &[E], comp: Comp) -> Blob {
 }
 
 fn put_blob(dir: &Path, data: &[u8]) -> Digest {
-    let d = Digest::of(data);
-    let p = dir.join("blobs/sha256").join(d.hex());
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, data).unwrap();
-    d
+    support::bundle::put_blob(dir, data).parse().unwrap()
 }
 
 /// Write an OCI image layout holding `images` (name → layers, base first).

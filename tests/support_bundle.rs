@@ -2,7 +2,8 @@
 //! fatal), the others collected; inventory secrets, Authorization headers and PEM private keys
 //! must not appear anywhere in the decompressed bundle.
 
-mod common;
+mod support;
+use support::nodes as common;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! The test-node harness itself (tests/common): fast sshd nodes and Docker cluster nodes.
-mod common;
+mod support;
+use support::nodes as common;
 
 use common::{Nodes, PASS_USER, SUDO_USER};
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! SSH transport against real OpenSSH sshd test nodes (tests/common).
-mod common;
+mod support;
+use support::nodes as common;
 
 use common::{keygen, Nodes, DPPASS_PASSWORD, PASS_USER, SUDO_USER};
 use darkport::transport::{

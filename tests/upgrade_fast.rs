@@ -3,8 +3,9 @@
 //! blobs travel, each migration runs exactly once (the data and the logs prove it), a re-run
 //! does nothing, and a downgrade is refused.
 
-mod common;
-mod install_support;
+mod support;
+use support::install as install_support;
+use support::nodes as common;
 
 use install_support::{bin, build_version, json_of, lines, text};
 use std::path::Path;

@@ -7,8 +7,9 @@
 //! operator says `--mark-done` or `--rerun`; a second upgrade while one runs is refused by the
 //! site lock.
 
-mod common;
-mod install_support;
+mod support;
+use support::install as install_support;
+use support::nodes as common;
 
 use install_support::{build_release, json_of, lines, node_state, site_cmd, text};
 use std::path::{Path, PathBuf};

@@ -114,11 +114,11 @@ pub fn install(
     }));
     let error = match result {
         Err(e) => Some(e),
-        Ok(()) if !ok => Some(anyhow::anyhow!(
+        Ok(()) if !ok => Some(site.op_error(format!(
             "install of {} {} did not finish on every node; fix the nodes above and run the same command again (it resumes)",
             m.product,
             m.version
-        )),
+        ))),
         Ok(()) => None,
     };
     Ok(Outcome { report, error })

@@ -101,8 +101,9 @@ pub fn prune(o: &PruneOptions) -> anyhow::Result<Outcome<PruneReport>> {
     } else {
         Outcome::failed(
             report,
-            anyhow::anyhow!(
+            site.op_error(
                 "prune did not finish on every node (see above); nothing it needs was removed"
+                    .into(),
             ),
         )
     })

@@ -279,11 +279,11 @@ pub fn rollback(
     });
     let error = match r {
         Err(e) => Some(e),
-        Ok(()) if !failed.is_empty() => Some(anyhow::anyhow!(
+        Ok(()) if !failed.is_empty() => Some(site.op_error(format!(
             "rollback to {} did not finish on: {}; run the same command again (it resumes)",
             p.version,
             failed.join("; ")
-        )),
+        ))),
         Ok(()) => {
             let ca_dir = o.ca_dir.clone().unwrap_or_else(|| o.site.default_ca_dir());
             let checked = registries_answer(&site, &ca_dir);

@@ -237,11 +237,11 @@ pub fn upgrade(
     });
     let error = match r {
         Err(e) => Some(e),
-        Ok(()) if !failed.is_empty() => Some(anyhow::anyhow!(
+        Ok(()) if !failed.is_empty() => Some(site.op_error(format!(
             "upgrade to {} did not finish on: {}; run the same command again (it resumes)",
             m.version,
             failed.join("; ")
-        )),
+        ))),
         Ok(()) => {
             rep.line(&format!("site upgraded to {} {}", m.product, m.version));
             None

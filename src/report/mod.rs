@@ -33,6 +33,25 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// An error that is darkport's own fault (a bug), not the input's or a target's.
+#[derive(Debug, thiserror::Error)]
+#[error("internal error: {0}")]
+pub struct Internal(pub String);
+
+/// Exit code for a failed command: 2 when the error chain holds an internal error (a bug in
+/// darkport: [`Internal`], a worker's panic), 1 for everything else (bad input, a refused
+/// bundle, an unreachable or failing host).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    let internal = err
+        .chain()
+        .any(|c| c.is::<Internal>() || c.is::<crate::fanout::Panicked>());
+    if internal {
+        2
+    } else {
+        1
+    }
+}
+
 /// A report that knows whether the operation it describes succeeded (exit 0) or not (1).
 pub trait Verdict {
     fn ok(&self) -> bool;
@@ -41,6 +60,22 @@ pub trait Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_errors_exit_2_and_the_rest_exit_1() {
+        let user = anyhow::anyhow!("inventory.ini:3: bad line").context("loading the inventory");
+        assert_eq!(exit_code(&user), 1);
+        let bug = anyhow::Error::new(Internal("state read twice".into())).context("install");
+        assert_eq!(exit_code(&bug), 2);
+        let panic = anyhow::Error::new(crate::fanout::Panicked("index out of bounds".into()))
+            .context("node n1")
+            .context("install did not finish");
+        assert_eq!(exit_code(&panic), 2);
+        // A hint or an io error further down does not change the class.
+        let io =
+            anyhow::Error::new(std::io::Error::other("disk full")).context(Hint("free".into()));
+        assert_eq!(exit_code(&io), 1);
+    }
 
     #[test]
     fn byte_units() {

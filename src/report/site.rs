@@ -79,6 +79,16 @@ impl Refusal {
     }
 }
 
+/// Why a node left a run: it could not be reached (or refused us), it failed a step (the
+/// target's or the input's fault), or darkport hit a bug there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureClass {
+    Unreachable,
+    Failed,
+    Internal,
+}
+
 /// Per-node result of an install or upgrade.
 #[derive(Debug, Serialize)]
 pub struct NodeResult {
@@ -86,6 +96,7 @@ pub struct NodeResult {
     pub registry: bool,
     pub ok: bool,
     pub error: Option<String>,
+    pub error_class: Option<FailureClass>,
     pub push: Option<PushReport>,
 }
 

@@ -73,6 +73,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_rendering() {
+        let e =
+            anyhow::anyhow!("inventory.ini:7: host node4 has ansible_port=\"ssh\": not a number")
+                .context(Hint("ports are numbers, e.g. ansible_port=2222".into()))
+                .context("loading the inventory inventory.ini");
+        insta::assert_snapshot!(render_error(&e));
+    }
+
+    #[test]
     fn error_chain_with_hint() {
         let e = anyhow::anyhow!("disk full")
             .context(Hint("free space on /var".into()))

@@ -206,3 +206,40 @@ pub fn recap_line(h: &str, s: &Stats) -> String {
     .trim_end()
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recap_lines_read_like_ansible() {
+        let hosts = [
+            (
+                "node1",
+                Stats {
+                    ok: 12,
+                    changed: 3,
+                    ..Default::default()
+                },
+            ),
+            (
+                "node2",
+                Stats {
+                    ok: 4,
+                    failed: 1,
+                    ignored: 1,
+                    ..Default::default()
+                },
+            ),
+            (
+                "node3",
+                Stats {
+                    unreachable: 1,
+                    ..Default::default()
+                },
+            ),
+        ];
+        let text: String = hosts.iter().map(|(h, s)| recap_line(h, s) + "\n").collect();
+        insta::assert_snapshot!(text);
+    }
+}

@@ -316,3 +316,171 @@ pub fn status_table(r: &StatusReport) -> String {
 pub fn print_status(r: &StatusReport) {
     print!("{}", status_table(r));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::site::{
+        PlanNode, PlannedMigration, PruneRow, PushReport, StatusRow, UndoStep,
+    };
+
+    fn row(host: &str, registry: bool, problems: &[&str]) -> PreflightRow {
+        let reachable = !problems.iter().any(|p| p.contains("unreachable"));
+        PreflightRow {
+            host: host.into(),
+            registry,
+            reachable,
+            arch: reachable.then(|| "x86_64".into()),
+            free_bytes: reachable.then_some(40 << 30),
+            needed_bytes: if registry { 310 << 20 } else { 2 << 20 },
+            missing_blobs: if registry { 14 } else { 0 },
+            corrupt_blobs: 0,
+            installed: None,
+            problems: problems.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn preflight_table() {
+        let rows = vec![
+            row("node1", true, &[]),
+            row(
+                "node2",
+                false,
+                &["only 1.0 GiB free on /var/lib/darkport, needs 2.0 MiB + margin"],
+            ),
+            row("node3", false, &["unreachable: connection refused"]),
+        ];
+        insta::assert_snapshot!(super::preflight_table(&rows));
+    }
+
+    #[test]
+    fn install_recap() {
+        let nodes = vec![
+            NodeResult {
+                host: "node1".into(),
+                registry: true,
+                ok: true,
+                error: None,
+                error_class: None,
+                push: Some(PushReport {
+                    host: "node1".into(),
+                    blobs_sent: 14,
+                    bytes_sent: 310 << 20,
+                    blobs_present: 2,
+                    ..Default::default()
+                }),
+            },
+            NodeResult {
+                host: "node2".into(),
+                registry: false,
+                ok: false,
+                error: Some("seed: node2 unreachable: connection reset".into()),
+                error_class: Some(crate::report::site::FailureClass::Unreachable),
+                push: None,
+            },
+        ];
+        insta::assert_snapshot!(super::install_recap(&nodes, Duration::from_millis(4200)));
+    }
+
+    #[test]
+    fn status_table() {
+        let r = StatusReport {
+            ok: false,
+            nodes: vec![
+                StatusRow {
+                    host: "node1".into(),
+                    reachable: true,
+                    error: None,
+                    product: Some("coinshop".into()),
+                    version: Some("1.1.0".into()),
+                    bundle_digest: Some(Digest::of(b"bundle")),
+                    installed_at: Some("2026-12-05T10:00:00Z".into()),
+                    operation: None,
+                    migrations: vec!["0001-split-coins".into()],
+                    registry: Some("up at 10.0.0.1:5000".into()),
+                },
+                StatusRow {
+                    host: "node2".into(),
+                    reachable: false,
+                    error: Some("connection refused".into()),
+                    product: None,
+                    version: None,
+                    bundle_digest: None,
+                    installed_at: None,
+                    operation: None,
+                    migrations: vec![],
+                    registry: None,
+                },
+            ],
+        };
+        insta::assert_snapshot!(super::status_table(&r));
+    }
+
+    #[test]
+    fn upgrade_and_rollback_plans() {
+        let up = UpgradePlan {
+            product: "coinshop".into(),
+            from: "1.0.0".into(),
+            to: "1.1.0".into(),
+            playbook: "upgrade.yml".into(),
+            migrations: vec![PlannedMigration {
+                id: "0001-split-coins".into(),
+                version: "1.1.0".into(),
+                scope: Scope::Site,
+                phase: Phase::Before,
+                rerunnable: false,
+                backup: vec!["/srv/coins".into()],
+            }],
+            nodes: vec![PlanNode {
+                host: "node1".into(),
+                from: Some("coinshop 1.0.0".into()),
+                to: "coinshop 1.1.0".into(),
+                registry: true,
+                blobs_to_send: 3,
+                corrupt_blobs: 0,
+                bytes_to_send: 5 << 20,
+            }],
+        };
+        let back = RollbackPlanReport {
+            product: "coinshop".into(),
+            from: "1.1.0".into(),
+            to: "1.0.0".into(),
+            resuming: true,
+            migrations: vec![UndoStep {
+                id: "0001-split-coins".into(),
+                rollback: Some("rollback/0001.yml".into()),
+                backup: vec![],
+            }],
+            playbook: Some("install.yml".into()),
+            nodes: vec!["node1".into()],
+        };
+        insta::assert_snapshot!(format!("{}{}", upgrade_plan(&up), rollback_plan(&back)));
+    }
+
+    #[test]
+    fn prune_table() {
+        let r = PruneReport {
+            ok: false,
+            dry_run: true,
+            nodes: vec![
+                PruneRow {
+                    host: "node1".into(),
+                    registry: true,
+                    blobs: 4,
+                    partial_uploads: 1,
+                    bundle_dirs: 1,
+                    tags: 2,
+                    bytes: 12 << 20,
+                    error: None,
+                },
+                PruneRow {
+                    host: "node2".into(),
+                    error: Some("listing the blobs and bundles on node2 failed (exit 1)".into()),
+                    ..Default::default()
+                },
+            ],
+        };
+        insta::assert_snapshot!(super::prune_table(&r));
+    }
+}

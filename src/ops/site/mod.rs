@@ -11,7 +11,7 @@ use crate::digest::Digest;
 use crate::inventory::Inventory;
 use crate::node::Layout;
 use crate::ops::external::External;
-use crate::report::site::{ExternalReport, NodeResult, PushReport, SiteReporter};
+use crate::report::site::{ExternalReport, FailureClass, NodeResult, PushReport, SiteReporter};
 use crate::state::{self, probe::NodeProbe, NodeState};
 use crate::transport::{self, shell_quote, ConnSpec, ConnectOpts, ExecOpts, Transport};
 use anyhow::{bail, Context};
@@ -103,8 +103,9 @@ pub struct Node {
     pub t: Option<Shared>,
     pub probe: Option<NodeProbe>,
     pub state: Option<NodeState>,
-    /// The first error that took this node out of the run.
+    /// The first error that took this node out of the run, and its class.
     pub error: Option<String>,
+    pub error_class: Option<FailureClass>,
     pub push: Option<PushReport>,
 }
 
@@ -116,8 +117,13 @@ impl Node {
         self.t.is_some() && self.error.is_none()
     }
     pub(crate) fn fail(&mut self, e: impl std::fmt::Display) {
+        self.fail_as(FailureClass::Failed, e);
+    }
+    /// Record the node's first error with its class.
+    pub(crate) fn fail_as(&mut self, class: FailureClass, e: impl std::fmt::Display) {
         if self.error.is_none() {
             self.error = Some(e.to_string());
+            self.error_class = Some(class);
         }
     }
     pub(crate) fn layout(&self) -> Layout {
@@ -181,6 +187,7 @@ impl Node {
             registry: self.registry,
             ok: self.error.is_none(),
             error: self.error.clone(),
+            error_class: self.error_class,
             push: self.push.clone(),
         }
     }
@@ -196,10 +203,25 @@ where
     for (n, r) in crate::fanout::fanout(chosen, forks, |n| f(n)) {
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => n.fail(format!("{e:#}")),
-            Err(p) => n.fail(p),
+            Ok(Err(e)) => n.fail_as(classify(&e), format!("{e:#}")),
+            Err(p) => n.fail_as(FailureClass::Internal, p),
         }
     }
+}
+
+/// The class of a node's error, from its chain.
+pub(crate) fn classify(e: &anyhow::Error) -> FailureClass {
+    for c in e.chain() {
+        if c.is::<crate::report::Internal>() || c.is::<crate::fanout::Panicked>() {
+            return FailureClass::Internal;
+        }
+        if let Some(t) = c.downcast_ref::<transport::TransportError>() {
+            if t.is_unreachable() {
+                return FailureClass::Unreachable;
+            }
+        }
+    }
+    FailureClass::Failed
 }
 
 fn var_str(vars: &Map<String, Value>, k: &str) -> Option<String> {
@@ -298,6 +320,7 @@ fn node_of(inv: &Inventory, h: &str, registry: bool, selected: bool) -> anyhow::
         probe: None,
         state: None,
         error: None,
+        error_class: None,
         push: None,
     })
 }
@@ -379,7 +402,7 @@ impl Site {
         for (n, (_, r)) in self.nodes.iter_mut().zip(res) {
             match r {
                 Ok(t) => n.t = Some(Shared::new(t)),
-                Err(e) => n.error = Some(e.to_string()),
+                Err(e) => n.fail_as(FailureClass::Unreachable, e),
             }
         }
     }
@@ -427,6 +450,19 @@ impl Site {
         self.nodes.iter().filter(|n| n.registry).collect()
     }
 
+    /// An error for the whole operation: internal (exit 2) when a node hit a bug.
+    pub(crate) fn op_error(&self, msg: String) -> anyhow::Error {
+        if self
+            .nodes
+            .iter()
+            .any(|n| n.error_class == Some(FailureClass::Internal))
+        {
+            anyhow::Error::new(crate::report::Internal(msg))
+        } else {
+            anyhow::anyhow!(msg)
+        }
+    }
+
     /// `host: error` of every node that failed.
     pub(crate) fn failures(&self) -> Vec<String> {
         self.nodes
@@ -460,4 +496,28 @@ pub(crate) fn open_bundle(b: &BundleTrust, rep: &dyn SiteReporter) -> anyhow::Re
         ));
     }
     Ok(bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::TransportError;
+
+    #[test]
+    fn a_node_error_is_classed_from_its_chain() {
+        let down = anyhow::Error::new(TransportError::Unreachable {
+            host: "n1".into(),
+            msg: "connection refused".into(),
+        })
+        .context("pushing blobs");
+        assert_eq!(classify(&down), FailureClass::Unreachable);
+        let step = anyhow::Error::new(TransportError::Failed {
+            host: "n1".into(),
+            op: "mkdir".into(),
+            msg: "No space left on device".into(),
+        });
+        assert_eq!(classify(&step), FailureClass::Failed);
+        let bug = anyhow::Error::new(crate::fanout::Panicked("oops".into())).context("seed");
+        assert_eq!(classify(&bug), FailureClass::Internal);
+    }
 }

@@ -341,11 +341,6 @@ pub fn start_all(base: &Path, n: usize, client_key: &Path) -> Vec<FastNode> {
     nodes
 }
 
-fn free_port(ip: &str) -> u16 {
-    let l = std::net::TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
-    l.local_addr().unwrap().port()
-}
-
 fn write_sshd_config(node: &FastNode, auth: &Path) {
     let d = node.dir.display();
     let cfg = format!(

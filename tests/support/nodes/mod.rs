@@ -14,7 +14,8 @@
 //! password [`DPPASS_PASSWORD`], sudo asks for that password). Node indices are 0-based:
 //! index `i` is inventory host `node{i+1}`.
 //!
-//! Use from an integration test with `mod common;`. Everything started is stopped on drop
+//! Use from an integration test with `mod support;` (`support::nodes`), or from an example
+//! with `#[path]` (it needs nothing else of the support tree). Everything started is stopped on drop
 //! (set `DARKPORT_KEEP_NODES=1` to keep the node directories for debugging).
 #![allow(dead_code)]
 
@@ -25,6 +26,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// A free TCP port on `ip` (bound and released: another process may take it, rarely).
+pub fn free_port(ip: &str) -> u16 {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
+    l.local_addr().unwrap().port()
+}
 
 /// Password of the test user `dppass` (also its sudo password).
 pub const DPPASS_PASSWORD: &str = "dppass-pw";

@@ -5,9 +5,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_darkport"))
-}
+pub use super::bin;
 
 fn copy_dir(from: &Path, to: &Path) {
     let st = Command::new("cp")
@@ -101,7 +99,7 @@ pub fn build_release(dir: &Path, spec: &str, since: Option<&Path>) -> PathBuf {
 /// `darkport ARGS -i INV --known-hosts … --pubkey DIR/k.pub --ca-dir DIR/ca --progress plain
 /// [BUNDLE]`: a site command as an operator types it, on the test nodes.
 pub fn site_cmd(
-    nodes: &crate::common::Nodes,
+    nodes: &super::nodes::Nodes,
     inv: &Path,
     dir: &Path,
     args: &[&str],

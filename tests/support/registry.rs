@@ -227,9 +227,7 @@ pub fn fixture() -> Fixture {
     }
 }
 
-pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_darkport"))
-}
+pub use super::bin;
 
 /// A running `darkport registry serve`, killed on drop.
 pub struct Serve {

@@ -7,9 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_darkport"))
-}
+pub use super::bin;
 
 /// Run darkport with args; never inherits a terminal.
 pub fn run(args: &[&str]) -> Output {
@@ -132,7 +130,8 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-fn put_blob(dir: &Path, data: &[u8]) -> String {
+/// Store `data` in the OCI layout `dir` by digest; returns `sha256:<hex>`.
+pub fn put_blob(dir: &Path, data: &[u8]) -> String {
     let d = sha(data);
     let p = dir.join("blobs/sha256").join(&d[7..]);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
