@@ -375,3 +375,41 @@ fn facts_loops_tags_run_once_and_precedence() {
     );
     assert_eq!(s["node0"].ok, 2, "facts + tagged task: {events:?}");
 }
+
+/// `delegate_to: localhost` runs on the controller only when the inventory does not define
+/// `localhost`; an inventory entry's connection variables win, as in Ansible.
+#[test]
+fn delegation_to_localhost_follows_the_inventory() {
+    let pb = r#"
+- hosts: node0
+  gather_facts: no
+  tasks:
+    - name: on the controller
+      command: echo here
+      delegate_to: "{{ target }}"
+"#;
+    let (d, p) = setup(pb, &[]);
+    // Not in the inventory: the implicit local connection, for both spellings.
+    for target in ["localhost", "127.0.0.1"] {
+        let opts = RunOptions {
+            extra_vars: json!({ "target": target }).as_object().unwrap().clone(),
+            ..Default::default()
+        };
+        let (stats, _) = run(&p, &hosts(d.path(), 1), opts);
+        assert_eq!(stats["node0"], st(1, 1, 0, 0), "delegate_to {target}");
+    }
+    // In the inventory (and unreachable through its variables): the connector is used.
+    let mut h = hosts(d.path(), 1);
+    let mut down = Map::new();
+    down.insert("down".into(), json!(true));
+    h.0.push(("localhost".into(), down));
+    let opts = RunOptions {
+        extra_vars: json!({ "target": "localhost" })
+            .as_object()
+            .unwrap()
+            .clone(),
+        ..Default::default()
+    };
+    let (stats, events) = run(&p, &h, opts);
+    assert_eq!(stats["node0"].unreachable, 1, "{events:?}");
+}

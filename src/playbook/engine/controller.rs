@@ -1,0 +1,115 @@
+//! Modules that run on the controller (debug, assert, include_vars).
+
+use super::*;
+
+pub(super) fn controller_debug(args: &Map<String, Value>, ctx: &JValue) -> Map<String, Value> {
+    let mut r = Map::new();
+    if let Some(var) = args.get("var") {
+        let name = py_str(var);
+        let v = template::eval_expr(&name, ctx)
+            .unwrap_or(Value::String("VARIABLE IS NOT DEFINED!".into()));
+        r.insert(name, v);
+    } else {
+        r.insert(
+            "msg".into(),
+            args.get("msg")
+                .cloned()
+                .unwrap_or(Value::String("Hello world!".into())),
+        );
+    }
+    r.insert("changed".into(), Value::Bool(false));
+    r
+}
+
+pub(super) fn controller_assert(
+    args: &Map<String, Value>,
+    ctx: &JValue,
+    loc: &crate::playbook::model::Loc,
+) -> Map<String, Value> {
+    let that = super_list(args.get("that").unwrap_or(&Value::Null));
+    for cond in &that {
+        match eval_cond(cond, ctx) {
+            Ok(true) => {}
+            Ok(false) => {
+                let msg = args
+                    .get("fail_msg")
+                    .or_else(|| args.get("msg"))
+                    .cloned()
+                    .unwrap_or(Value::String("Assertion failed".into()));
+                return json!({"failed": true, "changed": false, "assertion": cond, "evaluated_to": false, "msg": msg})
+                    .as_object()
+                    .unwrap()
+                    .clone();
+            }
+            Err(e) => {
+                return fail_map(&format!(
+                    "{loc}: The conditional check '{}' failed: {}",
+                    py_str(cond),
+                    e.msg
+                ))
+            }
+        }
+    }
+    let msg = args
+        .get("success_msg")
+        .cloned()
+        .unwrap_or(Value::String("All assertions passed".into()));
+    json!({"changed": false, "msg": msg})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+pub(super) fn controller_include_vars(
+    args: &Map<String, Value>,
+    search: &[PathBuf],
+) -> Result<(Map<String, Value>, Vec<String>), String> {
+    let f = args
+        .get("file")
+        .or_else(|| args.get("_raw_params"))
+        .map(py_str);
+    let dir = args.get("dir").map(py_str);
+    let mut files = vec![];
+    if let Some(f) = f {
+        let p = PathBuf::from(&f);
+        let found = if p.is_absolute() {
+            Some(p)
+        } else {
+            search
+                .iter()
+                .flat_map(|d| [d.join("vars").join(&f), d.join(&f)])
+                .find(|c| c.is_file())
+        };
+        files.push(found.ok_or_else(|| format!("Could not find or access '{f}'"))?);
+    } else if let Some(d) = dir {
+        let p = PathBuf::from(&d);
+        let base = if p.is_absolute() {
+            p
+        } else {
+            search
+                .iter()
+                .flat_map(|s| [s.join("vars").join(&d), s.join(&d)])
+                .find(|c| c.is_dir())
+                .ok_or_else(|| format!("Could not find or access directory '{d}'"))?
+        };
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&base)
+            .map_err(|e| format!("{}: {e}", base.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yml" | "yaml" | "json")
+                )
+            })
+            .collect();
+        entries.sort();
+        files.extend(entries);
+    } else {
+        return Err("include_vars: no file or dir given".into());
+    }
+    let mut m = Map::new();
+    for f in &files {
+        m.extend(crate::playbook::model::load_vars_file(f).map_err(|e| e.to_string())?);
+    }
+    Ok((m, files.iter().map(|f| abs(f)).collect()))
+}

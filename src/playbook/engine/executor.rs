@@ -1,0 +1,794 @@
+//! One task on the hosts of a batch: the fan-out over forks, loops, conditions, retries,
+//! delegation, become, changed_when/failed_when and the module call.
+
+use super::*;
+
+pub(super) const NO_LOG_MSG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+/// results, returns the hosts that failed.
+/// Run one module task on the given hosts in parallel; updates state and stats, reports
+pub(super) fn run_task(
+    pc: &PlayCtx,
+    hosts: &mut BTreeMap<String, HostState>,
+    task: &Task,
+    inh: &Inherit,
+    active: &[String],
+) -> Vec<String> {
+    let name = {
+        let ctx = from_json(&Value::Object(pc.opts.extra_vars.clone()));
+        let mut pv = pc.play.vars.clone();
+        pv.extend(pc.opts.extra_vars.clone());
+        let _ = ctx;
+        let ctx = from_json(&Value::Object(pv));
+        let n = task.display_name();
+        template::render_str(&n, &ctx).unwrap_or(n)
+    };
+    pc.rep.event(Event::TaskStart {
+        name: &name,
+        handler: false,
+    });
+    let run_once = inh
+        .last(&task.kw, |k| k.run_once.as_ref())
+        .map(|v| template::ansible_bool(&v))
+        .unwrap_or(false);
+    let needs_hostvars = format!("{:?}{:?}", task, pc.play.vars).contains("hostvars")
+        || pc
+            .play
+            .roles
+            .iter()
+            .any(|r| format!("{:?}", r).contains("hostvars"));
+    let hostvars = if needs_hostvars {
+        Some(hostvars_value(pc, hosts))
+    } else {
+        None
+    };
+    let targets: Vec<String> = if run_once {
+        active.iter().take(1).cloned().collect()
+    } else {
+        active.to_vec()
+    };
+    let results: Mutex<Vec<(String, HostResult, HostEffects)>> = Mutex::new(vec![]);
+    {
+        let mut refs: Vec<&mut HostState> = hosts
+            .iter_mut()
+            .filter(|(k, _)| targets.contains(k))
+            .map(|(_, v)| v)
+            .collect();
+        // Keep the play's host order.
+        refs.sort_by_key(|h| targets.iter().position(|t| *t == h.name));
+        let queue = Mutex::new(refs.into_iter());
+        let workers = pc.opts.forks.max(1).min(targets.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some(hs) = next else { break };
+                    let (r, eff) = exec_on_host(pc, hs, task, inh, &name, hostvars.as_ref());
+                    pc.rep.event(Event::Result(&r));
+                    results.lock().unwrap().push((hs.name.clone(), r, eff));
+                });
+            }
+        });
+    }
+    let mut results = results.into_inner().unwrap();
+    // run_once: the result applies to every host of the batch.
+    if run_once {
+        if let Some((_, r, eff)) = results.first().cloned() {
+            for h in active.iter().skip(1) {
+                let mut r2 = r.clone();
+                r2.host = h.clone();
+                results.push((h.clone(), r2, eff.clone()));
+            }
+        }
+    }
+    let mut failed = vec![];
+    for (h, r, eff) in results {
+        let hs = hosts.get_mut(&h).unwrap();
+        apply_effects(hs, task, &r, eff);
+        match r.status {
+            Status::Unreachable => {
+                hs.unreachable = true;
+                hs.stats.unreachable += 1;
+                failed.push(h);
+            }
+            Status::Failed if r.ignored => {
+                hs.stats.ok += 1;
+                hs.stats.ignored += 1;
+                if r.result.get("changed").map(truthy).unwrap_or(false) {
+                    hs.stats.changed += 1;
+                }
+            }
+            Status::Failed => {
+                hs.stats.failed += 1;
+                hs.last_failed = Some((Value::Object(r.result.clone()), r.task.clone()));
+                failed.push(h);
+            }
+            Status::Skipped => hs.stats.skipped += 1,
+            Status::Ok => hs.stats.ok += 1,
+            Status::Changed => {
+                hs.stats.ok += 1;
+                hs.stats.changed += 1;
+            }
+        }
+    }
+    failed
+}
+
+pub(super) fn result_status(r: &Map<String, Value>) -> Status {
+    if r.get("unreachable").map(truthy).unwrap_or(false) {
+        Status::Unreachable
+    } else if r.get("failed").map(truthy).unwrap_or(false) {
+        Status::Failed
+    } else if r.get("skipped").map(truthy).unwrap_or(false) {
+        Status::Skipped
+    } else if r.get("changed").map(truthy).unwrap_or(false) {
+        Status::Changed
+    } else {
+        Status::Ok
+    }
+}
+
+/// Run a task (all its loop items, retries, conditions) on one host.
+pub(super) fn exec_on_host(
+    pc: &PlayCtx,
+    hs: &mut HostState,
+    task: &Task,
+    inh: &Inherit,
+    name: &str,
+    hostvars: Option<&Value>,
+) -> (HostResult, HostEffects) {
+    let mut eff = HostEffects::default();
+    let mut vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
+    if let Some(hv) = hostvars {
+        vars.insert("hostvars".into(), hv.clone());
+    }
+    let no_log = inh
+        .last(&task.kw, |k| k.no_log.as_ref())
+        .map(|v| {
+            template::ansible_bool(
+                &template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v),
+            )
+        })
+        .unwrap_or(false);
+    let ignore_errors = inh
+        .last(&task.kw, |k| k.ignore_errors.as_ref())
+        .map(|v| {
+            template::ansible_bool(
+                &template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v),
+            )
+        })
+        .unwrap_or(false);
+    let when = all_when(inh, &task.kw);
+    let mut hr = HostResult {
+        host: hs.name.clone(),
+        task: name.to_string(),
+        loc: task.loc.to_string(),
+        status: Status::Ok,
+        ignored: false,
+        delegated_to: None,
+        verbose: false,
+        result: Map::new(),
+        items: vec![],
+    };
+    let finish = |mut hr: HostResult, mut result: Map<String, Value>, eff: HostEffects| {
+        hr.status = result_status(&result);
+        if hr.status == Status::Failed && ignore_errors {
+            hr.ignored = true;
+        }
+        if no_log {
+            let changed = result.get("changed").cloned().unwrap_or(Value::Bool(false));
+            let failed = result.get("failed").cloned();
+            let skipped = result.get("skipped").cloned();
+            result = Map::new();
+            result.insert("censored".into(), Value::String(NO_LOG_MSG.into()));
+            result.insert("changed".into(), changed);
+            if let Some(f) = failed {
+                result.insert("failed".into(), f);
+            }
+            if let Some(s) = skipped {
+                result.insert("skipped".into(), s);
+            }
+            for it in hr.items.iter_mut() {
+                it.result = json!({"censored": NO_LOG_MSG}).as_object().unwrap().clone();
+                it.label = "None".into();
+            }
+        }
+        hr.result = result;
+        (hr, eff)
+    };
+    match &task.loop_ {
+        None => {
+            let ctx = from_json(&Value::Object(vars.clone()));
+            match eval_cond(&Value::Array(when.clone()), &ctx) {
+                Ok(false) => {
+                    let r = json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False", "false_condition": when.last().cloned().unwrap_or(Value::Null)});
+                    let r = r.as_object().unwrap().clone();
+                    eff.register = Some(Value::Object(r.clone()));
+                    return finish(hr, r, eff);
+                }
+                Err(e) => {
+                    let r = fail_map(&format!(
+                        "{}: The conditional check failed: {}",
+                        task.loc, e.msg
+                    ));
+                    eff.register = None;
+                    return finish(hr, r, eff);
+                }
+                Ok(true) => {}
+            }
+            let (r, e2) = run_one(pc, hs, task, inh, &vars, &mut hr);
+            eff = e2;
+            if let Some(reg) = &task.register {
+                let _ = reg;
+                eff.register = Some(Value::Object(r.clone()));
+            }
+            let verbose = hr.verbose;
+            let mut out = finish(hr, r, eff);
+            out.0.verbose = verbose;
+            if no_log {
+                out.0.verbose = false;
+            }
+            out
+        }
+        Some(l) => {
+            let ctx = from_json(&Value::Object(vars.clone()));
+            let items = match loop_items(task, l, &ctx) {
+                Ok(i) => i,
+                Err(e) => return finish(hr, fail_map(&format!("{}: {e}", task.loc)), eff),
+            };
+            let lc = &task.loop_control;
+            let loop_var = lc.get("loop_var").map(py_str).unwrap_or("item".into());
+            let index_var = lc.get("index_var").map(py_str);
+            let pause = lc
+                .get("pause")
+                .and_then(|v| v.as_f64().or_else(|| py_str(v).parse().ok()));
+            let mut results: Vec<Value> = vec![];
+            let mut any_changed = false;
+            let mut any_failed = false;
+            let mut all_skipped = true;
+            let n = items.len();
+            for (i, item) in items.into_iter().enumerate() {
+                if i > 0 {
+                    if let Some(p) = pause {
+                        std::thread::sleep(Duration::from_secs_f64(p));
+                    }
+                }
+                let mut iv = vars.clone();
+                iv.insert(loop_var.clone(), item.clone());
+                if let Some(ix) = &index_var {
+                    iv.insert(ix.clone(), json!(i));
+                }
+                iv.insert(
+                    "ansible_loop".into(),
+                    json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n, "revindex": n - i, "revindex0": n - i - 1}),
+                );
+                iv.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+                let ictx = from_json(&Value::Object(iv.clone()));
+                let label = match lc.get("label") {
+                    Some(l) => template_value(l, &ictx)
+                        .map(|v| py_str(&v))
+                        .unwrap_or_else(|_| py_str(l)),
+                    None => py_str(&item),
+                };
+                let mut r = match eval_cond(&Value::Array(when.clone()), &ictx) {
+                    Ok(false) => json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False", "false_condition": when.last().cloned().unwrap_or(Value::Null)}).as_object().unwrap().clone(),
+                    Err(e) => fail_map(&format!("{}: The conditional check failed: {}", task.loc, e.msg)),
+                    Ok(true) => {
+                        let (r, e2) = run_one(pc, hs, task, inh, &iv, &mut hr);
+                        eff.set_facts.extend(e2.set_facts);
+                        eff.include_vars.extend(e2.include_vars);
+                        if e2.facts.is_some() {
+                            eff.facts = e2.facts;
+                        }
+                        for x in e2.notify {
+                            if !eff.notify.contains(&x) {
+                                eff.notify.push(x);
+                            }
+                        }
+                        r
+                    }
+                };
+                r.insert(loop_var.clone(), item.clone());
+                r.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+                if let Some(ix) = &index_var {
+                    r.insert("ansible_index_var".into(), Value::String(ix.clone()));
+                    r.insert(ix.clone(), json!(i));
+                }
+                let st = result_status(&r);
+                any_changed |= st == Status::Changed;
+                any_failed |= st == Status::Failed;
+                all_skipped &= st == Status::Skipped;
+                hr.items.push(ItemResult {
+                    status: st,
+                    label,
+                    result: r.clone(),
+                });
+                results.push(Value::Object(r));
+                if st == Status::Unreachable {
+                    return finish(
+                        hr,
+                        json!({"unreachable": true, "msg": "host became unreachable"})
+                            .as_object()
+                            .unwrap()
+                            .clone(),
+                        eff,
+                    );
+                }
+            }
+            let mut r = Map::new();
+            r.insert("changed".into(), Value::Bool(any_changed));
+            if any_failed {
+                r.insert("failed".into(), Value::Bool(true));
+                r.insert(
+                    "msg".into(),
+                    Value::String("One or more items failed".into()),
+                );
+            } else if all_skipped {
+                r.insert("skipped".into(), Value::Bool(true));
+                r.insert(
+                    "msg".into(),
+                    Value::String(if n == 0 {
+                        "No items in the list".into()
+                    } else {
+                        "All items skipped".into()
+                    }),
+                );
+            } else {
+                r.insert("msg".into(), Value::String("All items completed".into()));
+            }
+            r.insert("results".into(), Value::Array(results));
+            if any_changed {
+                for n in notify_list(task, &ctx) {
+                    if !eff.notify.contains(&n) {
+                        eff.notify.push(n);
+                    }
+                }
+            }
+            eff.register = Some(Value::Object(r.clone()));
+            finish(hr, r, eff)
+        }
+    }
+}
+
+pub(super) fn fail_map(msg: &str) -> Map<String, Value> {
+    json!({"failed": true, "changed": false, "msg": msg})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+pub(super) fn notify_list(task: &Task, ctx: &JValue) -> Vec<String> {
+    task.notify
+        .iter()
+        .map(|n| template::render_str(n, ctx).unwrap_or(n.clone()))
+        .collect()
+}
+
+pub(super) fn get_transport<'h>(
+    pc: &PlayCtx,
+    hs: &'h mut HostState,
+    vars: &Map<String, Value>,
+) -> Result<&'h mut Box<dyn Transport>, TransportError> {
+    if hs.transport.is_none() {
+        let mut cv = hs.inv_vars.clone();
+        if !cv.contains_key("ansible_user") && !cv.contains_key("ansible_ssh_user") {
+            if let Some(u) = &pc.play.remote_user {
+                let u = template_value(u, &from_json(&Value::Object(vars.clone())))
+                    .unwrap_or(u.clone());
+                cv.insert("ansible_user".into(), u);
+            }
+        }
+        hs.transport = Some(pc.conn.connect(&hs.name, &cv)?);
+    }
+    Ok(hs.transport.as_mut().unwrap())
+}
+
+/// One module invocation (one loop item): templating, delegation, become, retries,
+/// changed_when/failed_when. Returns the result map.
+pub(super) fn run_one(
+    pc: &PlayCtx,
+    hs: &mut HostState,
+    task: &Task,
+    inh: &Inherit,
+    vars: &Map<String, Value>,
+    hr: &mut HostResult,
+) -> (Map<String, Value>, HostEffects) {
+    let mut eff = HostEffects::default();
+    let TaskKind::Module { module, args } = &task.kind else {
+        return (Map::new(), eff);
+    };
+    let ctx = from_json(&Value::Object(vars.clone()));
+    let tv =
+        |v: Option<Value>| -> Option<Value> { v.map(|v| template_value(&v, &ctx).unwrap_or(v)) };
+    // Keyword resolution (innermost wins, then play, then inventory).
+    let become_ = tv(inh.last(&task.kw, |k| k.become_.as_ref()))
+        .or_else(|| tv(pc.play.become_.clone()))
+        .or_else(|| vars.get("ansible_become").cloned())
+        .map(|v| template::ansible_bool(&v))
+        .unwrap_or(false);
+    let become_user = tv(inh.last(&task.kw, |k| k.become_user.as_ref()))
+        .or_else(|| tv(pc.play.become_user.clone()))
+        .or_else(|| vars.get("ansible_become_user").cloned())
+        .map(|v| py_str(&v));
+    let become_pw = [
+        "ansible_become_password",
+        "ansible_become_pass",
+        "ansible_sudo_pass",
+    ]
+    .iter()
+    .find_map(|k| vars.get(*k))
+    .map(py_str);
+    let check = tv(inh.last(&task.kw, |k| k.check_mode.as_ref()))
+        .map(|v| template::ansible_bool(&v))
+        .unwrap_or(pc.opts.check);
+    let diff = tv(inh.last(&task.kw, |k| k.diff.as_ref()))
+        .map(|v| template::ansible_bool(&v))
+        .unwrap_or(pc.opts.diff);
+    let mut env: Vec<(String, String)> = vec![];
+    for e in [pc.play.environment.clone()]
+        .into_iter()
+        .chain(inh.kws.iter().map(|k| k.environment.clone()))
+        .chain([task.kw.environment.clone()])
+        .flatten()
+    {
+        if let Ok(Value::Object(m)) = template_value(&e, &ctx) {
+            for (k, v) in m {
+                env.retain(|(x, _)| *x != k);
+                env.push((k, py_str(&v)));
+            }
+        }
+    }
+    let delegate = tv(inh.last(&task.kw, |k| k.delegate_to.as_ref())).map(|v| py_str(&v));
+    // Template the arguments (omit removes a parameter).
+    let args = match template_args(module, args, &ctx) {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                fail_map(&format!(
+                    "{}: the task includes an option with an undefined variable or a template error: {e}",
+                    task.loc
+                )),
+                eff,
+            )
+        }
+    };
+    let retries = task
+        .retries
+        .as_ref()
+        .map(|v| {
+            py_str(&template_value(v, &ctx).unwrap_or(v.clone()))
+                .parse::<u32>()
+                .unwrap_or(3)
+        })
+        .unwrap_or(3);
+    let delay = task
+        .delay
+        .as_ref()
+        .map(|v| {
+            py_str(&template_value(v, &ctx).unwrap_or(v.clone()))
+                .parse::<f64>()
+                .unwrap_or(5.0)
+        })
+        .unwrap_or(5.0);
+    let attempts_max = if task.until.is_some() {
+        retries.max(1)
+    } else {
+        1
+    };
+    let mut attempt = 0;
+    let search = search_dirs(pc, task, inh);
+    loop {
+        attempt += 1;
+        let mut r = match *module {
+            "debug" => {
+                hr.verbose = true;
+                controller_debug(&args, &ctx)
+            }
+            "set_fact" => {
+                let mut m = args.clone();
+                m.remove("cacheable");
+                eff.set_facts.extend(m.clone());
+                json!({"changed": false, "ansible_facts": m})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            }
+            "assert" => controller_assert(&args, &ctx, &task.loc),
+            "fail" => {
+                let msg = args
+                    .get("msg")
+                    .map(py_str)
+                    .unwrap_or("Failed as requested from task".into());
+                json!({"failed": true, "changed": false, "msg": msg})
+                    .as_object()
+                    .unwrap()
+                    .clone()
+            }
+            "pause" => {
+                let secs = args
+                    .get("seconds")
+                    .map(py_str)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    + args
+                        .get("minutes")
+                        .map(py_str)
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                        * 60.0;
+                let start = Instant::now();
+                if secs > 0.0 && !check {
+                    std::thread::sleep(Duration::from_secs_f64(secs));
+                }
+                json!({"changed": false, "delta": start.elapsed().as_secs(), "stdout": format!("Paused for {} seconds", secs), "user_input": ""}).as_object().unwrap().clone()
+            }
+            "include_vars" => match controller_include_vars(&args, &search) {
+                Ok((m, files)) => {
+                    match args.get("name").map(py_str) {
+                        Some(n) => {
+                            eff.include_vars.insert(n, Value::Object(m.clone()));
+                        }
+                        None => eff.include_vars.extend(m.clone()),
+                    }
+                    json!({"changed": false, "ansible_facts": m, "ansible_included_var_files": files}).as_object().unwrap().clone()
+                }
+                Err(e) => fail_map(&e),
+            },
+            m => {
+                let become_spec = become_.then(|| Become {
+                    user: become_user.clone(),
+                    password: become_pw.clone(),
+                });
+                let mut local;
+                let mut delegated;
+                let t: Result<&mut dyn Transport, TransportError> = match delegate.as_deref() {
+                    // Ansible's implicit localhost: a local connection unless the inventory
+                    // names the host (then its own connection variables apply).
+                    Some(d) if d != hs.name && is_implicit_localhost(pc, d) => {
+                        hr.delegated_to = Some(d.to_string());
+                        local = LocalTransport::new(d);
+                        Ok(&mut local as &mut dyn Transport)
+                    }
+                    Some(d) if d != hs.name => {
+                        hr.delegated_to = Some(d.to_string());
+                        let mut map = pc.delegates.lock().unwrap();
+                        if !map.contains_key(d) {
+                            match pc.conn.connect(d, &pc.inv.host_vars(d)) {
+                                Ok(t) => {
+                                    map.insert(d.to_string(), t);
+                                }
+                                Err(e) => {
+                                    return (
+                                        json!({"unreachable": true, "msg": e.to_string()})
+                                            .as_object()
+                                            .unwrap()
+                                            .clone(),
+                                        eff,
+                                    )
+                                }
+                            }
+                        }
+                        delegated = map.remove(d).unwrap();
+                        drop(map);
+                        let mc = ModCtx {
+                            check,
+                            diff,
+                            become_: become_spec.clone(),
+                            env: env.clone(),
+                            vars: &ctx,
+                            search: &search,
+                            host: d,
+                        };
+                        let r = modules::run(m, &mut *delegated, &mc, &args);
+                        pc.delegates
+                            .lock()
+                            .unwrap()
+                            .insert(d.to_string(), delegated);
+                        let r = module_result(r);
+                        if let Some(f) = r.get("ansible_facts").and_then(|f| f.as_object()) {
+                            if m == "setup" {
+                                eff.facts = Some(facts_vars(f));
+                            }
+                        }
+                        return post_process(pc, task, r, vars, eff);
+                    }
+                    _ => get_transport(pc, hs, vars).map(|b| &mut **b as &mut dyn Transport),
+                };
+                match t {
+                    Err(e) => json!({"unreachable": true, "msg": e.to_string()})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                    Ok(t) => {
+                        let mc = ModCtx {
+                            check,
+                            diff,
+                            become_: become_spec,
+                            env: env.clone(),
+                            vars: &ctx,
+                            search: &search,
+                            host: &hr.host,
+                        };
+                        let r = module_result(modules::run(m, t, &mc, &args));
+                        if m == "setup" {
+                            if let Some(f) = r.get("ansible_facts").and_then(|f| f.as_object()) {
+                                eff.facts = Some(facts_vars(f));
+                            }
+                        }
+                        r
+                    }
+                }
+            }
+        };
+        if r.get("unreachable").map(truthy).unwrap_or(false) {
+            return (r, eff);
+        }
+        // As Ansible's task executor: a result without `failed` gets one (true only for a
+        // nonzero `rc`), before until/changed_when/failed_when see it.
+        if !r.contains_key("failed") && !r.get("skipped").map(truthy).unwrap_or(false) {
+            let rc_failed = r
+                .get("rc")
+                .map(|v| !(v == &json!(0) || v == &json!("0")))
+                .unwrap_or(false);
+            r.insert("failed".into(), Value::Bool(rc_failed));
+        }
+        if let Some(until) = &task.until {
+            let mut uv = vars.clone();
+            if let Some(reg) = &task.register {
+                uv.insert(reg.clone(), Value::Object(r.clone()));
+            }
+            let uctx = from_json(&Value::Object(uv));
+            let ok = eval_cond(until, &uctx).unwrap_or(false);
+            r.insert("attempts".into(), json!(attempt));
+            if !ok && attempt < attempts_max {
+                std::thread::sleep(Duration::from_secs_f64(delay));
+                continue;
+            }
+            if !ok {
+                r.insert("failed".into(), Value::Bool(true));
+                if !r.contains_key("msg") {
+                    r.insert("msg".into(), Value::String("Retries exceeded".into()));
+                }
+            }
+        }
+        return post_process(pc, task, r, vars, eff);
+    }
+}
+
+pub(super) fn post_process(
+    _pc: &PlayCtx,
+    task: &Task,
+    mut r: Map<String, Value>,
+    vars: &Map<String, Value>,
+    mut eff: HostEffects,
+) -> (Map<String, Value>, HostEffects) {
+    if r.get("skipped").map(truthy).unwrap_or(false) {
+        return (r, eff);
+    }
+    if task.changed_when.is_some() || task.failed_when.is_some() {
+        let mut cv = vars.clone();
+        if let Some(reg) = &task.register {
+            cv.insert(reg.clone(), Value::Object(r.clone()));
+        }
+        let cctx = from_json(&Value::Object(cv));
+        if let Some(cw) = &task.changed_when {
+            match eval_cond(&Value::Array(super_list(cw)), &cctx) {
+                Ok(b) => {
+                    r.insert("changed".into(), Value::Bool(b));
+                }
+                Err(e) => {
+                    r.insert("failed".into(), Value::Bool(true));
+                    r.insert(
+                        "msg".into(),
+                        Value::String(format!("{}: changed_when: {}", task.loc, e.msg)),
+                    );
+                }
+            }
+        }
+        if let Some(fw) = &task.failed_when {
+            match eval_cond(&Value::Array(super_list(fw)), &cctx) {
+                Ok(b) => {
+                    r.insert("failed".into(), Value::Bool(b));
+                    r.insert("failed_when_result".into(), Value::Bool(b));
+                }
+                Err(e) => {
+                    r.insert("failed".into(), Value::Bool(true));
+                    r.insert(
+                        "msg".into(),
+                        Value::String(format!("{}: failed_when: {}", task.loc, e.msg)),
+                    );
+                }
+            }
+        }
+    }
+    if r.get("changed").map(truthy).unwrap_or(false)
+        && !r.get("failed").map(truthy).unwrap_or(false)
+    {
+        let ctx = from_json(&Value::Object(vars.clone()));
+        eff.notify = notify_list(task, &ctx);
+    }
+    (r, eff)
+}
+
+pub(super) fn super_list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        o => vec![o.clone()],
+    }
+}
+
+pub(super) fn module_result(r: Result<Map<String, Value>, ModError>) -> Map<String, Value> {
+    match r {
+        Ok(m) => m,
+        Err(ModError::Failed(msg)) => fail_map(&msg),
+        Err(ModError::Transport(e)) if e.is_unreachable() => {
+            json!({"unreachable": true, "msg": e.to_string()})
+                .as_object()
+                .unwrap()
+                .clone()
+        }
+        Err(ModError::Transport(e)) => fail_map(&e.to_string()),
+    }
+}
+
+/// `ansible_facts` → the variables Ansible injects (`ansible_*` plus `ansible_facts`).
+pub(super) fn facts_vars(f: &Map<String, Value>) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (k, v) in f {
+        m.insert(format!("ansible_{k}"), v.clone());
+    }
+    m.insert("ansible_facts".into(), Value::Object(f.clone()));
+    m
+}
+
+pub(super) fn search_dirs(pc: &PlayCtx, task: &Task, inh: &Inherit) -> Vec<PathBuf> {
+    let mut d = vec![];
+    if let Some(r) = task.role.as_ref().or(inh.role.as_ref()) {
+        d.push(r.path.clone());
+    }
+    d.push(pc.pb.dir.clone());
+    d
+}
+
+pub(super) fn strip_omit(v: Value) -> Option<Value> {
+    match v {
+        Value::String(s) if s == OMIT => None,
+        Value::Object(m) => Some(Value::Object(
+            m.into_iter()
+                .filter_map(|(k, v)| strip_omit(v).map(|v| (k, v)))
+                .collect(),
+        )),
+        Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(strip_omit).collect())),
+        o => Some(o),
+    }
+}
+
+pub(super) fn template_args(
+    module: &str,
+    args: &Value,
+    ctx: &JValue,
+) -> Result<Map<String, Value>, String> {
+    let Value::Object(m) = args else {
+        return Ok(Map::new());
+    };
+    let mut out = Map::new();
+    for (k, v) in m {
+        // `debug: var=` and `assert: that=` hold expressions, evaluated by the module.
+        if (module == "debug" && k == "var") || (module == "assert" && k == "that") {
+            out.insert(k.clone(), v.clone());
+            continue;
+        }
+        let t = template_value(v, ctx).map_err(|e| e.msg)?;
+        if let Some(t) = strip_omit(t) {
+            out.insert(k.clone(), t);
+        }
+    }
+    Ok(out)
+}
+
+/// `localhost` / `127.0.0.1` when the inventory does not define them: Ansible runs such a
+/// delegation on the controller with a local connection.
+fn is_implicit_localhost(pc: &PlayCtx, host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1") && !pc.inv.all_hosts().iter().any(|h| h == host)
+}

@@ -1,0 +1,108 @@
+//! Handlers: flushed at the end of each section and on `meta: flush_handlers`.
+
+use super::*;
+
+pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) {
+    let handlers = &pc.play.handlers;
+    loop {
+        let mut ran_any = false;
+        for h in handlers {
+            let hname = h.name.clone().unwrap_or_default();
+            let who: Vec<String> = pc
+                .batch
+                .iter()
+                .filter(|n| {
+                    let s = &hosts[*n];
+                    let ok = !s.unreachable && (pc.play.force_handlers || !s.failed);
+                    ok && s.notified.iter().any(|x| {
+                        *x == hname
+                            || h.listen.contains(x)
+                            || h.role
+                                .as_ref()
+                                .map(|r| format!("{} : {hname}", r.name) == *x)
+                                .unwrap_or(false)
+                    })
+                })
+                .cloned()
+                .collect();
+            if who.is_empty() {
+                continue;
+            }
+            for n in &who {
+                let s = hosts.get_mut(n).unwrap();
+                s.notified.retain(|x| {
+                    !(*x == hname
+                        || h.listen.contains(x)
+                        || h.role
+                            .as_ref()
+                            .map(|r| format!("{} : {hname}", r.name) == *x)
+                            .unwrap_or(false))
+                });
+            }
+            ran_any = true;
+            pc.rep.event(Event::TaskStart {
+                name: &h.display_name(),
+                handler: true,
+            });
+            let failed = run_handler(pc, hosts, h, &who);
+            for f in failed {
+                hosts.get_mut(&f).unwrap().failed = true;
+            }
+        }
+        // Handlers may notify other handlers.
+        if !ran_any
+            || !pc
+                .batch
+                .iter()
+                .any(|n| !hosts[n].notified.is_empty() && !hosts[n].failed)
+        {
+            break;
+        }
+    }
+    for n in &pc.batch {
+        hosts.get_mut(n).unwrap().notified.clear();
+    }
+}
+
+pub(super) fn run_handler(
+    pc: &PlayCtx,
+    hosts: &mut BTreeMap<String, HostState>,
+    h: &Task,
+    who: &[String],
+) -> Vec<String> {
+    // Reuse run_task's machinery without printing a second TASK header.
+    struct Quiet<'a>(&'a dyn Reporter);
+    impl Reporter for Quiet<'_> {
+        fn event(&self, ev: Event<'_>) {
+            if !matches!(ev, Event::TaskStart { .. }) {
+                self.0.event(ev)
+            }
+        }
+    }
+    let q = Quiet(pc.rep);
+    let pc2 = PlayCtx {
+        pb: pc.pb,
+        play: pc.play,
+        opts: pc.opts,
+        inv: pc.inv,
+        conn: pc.conn,
+        rep: &q,
+        groups: pc.groups.clone(),
+        play_hosts: pc.play_hosts.clone(),
+        batch: pc.batch.clone(),
+        delegates: Mutex::new(HashMap::new()),
+    };
+    match &h.kind {
+        TaskKind::Module { .. } => run_task(&pc2, hosts, h, &Inherit::default(), who),
+        _ => {
+            run_list(
+                &pc2,
+                hosts,
+                std::slice::from_ref(h),
+                &Inherit::default(),
+                who,
+            )
+            .failed
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The linear strategy: task lists, blocks (rescue/always), includes, meta, tags, serial
+//! batches and the fatal-error rules.
+
+use super::*;
+
+pub(super) fn check_fatal(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) -> bool {
+    let n = pc.batch.len().max(1);
+    let bad = pc
+        .batch
+        .iter()
+        .filter(|h| hosts[*h].failed || hosts[*h].unreachable)
+        .count();
+    let stop = (pc.play.any_errors_fatal && bad > 0)
+        || pc
+            .play
+            .max_fail_percentage
+            .map(|p| (bad as f64) * 100.0 / (n as f64) > p)
+            .unwrap_or(false);
+    if stop {
+        for h in &pc.batch {
+            if let Some(hs) = hosts.get_mut(h) {
+                hs.ended = true;
+                if !hs.failed && !hs.unreachable && pc.play.any_errors_fatal {
+                    hs.failed = true;
+                }
+            }
+        }
+    }
+    stop
+}
+
+pub(super) fn batches(play: &Play, hosts: &[String]) -> Vec<Vec<String>> {
+    let sizes: Vec<Value> = match &play.serial {
+        None => return vec![hosts.to_vec()],
+        Some(Value::Array(a)) => a.clone(),
+        Some(v) => vec![v.clone()],
+    };
+    let n = hosts.len();
+    let size_of = |v: &Value| -> usize {
+        let s = py_str(v);
+        let k = if let Some(p) = s.strip_suffix('%') {
+            ((p.trim().parse::<f64>().unwrap_or(100.0) / 100.0) * n as f64) as usize
+        } else {
+            s.trim().parse::<usize>().unwrap_or(n)
+        };
+        k.max(1)
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut idx = 0;
+    while i < n {
+        let sz = if sizes.is_empty() {
+            n
+        } else {
+            size_of(&sizes[idx.min(sizes.len() - 1)])
+        };
+        out.push(hosts[i..(i + sz).min(n)].to_vec());
+        i += sz;
+        idx += 1;
+    }
+    out
+}
+
+pub(super) fn active_hosts(hosts: &BTreeMap<String, HostState>, batch: &[String]) -> Vec<String> {
+    batch
+        .iter()
+        .filter(|h| {
+            let s = &hosts[*h];
+            !s.failed && !s.unreachable && !s.ended
+        })
+        .cloned()
+        .collect()
+}
+
+pub(super) fn facts_task(play: &Play) -> Task {
+    Task {
+        loc: play.loc.clone(),
+        name: Some("Gathering Facts".into()),
+        kind: TaskKind::Module {
+            module: "setup",
+            args: json!({}),
+        },
+        kw: Kw {
+            tags: vec!["always".into()],
+            ..Default::default()
+        },
+        loop_: None,
+        with: None,
+        loop_control: Map::new(),
+        register: None,
+        notify: vec![],
+        listen: vec![],
+        changed_when: None,
+        failed_when: None,
+        until: None,
+        retries: None,
+        delay: None,
+        role: None,
+    }
+}
+
+#[derive(Default)]
+pub(super) struct ListResult {
+    pub(super) failed: Vec<String>,
+    pub(super) end_play: bool,
+}
+
+pub(super) fn run_list(
+    pc: &PlayCtx,
+    hosts: &mut BTreeMap<String, HostState>,
+    tasks: &[Task],
+    inh: &Inherit,
+    entering: &[String],
+) -> ListResult {
+    let mut res = ListResult::default();
+    let mut active: Vec<String> = entering.to_vec();
+    for task in tasks {
+        active.retain(|h| {
+            let s = &hosts[h];
+            !s.unreachable && !s.ended && !res.failed.contains(h)
+        });
+        if active.is_empty() || res.end_play {
+            break;
+        }
+        match &task.kind {
+            TaskKind::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                if !tags_match(pc, inh, task) && !block_has_tagged(pc, inh, task) {
+                    continue;
+                }
+                let sub = inh.push(&task.kw, None);
+                // A role entry: the role context applies to its tasks.
+                let sub = match block.first().and_then(|t| t.role.clone()) {
+                    Some(r)
+                        if task
+                            .name
+                            .as_deref()
+                            .map(|n| n.starts_with("role "))
+                            .unwrap_or(false) =>
+                    {
+                        Inherit {
+                            role: Some(r),
+                            ..sub
+                        }
+                    }
+                    _ => sub,
+                };
+                let r = run_list(pc, hosts, block, &sub, &active);
+                res.end_play |= r.end_play;
+                let mut still_failed: Vec<String> = r.failed.clone();
+                if !rescue.is_empty() && !r.failed.is_empty() {
+                    let to_rescue: Vec<String> = r
+                        .failed
+                        .iter()
+                        .filter(|h| !hosts[*h].unreachable)
+                        .cloned()
+                        .collect();
+                    for h in &to_rescue {
+                        let s = hosts.get_mut(h).unwrap();
+                        s.stats.rescued += 1;
+                        s.stats.failed = s.stats.failed.saturating_sub(1);
+                        if let Some((r, t)) = s.last_failed.clone() {
+                            s.set_facts.insert("ansible_failed_result".into(), r);
+                            s.set_facts
+                                .insert("ansible_failed_task".into(), json!({"name": t}));
+                        }
+                    }
+                    let rr = run_list(pc, hosts, rescue, &sub, &to_rescue);
+                    res.end_play |= rr.end_play;
+                    still_failed = r
+                        .failed
+                        .iter()
+                        .filter(|h| hosts[*h].unreachable || rr.failed.contains(h))
+                        .cloned()
+                        .collect();
+                    for h in &rr.failed {
+                        if !r.failed.contains(h) {
+                            still_failed.push(h.clone())
+                        }
+                    }
+                }
+                if !always.is_empty() {
+                    let who: Vec<String> = active
+                        .iter()
+                        .filter(|h| !hosts[*h].unreachable)
+                        .cloned()
+                        .collect();
+                    let ar = run_list(pc, hosts, always, &sub, &who);
+                    res.end_play |= ar.end_play;
+                    for h in ar.failed {
+                        if !still_failed.contains(&h) {
+                            still_failed.push(h)
+                        }
+                    }
+                }
+                res.failed.extend(still_failed);
+            }
+            TaskKind::Meta(what) => {
+                if !tags_match(pc, inh, task) {
+                    continue;
+                }
+                match what.as_str() {
+                    "flush_handlers" => {
+                        pc.rep.event(Event::TaskStart {
+                            name: "flush_handlers",
+                            handler: false,
+                        });
+                        // Hosts that failed earlier in this list must not run handlers.
+                        let failed_now: Vec<String> = res.failed.clone();
+                        for h in &failed_now {
+                            hosts.get_mut(h).unwrap().failed = true;
+                        }
+                        flush_handlers(pc, hosts);
+                    }
+                    "end_play" => {
+                        res.end_play = true;
+                        for h in &active {
+                            hosts.get_mut(h).unwrap().ended = true;
+                        }
+                    }
+                    "end_host" => {
+                        // Only hosts whose `when` holds.
+                        for h in &active {
+                            let hs = &hosts[h];
+                            let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
+                            let ctx = from_json(&Value::Object(vars));
+                            let when = all_when(inh, &task.kw);
+                            if eval_cond(&Value::Array(when), &ctx).unwrap_or(false) {
+                                hosts.get_mut(h).unwrap().ended = true;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            TaskKind::IncludeRole { role, tasks: rt } => {
+                if !tags_match(pc, inh, task) {
+                    continue;
+                }
+                let sub = Inherit {
+                    role: Some(role.clone()),
+                    ..inh.push(&task.kw, None)
+                };
+                let r = run_list(pc, hosts, rt, &sub, &active);
+                res.failed.extend(r.failed);
+                res.end_play |= r.end_play;
+            }
+            TaskKind::Include { file, base } => {
+                if !tags_match(pc, inh, task) {
+                    continue;
+                }
+                // Group hosts by the resolved file (and loop items), then run each group.
+                let mut groups: Vec<(PathBuf, Vec<(String, LoopItem)>)> = vec![];
+                for h in &active {
+                    let hs = &hosts[h];
+                    let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
+                    let ctx = from_json(&Value::Object(vars));
+                    let when = all_when(inh, &task.kw);
+                    match eval_cond(&Value::Array(when), &ctx) {
+                        Ok(true) => {}
+                        Ok(false) => continue,
+                        Err(e) => {
+                            report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
+                            res.failed.push(h.clone());
+                            continue;
+                        }
+                    }
+                    let items: Vec<Option<(String, Value)>> = match &task.loop_ {
+                        None => vec![None],
+                        Some(l) => match loop_items(task, l, &ctx) {
+                            Ok(items) => {
+                                let var = task
+                                    .loop_control
+                                    .get("loop_var")
+                                    .map(py_str)
+                                    .unwrap_or("item".into());
+                                items.into_iter().map(|i| Some((var.clone(), i))).collect()
+                            }
+                            Err(e) => {
+                                report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e);
+                                res.failed.push(h.clone());
+                                continue;
+                            }
+                        },
+                    };
+                    for it in items {
+                        let ctx2 = match &it {
+                            Some((k, v)) => {
+                                let mut m = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
+                                m.insert(k.clone(), v.clone());
+                                from_json(&Value::Object(m))
+                            }
+                            None => ctx.clone(),
+                        };
+                        let f = match template_value(file, &ctx2) {
+                            Ok(v) => py_str(&v),
+                            Err(e) => {
+                                report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
+                                res.failed.push(h.clone());
+                                break;
+                            }
+                        };
+                        let mut p = PathBuf::from(&f);
+                        if p.is_relative() {
+                            let cands = [
+                                base.join(&f),
+                                task.role
+                                    .as_ref()
+                                    .map(|r| r.path.join("tasks").join(&f))
+                                    .unwrap_or_default(),
+                                pc.pb.dir.join(&f),
+                            ];
+                            p = cands
+                                .iter()
+                                .find(|c| c.is_file())
+                                .cloned()
+                                .unwrap_or(cands[0].clone());
+                        }
+                        match groups.iter_mut().find(|(gp, _)| *gp == p) {
+                            Some((_, hs_)) => hs_.push((h.clone(), it)),
+                            None => groups.push((p, vec![(h.clone(), it)])),
+                        }
+                    }
+                }
+                for (p, members) in &groups {
+                    for (h, it) in members {
+                        let hs = hosts.get_mut(h).unwrap();
+                        hs.stats.ok += 1;
+                        let mut result = Map::new();
+                        result.insert("included".into(), Value::String(p.display().to_string()));
+                        if let Some((k, v)) = it {
+                            result.insert(k.clone(), v.clone());
+                        }
+                        let r = HostResult {
+                            host: h.clone(),
+                            task: task.display_name(),
+                            loc: task.loc.to_string(),
+                            status: Status::Ok,
+                            ignored: false,
+                            delegated_to: None,
+                            verbose: false,
+                            result,
+                            items: vec![],
+                        };
+                        pc.rep.event(Event::Result(&r));
+                    }
+                }
+                for (p, members) in groups {
+                    let tasks = match Playbook::load_tasks(&pc.pb.dir, &p, &task.role) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            for (h, _) in &members {
+                                report_simple_fail(
+                                    pc,
+                                    hosts.get_mut(h).unwrap(),
+                                    task,
+                                    &e.to_string(),
+                                );
+                                res.failed.push(h.clone());
+                            }
+                            continue;
+                        }
+                    };
+                    // Items become task vars of the included tasks.
+                    let mut by_item: Vec<(LoopItem, Vec<String>)> = vec![];
+                    for (h, it) in members {
+                        match by_item.iter_mut().find(|(i, _)| *i == it) {
+                            Some((_, v)) => v.push(h),
+                            None => by_item.push((it, vec![h])),
+                        }
+                    }
+                    for (it, hs_) in by_item {
+                        let mut kw = task.kw.clone();
+                        kw.when.clear();
+                        if let Some((k, v)) = it {
+                            kw.vars.insert(k, v);
+                        }
+                        let sub = inh.push(&kw, None);
+                        let r = run_list(pc, hosts, &tasks, &sub, &hs_);
+                        res.failed.extend(r.failed);
+                        res.end_play |= r.end_play;
+                    }
+                }
+            }
+            TaskKind::Module { .. } => {
+                if !tags_match(pc, inh, task) {
+                    continue;
+                }
+                let failed = run_task(pc, hosts, task, inh, &active);
+                res.failed.extend(failed);
+            }
+        }
+        if check_fatal(pc, hosts) {
+            // any_errors_fatal: everyone stops here.
+            for h in &active {
+                if !res.failed.contains(h) && hosts[h].failed {
+                    res.failed.push(h.clone());
+                }
+            }
+            res.end_play = true;
+            break;
+        }
+    }
+    res.failed.dedup();
+    res
+}
+
+pub(super) fn report_simple_fail(pc: &PlayCtx, hs: &mut HostState, task: &Task, msg: &str) {
+    hs.stats.failed += 1;
+    let r = HostResult {
+        host: hs.name.clone(),
+        task: task.display_name(),
+        loc: task.loc.to_string(),
+        status: Status::Failed,
+        ignored: false,
+        delegated_to: None,
+        verbose: false,
+        result: json!({"failed": true, "msg": format!("{}: {msg}", task.loc)})
+            .as_object()
+            .unwrap()
+            .clone(),
+        items: vec![],
+    };
+    pc.rep.event(Event::Result(&r));
+}
+
+pub(super) fn tags_match(pc: &PlayCtx, inh: &Inherit, task: &Task) -> bool {
+    let tags = inh.tags(&task.kw, &pc.play.kw);
+    let only = &pc.opts.tags;
+    let skip = &pc.opts.skip_tags;
+    let has = |t: &str| tags.contains(t);
+    if !skip.is_empty() {
+        if skip.iter().any(|s| s == "all") && !has("always") {
+            return false;
+        }
+        if skip.iter().any(|s| tags.contains(s)) {
+            return false;
+        }
+        if skip.iter().any(|s| s == "tagged") && !tags.is_empty() && !has("always") {
+            return false;
+        }
+        if skip.iter().any(|s| s == "untagged") && tags.is_empty() {
+            return false;
+        }
+    }
+    if has("always") && !skip.iter().any(|s| s == "always") {
+        return true;
+    }
+    if only.is_empty() || only.iter().any(|t| t == "all") {
+        return !has("never") || only.iter().any(|t| tags.contains(t));
+    }
+    only.iter().any(|t| {
+        tags.contains(t)
+            || (t == "tagged" && !tags.is_empty())
+            || (t == "untagged" && tags.is_empty())
+    })
+}
+
+/// A block runs when any task inside matches the tag selection.
+pub(super) fn block_has_tagged(pc: &PlayCtx, inh: &Inherit, task: &Task) -> bool {
+    let sub = inh.push(&task.kw, None);
+    match &task.kind {
+        TaskKind::Block {
+            block,
+            rescue,
+            always,
+        } => block
+            .iter()
+            .chain(rescue)
+            .chain(always)
+            .any(|t| tags_match(pc, &sub, t) || block_has_tagged(pc, &sub, t)),
+        TaskKind::IncludeRole { tasks, .. } => tasks.iter().any(|t| tags_match(pc, &sub, t)),
+        _ => false,
+    }
+}
+
+pub(super) fn all_when(inh: &Inherit, kw: &Kw) -> Vec<Value> {
+    let mut w: Vec<Value> = inh.kws.iter().flat_map(|k| k.when.clone()).collect();
+    w.extend(kw.when.iter().cloned());
+    w
+}
+
+/// One loop item of an include: the loop variable name and its value.
+pub(super) type LoopItem = Option<(String, Value)>;
