@@ -256,6 +256,11 @@ pub enum TaskKind {
         file: Value,
         base: PathBuf,
     },
+    /// An entry of the play's `roles:` list (its handlers are already the play's).
+    Role {
+        role: Arc<RoleCtx>,
+        tasks: Vec<Task>,
+    },
     /// `include_role` / `import_role` with a templated or late role.
     IncludeRole {
         role: Arc<RoleCtx>,
@@ -283,6 +288,67 @@ pub struct Task {
     pub retries: Option<Value>,
     pub delay: Option<Value>,
     pub role: Option<Arc<RoleCtx>>,
+    /// The task's own fields mention `hostvars` (decided at load: the engine builds the
+    /// costly all-hosts map only for such tasks).
+    pub uses_hostvars: bool,
+}
+
+impl Kw {
+    /// Any keyword value mentions `hostvars`.
+    pub fn mentions_hostvars(&self) -> bool {
+        self.when.iter().any(mentions_hostvars)
+            || self.vars.values().any(mentions_hostvars)
+            || [
+                &self.become_,
+                &self.become_user,
+                &self.environment,
+                &self.ignore_errors,
+                &self.check_mode,
+                &self.diff,
+                &self.no_log,
+                &self.delegate_to,
+                &self.run_once,
+                &self.any_errors_fatal,
+            ]
+            .into_iter()
+            .flatten()
+            .any(mentions_hostvars)
+    }
+}
+
+/// A string anywhere inside `v` names `hostvars`.
+pub fn mentions_hostvars(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains("hostvars"),
+        Value::Array(a) => a.iter().any(mentions_hostvars),
+        Value::Object(o) => o
+            .iter()
+            .any(|(k, v)| k.contains("hostvars") || mentions_hostvars(v)),
+        _ => false,
+    }
+}
+
+/// A task's own fields (not those it inherits) mention `hostvars`.
+fn task_mentions_hostvars(t: &Task) -> bool {
+    let own = match &t.kind {
+        TaskKind::Module { args, .. } => mentions_hostvars(args),
+        TaskKind::Include { file, .. } => mentions_hostvars(file),
+        _ => false,
+    };
+    own || t.kw.mentions_hostvars()
+        || t.name.as_deref().is_some_and(|n| n.contains("hostvars"))
+        || t.loop_control.values().any(mentions_hostvars)
+        || [
+            &t.loop_,
+            &t.changed_when,
+            &t.failed_when,
+            &t.until,
+            &t.retries,
+            &t.delay,
+        ]
+        .into_iter()
+        .flatten()
+        .any(mentions_hostvars)
 }
 
 impl Task {
@@ -294,6 +360,7 @@ impl Task {
             (None, TaskKind::Meta(_)) => "meta".into(),
             (None, TaskKind::Include { .. }) => "include_tasks".into(),
             (None, TaskKind::IncludeRole { .. }) => "include_role".into(),
+            (None, TaskKind::Role { role, .. }) => format!("role {}", role.name),
             (None, TaskKind::Block { .. }) => "block".into(),
         };
         match &self.role {
@@ -327,6 +394,8 @@ pub struct Play {
     pub max_fail_percentage: Option<f64>,
     pub force_handlers: bool,
     pub kw: Kw,
+    /// Play vars or role variables mention `hostvars`.
+    pub uses_hostvars: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -710,6 +779,7 @@ impl Loader {
             retries: None,
             delay: None,
             role: role.clone(),
+            uses_hostvars: false,
         };
         if let Some(n) = node.get("name") {
             let name = template::py_str(&n.to_json());
@@ -1022,6 +1092,7 @@ impl Loader {
                 args: Value::Object(args),
             },
         };
+        task.uses_hostvars = task_mentions_hostvars(&task);
         Ok(task)
     }
 
@@ -1195,10 +1266,9 @@ impl Loader {
                         play.role_tasks.push(Task {
                             loc: rloc.clone(),
                             name: Some(format!("role {name}")),
-                            kind: TaskKind::Block {
-                                block: tasks,
-                                rescue: vec![],
-                                always: vec![],
+                            kind: TaskKind::Role {
+                                role: rc.clone(),
+                                tasks,
                             },
                             kw,
                             loop_: None,
@@ -1213,6 +1283,7 @@ impl Loader {
                             retries: None,
                             delay: None,
                             role: None,
+                            uses_hostvars: false,
                         });
                         play.handlers.extend(handlers);
                     }
@@ -1242,6 +1313,9 @@ impl Loader {
                         role_handlers(rescue, loader, out)?;
                         role_handlers(always, loader, out)?;
                     }
+                    // A play role's own handlers are already the play's; roles it includes
+                    // are not.
+                    TaskKind::Role { tasks, .. } => role_handlers(tasks, loader, out)?,
                     _ => {}
                 }
             }
@@ -1257,6 +1331,12 @@ impl Loader {
             role_handlers(list, self, &mut extra)?;
         }
         play.handlers.extend(extra);
+        play.uses_hostvars = play.vars.values().any(mentions_hostvars)
+            || play.roles.iter().any(|r| {
+                [&r.defaults, &r.vars, &r.params]
+                    .iter()
+                    .any(|m| m.values().any(mentions_hostvars))
+            });
         Ok(play)
     }
 }
@@ -1323,6 +1403,27 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, s).unwrap();
         p
+    }
+
+    #[test]
+    fn role_entries_and_hostvars_use_are_decided_at_load() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "pb.yml",
+            "- hosts: all\n  roles: [web]\n  tasks:\n    - debug: msg={{ hostvars['a'].x }}\n    - debug: msg=plain\n- hosts: all\n  vars:\n    peers: \"{{ groups.all | map('extract', hostvars) | list }}\"\n  tasks:\n    - debug: var=peers\n",
+        );
+        write(d.path(), "roles/web/tasks/main.yml", "- debug: msg=role\n");
+        let pb = Playbook::load(&p).unwrap();
+        let (first, second) = (&pb.plays[0], &pb.plays[1]);
+        assert!(
+            matches!(&first.role_tasks[0].kind, TaskKind::Role { role, tasks } if role.name == "web" && tasks.len() == 1)
+        );
+        assert_eq!(first.role_tasks[0].display_name(), "role web");
+        assert!(first.tasks[0].uses_hostvars);
+        assert!(!first.tasks[1].uses_hostvars);
+        assert!(!first.uses_hostvars);
+        assert!(second.uses_hostvars && !second.tasks[0].uses_hostvars);
     }
 
     #[test]

@@ -32,12 +32,10 @@ pub(super) fn run_task(
         .last(&task.kw, |k| k.run_once.as_ref())
         .map(|v| template::ansible_bool(&v))
         .unwrap_or(false);
-    let needs_hostvars = format!("{:?}{:?}", task, pc.play.vars).contains("hostvars")
-        || pc
-            .play
-            .roles
-            .iter()
-            .any(|r| format!("{:?}", r).contains("hostvars"));
+    // Decided at load time for the task and the play; inherited block keywords are few.
+    let needs_hostvars = task.uses_hostvars
+        || pc.play.uses_hostvars
+        || inh.kws.iter().any(|k| k.mentions_hostvars());
     let hostvars = if needs_hostvars {
         Some(hostvars_value(pc, hosts))
     } else {

@@ -96,6 +96,7 @@ pub(super) fn facts_task(play: &Play) -> Task {
         retries: None,
         delay: None,
         role: None,
+        uses_hostvars: false,
     }
 }
 
@@ -132,22 +133,6 @@ pub(super) fn run_list(
                     continue;
                 }
                 let sub = inh.push(&task.kw, None);
-                // A role entry: the role context applies to its tasks.
-                let sub = match block.first().and_then(|t| t.role.clone()) {
-                    Some(r)
-                        if task
-                            .name
-                            .as_deref()
-                            .map(|n| n.starts_with("role "))
-                            .unwrap_or(false) =>
-                    {
-                        Inherit {
-                            role: Some(r),
-                            ..sub
-                        }
-                    }
-                    _ => sub,
-                };
                 let r = run_list(pc, hosts, block, &sub, &active);
                 res.end_play |= r.end_play;
                 let mut still_failed: Vec<String> = r.failed.clone();
@@ -236,8 +221,12 @@ pub(super) fn run_list(
                     _ => {}
                 }
             }
-            TaskKind::IncludeRole { role, tasks: rt } => {
-                if !tags_match(pc, inh, task) {
+            TaskKind::Role { role, tasks: rt } | TaskKind::IncludeRole { role, tasks: rt } => {
+                // A role entry runs like a block: when a task inside matches the tags.
+                let role_entry = matches!(task.kind, TaskKind::Role { .. });
+                let runs =
+                    tags_match(pc, inh, task) || (role_entry && block_has_tagged(pc, inh, task));
+                if !runs {
                     continue;
                 }
                 let sub = Inherit {
@@ -471,6 +460,9 @@ pub(super) fn block_has_tagged(pc: &PlayCtx, inh: &Inherit, task: &Task) -> bool
             .iter()
             .chain(rescue)
             .chain(always)
+            .any(|t| tags_match(pc, &sub, t) || block_has_tagged(pc, &sub, t)),
+        TaskKind::Role { tasks, .. } => tasks
+            .iter()
             .any(|t| tags_match(pc, &sub, t) || block_has_tagged(pc, &sub, t)),
         TaskKind::IncludeRole { tasks, .. } => tasks.iter().any(|t| tags_match(pc, &sub, t)),
         _ => false,
