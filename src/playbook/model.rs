@@ -43,65 +43,10 @@ fn invalid(loc: &Loc, msg: impl Into<String>) -> LoadError {
     }
 }
 
-/// Modules darkport implements (short names; `ansible.builtin.`/`ansible.legacy.` prefixes
-/// and a few collection names map onto them).
-pub const MODULES: &[&str] = &[
-    "command",
-    "shell",
-    "raw",
-    "script",
-    "copy",
-    "template",
-    "file",
-    "lineinfile",
-    "blockinfile",
-    "replace",
-    "stat",
-    "slurp",
-    "service",
-    "systemd",
-    "systemd_service",
-    "wait_for",
-    "set_fact",
-    "assert",
-    "fail",
-    "debug",
-    "pause",
-    "unarchive",
-    "user",
-    "group",
-    "sysctl",
-    "ini_file",
-    "uri",
-    "package",
-    "apt",
-    "dnf",
-    "yum",
-    "include_vars",
-    "include_tasks",
-    "import_tasks",
-    "include_role",
-    "import_role",
-    "meta",
-    "ping",
-    "setup",
-    "gather_facts",
-];
-
-/// Canonical short module name for `name`, if it is one we implement.
+/// Canonical short module name for `name`, if it is one we implement (see
+/// [`super::modules::registry`]).
 pub fn canonical_module(name: &str) -> Option<&'static str> {
-    let short = name
-        .strip_prefix("ansible.builtin.")
-        .or_else(|| name.strip_prefix("ansible.legacy."))
-        .or_else(|| name.strip_prefix("ansible.posix."))
-        .or_else(|| name.strip_prefix("community.general."))
-        .unwrap_or(name);
-    let short = match short {
-        "systemd_service" => "systemd",
-        "yum" => "dnf",
-        other => other,
-    };
-    MODULES.iter().copied().find(|m| *m == short)
+    super::modules::registry::lookup(name).map(|m| m.name)
 }
 
 const TASK_KEYWORDS: &[&str] = &[
@@ -942,48 +887,6 @@ impl Loader {
         };
         let module = canonical_module(&mname)
             .ok_or_else(|| invalid(&loc, format!("couldn't resolve module/action '{mname}'")))?;
-        let free_form = matches!(
-            module,
-            "command"
-                | "shell"
-                | "raw"
-                | "script"
-                | "include_tasks"
-                | "import_tasks"
-                | "include_vars"
-                | "meta"
-                | "include_role"
-                | "import_role"
-                | "set_fact"
-                | "debug"
-                | "fail"
-                | "copy"
-                | "file"
-                | "template"
-                | "service"
-                | "systemd"
-                | "stat"
-                | "lineinfile"
-                | "pause"
-                | "wait_for"
-                | "user"
-                | "group"
-                | "apt"
-                | "package"
-                | "dnf"
-                | "slurp"
-                | "unarchive"
-                | "replace"
-                | "blockinfile"
-                | "sysctl"
-                | "ini_file"
-                | "uri"
-                | "assert"
-                | "ping"
-                | "setup"
-                | "gather_facts"
-        );
-        let _ = free_form;
         let args_loc = loc_of(file, &argnode);
         let mut args: Map<String, Value> = match argnode.to_json() {
             Value::Object(m) => m,

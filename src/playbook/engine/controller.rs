@@ -1,6 +1,85 @@
-//! Modules that run on the controller (debug, assert, include_vars).
+//! Modules that run on the controller (`Runs::Controller` in the module registry): debug,
+//! set_fact, assert, fail, pause, include_vars.
 
 use super::*;
+
+/// What a controller module sees besides its arguments.
+pub(super) struct ControllerCtx<'a> {
+    pub(super) vars: &'a JValue,
+    pub(super) check: bool,
+    pub(super) search: &'a [PathBuf],
+    pub(super) loc: &'a crate::playbook::model::Loc,
+}
+
+/// Run a controller module; variables it sets go to `eff`.
+pub(super) fn run_controller(
+    module: &str,
+    args: &Map<String, Value>,
+    cc: &ControllerCtx,
+    eff: &mut HostEffects,
+    hr: &mut HostResult,
+) -> Map<String, Value> {
+    let (ctx, check, search) = (cc.vars, cc.check, cc.search);
+    match module {
+        "debug" => {
+            hr.verbose = true;
+            controller_debug(args, ctx)
+        }
+        "set_fact" => {
+            let mut m = args.clone();
+            m.remove("cacheable");
+            eff.set_facts.extend(m.clone());
+            json!({"changed": false, "ansible_facts": m})
+                .as_object()
+                .unwrap()
+                .clone()
+        }
+        "assert" => controller_assert(args, ctx, cc.loc),
+        "fail" => {
+            let msg = args
+                .get("msg")
+                .map(py_str)
+                .unwrap_or("Failed as requested from task".into());
+            json!({"failed": true, "changed": false, "msg": msg})
+                .as_object()
+                .unwrap()
+                .clone()
+        }
+        "pause" => {
+            let secs = args
+                .get("seconds")
+                .map(py_str)
+                .and_then(|s| s.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                + args
+                    .get("minutes")
+                    .map(py_str)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+                    * 60.0;
+            let start = Instant::now();
+            if secs > 0.0 && !check {
+                std::thread::sleep(Duration::from_secs_f64(secs));
+            }
+            json!({"changed": false, "delta": start.elapsed().as_secs(), "stdout": format!("Paused for {} seconds", secs), "user_input": ""}).as_object().unwrap().clone()
+        }
+        "include_vars" => {
+            match controller_include_vars(args, search) {
+                Ok((m, files)) => {
+                    match args.get("name").map(py_str) {
+                        Some(n) => {
+                            eff.include_vars.insert(n, Value::Object(m.clone()));
+                        }
+                        None => eff.include_vars.extend(m.clone()),
+                    }
+                    json!({"changed": false, "ansible_facts": m, "ansible_included_var_files": files}).as_object().unwrap().clone()
+                }
+                Err(e) => fail_map(&e),
+            }
+        }
+        other => fail_map(&format!("{other} is not a controller module")),
+    }
+}
 
 pub(super) fn controller_debug(args: &Map<String, Value>, ctx: &JValue) -> Map<String, Value> {
     let mut r = Map::new();

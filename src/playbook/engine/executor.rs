@@ -478,62 +478,18 @@ pub(super) fn run_one(
     let search = search_dirs(pc, task, inh);
     loop {
         attempt += 1;
-        let mut r = match *module {
-            "debug" => {
-                hr.verbose = true;
-                controller_debug(&args, &ctx)
+        let mut r = match modules::registry::lookup(module).map(|d| d.runs) {
+            Some(modules::registry::Runs::Controller) => {
+                let cc = ControllerCtx {
+                    vars: &ctx,
+                    check,
+                    search: &search,
+                    loc: &task.loc,
+                };
+                run_controller(module, &args, &cc, &mut eff, hr)
             }
-            "set_fact" => {
-                let mut m = args.clone();
-                m.remove("cacheable");
-                eff.set_facts.extend(m.clone());
-                json!({"changed": false, "ansible_facts": m})
-                    .as_object()
-                    .unwrap()
-                    .clone()
-            }
-            "assert" => controller_assert(&args, &ctx, &task.loc),
-            "fail" => {
-                let msg = args
-                    .get("msg")
-                    .map(py_str)
-                    .unwrap_or("Failed as requested from task".into());
-                json!({"failed": true, "changed": false, "msg": msg})
-                    .as_object()
-                    .unwrap()
-                    .clone()
-            }
-            "pause" => {
-                let secs = args
-                    .get("seconds")
-                    .map(py_str)
-                    .and_then(|s| s.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-                    + args
-                        .get("minutes")
-                        .map(py_str)
-                        .and_then(|s| s.parse::<f64>().ok())
-                        .unwrap_or(0.0)
-                        * 60.0;
-                let start = Instant::now();
-                if secs > 0.0 && !check {
-                    std::thread::sleep(Duration::from_secs_f64(secs));
-                }
-                json!({"changed": false, "delta": start.elapsed().as_secs(), "stdout": format!("Paused for {} seconds", secs), "user_input": ""}).as_object().unwrap().clone()
-            }
-            "include_vars" => match controller_include_vars(&args, &search) {
-                Ok((m, files)) => {
-                    match args.get("name").map(py_str) {
-                        Some(n) => {
-                            eff.include_vars.insert(n, Value::Object(m.clone()));
-                        }
-                        None => eff.include_vars.extend(m.clone()),
-                    }
-                    json!({"changed": false, "ansible_facts": m, "ansible_included_var_files": files}).as_object().unwrap().clone()
-                }
-                Err(e) => fail_map(&e),
-            },
-            m => {
+            _ => {
+                let m = *module;
                 let become_spec = become_.then(|| Become {
                     user: become_user.clone(),
                     password: become_pw.clone(),

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod files;
+pub mod registry;
 mod system;
 
 use crate::transport::{shell_quote, Become, ExecOpts, ExecOutput, Transport, TransportError};
@@ -80,37 +81,27 @@ impl ModCtx<'_> {
     }
 }
 
-/// Dispatch a module by its canonical name.
+/// Run a node module by name (see [`registry`]); controller and task-list modules are the
+/// engine's and fail here.
 pub fn run(module: &str, t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
-    match module {
-        "command" | "shell" | "raw" | "script" => cmd::run(module, t, c, a),
-        "copy" => files::copy(t, c, a),
-        "template" => files::template(t, c, a),
-        "file" => files::file(t, c, a),
-        "stat" => files::stat(t, c, a),
-        "slurp" => files::slurp(t, c, a),
-        "lineinfile" => files::lineinfile(t, c, a),
-        "blockinfile" => files::blockinfile(t, c, a),
-        "replace" => files::replace(t, c, a),
-        "ini_file" => files::ini_file(t, c, a),
-        "unarchive" => files::unarchive(t, c, a),
-        "service" | "systemd" => system::service(module, t, c, a),
-        "user" => system::user(t, c, a),
-        "group" => system::group(t, c, a),
-        "sysctl" => system::sysctl(t, c, a),
-        "package" | "apt" | "dnf" => system::package(module, t, c, a),
-        "wait_for" => system::wait_for(t, c, a),
-        "uri" => system::uri(t, c, a),
-        "setup" | "gather_facts" => system::setup(t, c),
-        "ping" => {
-            let o = c.sh(t, "echo pong")?;
-            if !o.success() {
-                return fail(format!("ping failed: {}", o.stderr_str()));
-            }
-            Ok(obj(json!({"changed": false, "ping": "pong"})))
-        }
-        other => fail(format!("module {other} is not implemented")),
+    match registry::lookup(module) {
+        Some(registry::ModuleDef {
+            name,
+            runs: registry::Runs::Node(handler),
+        }) => handler(name, t, c, a),
+        Some(_) => fail(format!(
+            "module {module} runs on the controller, not on a node"
+        )),
+        None => fail(format!("module {module} is not implemented")),
     }
+}
+
+fn ping(t: &mut dyn Transport, c: &ModCtx) -> ModResult {
+    let o = c.sh(t, "echo pong")?;
+    if !o.success() {
+        return fail(format!("ping failed: {}", o.stderr_str()));
+    }
+    Ok(obj(json!({"changed": false, "ping": "pong"})))
 }
 
 // ---------------------------------------------------------------------------------------
