@@ -46,30 +46,40 @@ pub(super) fn run_task(
     } else {
         active.to_vec()
     };
-    let results: Mutex<Vec<(String, HostResult, HostEffects)>> = Mutex::new(vec![]);
-    {
-        let mut refs: Vec<&mut HostState> = hosts
-            .iter_mut()
-            .filter(|(k, _)| targets.contains(k))
-            .map(|(_, v)| v)
-            .collect();
-        // Keep the play's host order.
-        refs.sort_by_key(|h| targets.iter().position(|t| *t == h.name));
-        let queue = Mutex::new(refs.into_iter());
-        let workers = pc.opts.forks.max(1).min(targets.len().max(1));
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    let next = queue.lock().unwrap().next();
-                    let Some(hs) = next else { break };
-                    let (r, eff) = exec_on_host(pc, hs, task, inh, &name, hostvars.as_ref());
-                    pc.rep.event(Event::Result(&r));
-                    results.lock().unwrap().push((hs.name.clone(), r, eff));
-                });
-            }
-        });
-    }
-    let mut results = results.into_inner().unwrap();
+    let mut refs: Vec<&mut HostState> = hosts
+        .iter_mut()
+        .filter(|(k, _)| targets.contains(k))
+        .map(|(_, v)| v)
+        .collect();
+    // Keep the play's host order.
+    refs.sort_by_key(|h| targets.iter().position(|t| *t == h.name));
+    let ran = crate::fanout::fanout(refs, pc.opts.forks, |hs| {
+        let (r, eff) = exec_on_host(pc, hs, task, inh, &name, hostvars.as_ref());
+        pc.rep.event(Event::Result(&r));
+        (r, eff)
+    });
+    let mut results: Vec<(String, HostResult, HostEffects)> = ran
+        .into_iter()
+        .map(|(hs, out)| {
+            let (r, eff) = out.unwrap_or_else(|p| {
+                // A bug in a module or the engine fails this host, not the run.
+                let r = HostResult {
+                    host: hs.name.clone(),
+                    task: name.clone(),
+                    loc: task.loc.to_string(),
+                    status: Status::Failed,
+                    ignored: false,
+                    delegated_to: None,
+                    verbose: false,
+                    result: fail_map(&p.to_string()),
+                    items: vec![],
+                };
+                pc.rep.event(Event::Result(&r));
+                (r, HostEffects::default())
+            });
+            (hs.name.clone(), r, eff)
+        })
+        .collect();
     // run_once: the result applies to every host of the batch.
     if run_once {
         if let Some((_, r, eff)) = results.first().cloned() {
