@@ -124,102 +124,17 @@ pub(super) fn run_list(
             break;
         }
         match &task.kind {
-            TaskKind::Block {
-                block,
-                rescue,
-                always,
-            } => {
+            TaskKind::Block { .. } => {
                 if !tags_match(pc, inh, task) && !block_has_tagged(pc, inh, task) {
                     continue;
                 }
-                let sub = inh.push(&task.kw, None);
-                let r = run_list(pc, hosts, block, &sub, &active);
-                res.end_play |= r.end_play;
-                let mut still_failed: Vec<String> = r.failed.clone();
-                if !rescue.is_empty() && !r.failed.is_empty() {
-                    let to_rescue: Vec<String> = r
-                        .failed
-                        .iter()
-                        .filter(|h| !hosts[*h].unreachable)
-                        .cloned()
-                        .collect();
-                    for h in &to_rescue {
-                        let s = hosts.get_mut(h).unwrap();
-                        s.stats.rescued += 1;
-                        s.stats.failed = s.stats.failed.saturating_sub(1);
-                        if let Some((r, t)) = s.last_failed.clone() {
-                            s.set_facts.insert("ansible_failed_result".into(), r);
-                            s.set_facts
-                                .insert("ansible_failed_task".into(), json!({"name": t}));
-                        }
-                    }
-                    let rr = run_list(pc, hosts, rescue, &sub, &to_rescue);
-                    res.end_play |= rr.end_play;
-                    still_failed = r
-                        .failed
-                        .iter()
-                        .filter(|h| hosts[*h].unreachable || rr.failed.contains(h))
-                        .cloned()
-                        .collect();
-                    for h in &rr.failed {
-                        if !r.failed.contains(h) {
-                            still_failed.push(h.clone())
-                        }
-                    }
-                }
-                if !always.is_empty() {
-                    let who: Vec<String> = active
-                        .iter()
-                        .filter(|h| !hosts[*h].unreachable)
-                        .cloned()
-                        .collect();
-                    let ar = run_list(pc, hosts, always, &sub, &who);
-                    res.end_play |= ar.end_play;
-                    for h in ar.failed {
-                        if !still_failed.contains(&h) {
-                            still_failed.push(h)
-                        }
-                    }
-                }
-                res.failed.extend(still_failed);
+                run_block(pc, hosts, task, inh, &active, &mut res);
             }
-            TaskKind::Meta(what) => {
+            TaskKind::Meta(_) => {
                 if !tags_match(pc, inh, task) {
                     continue;
                 }
-                match what.as_str() {
-                    "flush_handlers" => {
-                        pc.rep.event(Event::TaskStart {
-                            name: "flush_handlers",
-                            handler: false,
-                        });
-                        // Hosts that failed earlier in this list must not run handlers.
-                        let failed_now: Vec<String> = res.failed.clone();
-                        for h in &failed_now {
-                            hosts.get_mut(h).unwrap().failed = true;
-                        }
-                        flush_handlers(pc, hosts);
-                    }
-                    "end_play" => {
-                        res.end_play = true;
-                        for h in &active {
-                            hosts.get_mut(h).unwrap().ended = true;
-                        }
-                    }
-                    "end_host" => {
-                        // Only hosts whose `when` holds.
-                        for h in &active {
-                            let hs = &hosts[h];
-                            let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
-                            let ctx = from_json(&Value::Object(vars));
-                            let when = all_when(inh, &task.kw);
-                            if eval_cond(&Value::Array(when), &ctx).unwrap_or(false) {
-                                hosts.get_mut(h).unwrap().ended = true;
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                run_meta(pc, hosts, task, inh, &active, &mut res);
             }
             TaskKind::Role { role, tasks: rt } | TaskKind::IncludeRole { role, tasks: rt } => {
                 // A role entry runs like a block: when a task inside matches the tags.
@@ -237,142 +152,11 @@ pub(super) fn run_list(
                 res.failed.extend(r.failed);
                 res.end_play |= r.end_play;
             }
-            TaskKind::Include { file, base } => {
+            TaskKind::Include { .. } => {
                 if !tags_match(pc, inh, task) {
                     continue;
                 }
-                // Group hosts by the resolved file (and loop items), then run each group.
-                let mut groups: Vec<(PathBuf, Vec<(String, LoopItem)>)> = vec![];
-                for h in &active {
-                    let hs = &hosts[h];
-                    let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
-                    let ctx = from_json(&Value::Object(vars));
-                    let when = all_when(inh, &task.kw);
-                    match eval_cond(&Value::Array(when), &ctx) {
-                        Ok(true) => {}
-                        Ok(false) => continue,
-                        Err(e) => {
-                            report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
-                            res.failed.push(h.clone());
-                            continue;
-                        }
-                    }
-                    let items: Vec<Option<(String, Value)>> = match &task.loop_ {
-                        None => vec![None],
-                        Some(l) => match loop_items(task, l, &ctx) {
-                            Ok(items) => {
-                                let var = task
-                                    .loop_control
-                                    .get("loop_var")
-                                    .map(py_str)
-                                    .unwrap_or("item".into());
-                                items.into_iter().map(|i| Some((var.clone(), i))).collect()
-                            }
-                            Err(e) => {
-                                report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e);
-                                res.failed.push(h.clone());
-                                continue;
-                            }
-                        },
-                    };
-                    for it in items {
-                        let ctx2 = match &it {
-                            Some((k, v)) => {
-                                let mut m = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
-                                m.insert(k.clone(), v.clone());
-                                from_json(&Value::Object(m))
-                            }
-                            None => ctx.clone(),
-                        };
-                        let f = match template_value(file, &ctx2) {
-                            Ok(v) => py_str(&v),
-                            Err(e) => {
-                                report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
-                                res.failed.push(h.clone());
-                                break;
-                            }
-                        };
-                        let mut p = PathBuf::from(&f);
-                        if p.is_relative() {
-                            let cands = [
-                                base.join(&f),
-                                task.role
-                                    .as_ref()
-                                    .map(|r| r.path.join("tasks").join(&f))
-                                    .unwrap_or_default(),
-                                pc.pb.dir.join(&f),
-                            ];
-                            p = cands
-                                .iter()
-                                .find(|c| c.is_file())
-                                .cloned()
-                                .unwrap_or(cands[0].clone());
-                        }
-                        match groups.iter_mut().find(|(gp, _)| *gp == p) {
-                            Some((_, hs_)) => hs_.push((h.clone(), it)),
-                            None => groups.push((p, vec![(h.clone(), it)])),
-                        }
-                    }
-                }
-                for (p, members) in &groups {
-                    for (h, it) in members {
-                        let hs = hosts.get_mut(h).unwrap();
-                        hs.stats.ok += 1;
-                        let mut result = Map::new();
-                        result.insert("included".into(), Value::String(p.display().to_string()));
-                        if let Some((k, v)) = it {
-                            result.insert(k.clone(), v.clone());
-                        }
-                        let r = HostResult {
-                            host: h.clone(),
-                            task: task.display_name(),
-                            loc: task.loc.to_string(),
-                            status: Status::Ok,
-                            ignored: false,
-                            delegated_to: None,
-                            verbose: false,
-                            result,
-                            items: vec![],
-                        };
-                        pc.rep.event(Event::Result(&r));
-                    }
-                }
-                for (p, members) in groups {
-                    let tasks = match Playbook::load_tasks(&pc.pb.dir, &p, &task.role) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            for (h, _) in &members {
-                                report_simple_fail(
-                                    pc,
-                                    hosts.get_mut(h).unwrap(),
-                                    task,
-                                    &e.to_string(),
-                                );
-                                res.failed.push(h.clone());
-                            }
-                            continue;
-                        }
-                    };
-                    // Items become task vars of the included tasks.
-                    let mut by_item: Vec<(LoopItem, Vec<String>)> = vec![];
-                    for (h, it) in members {
-                        match by_item.iter_mut().find(|(i, _)| *i == it) {
-                            Some((_, v)) => v.push(h),
-                            None => by_item.push((it, vec![h])),
-                        }
-                    }
-                    for (it, hs_) in by_item {
-                        let mut kw = task.kw.clone();
-                        kw.when.clear();
-                        if let Some((k, v)) = it {
-                            kw.vars.insert(k, v);
-                        }
-                        let sub = inh.push(&kw, None);
-                        let r = run_list(pc, hosts, &tasks, &sub, &hs_);
-                        res.failed.extend(r.failed);
-                        res.end_play |= r.end_play;
-                    }
-                }
+                run_include(pc, hosts, task, inh, &active, &mut res);
             }
             TaskKind::Module { .. } => {
                 if !tags_match(pc, inh, task) {
@@ -395,6 +179,263 @@ pub(super) fn run_list(
     }
     res.failed.dedup();
     res
+}
+
+/// A block with its rescue and always sections (rescued hosts count as rescued, not failed).
+fn run_block(
+    pc: &PlayCtx,
+    hosts: &mut BTreeMap<String, HostState>,
+    task: &Task,
+    inh: &Inherit,
+    active: &[String],
+    res: &mut ListResult,
+) {
+    let TaskKind::Block {
+        block,
+        rescue,
+        always,
+    } = &task.kind
+    else {
+        return;
+    };
+    let sub = inh.push(&task.kw, None);
+    let r = run_list(pc, hosts, block, &sub, active);
+    res.end_play |= r.end_play;
+    let mut still_failed: Vec<String> = r.failed.clone();
+    if !rescue.is_empty() && !r.failed.is_empty() {
+        let to_rescue: Vec<String> = r
+            .failed
+            .iter()
+            .filter(|h| !hosts[*h].unreachable)
+            .cloned()
+            .collect();
+        for h in &to_rescue {
+            let s = hosts.get_mut(h).unwrap();
+            s.stats.rescued += 1;
+            s.stats.failed = s.stats.failed.saturating_sub(1);
+            if let Some((r, t)) = s.last_failed.clone() {
+                s.set_facts.insert("ansible_failed_result".into(), r);
+                s.set_facts
+                    .insert("ansible_failed_task".into(), json!({"name": t}));
+            }
+        }
+        let rr = run_list(pc, hosts, rescue, &sub, &to_rescue);
+        res.end_play |= rr.end_play;
+        still_failed = r
+            .failed
+            .iter()
+            .filter(|h| hosts[*h].unreachable || rr.failed.contains(h))
+            .cloned()
+            .collect();
+        for h in &rr.failed {
+            if !r.failed.contains(h) {
+                still_failed.push(h.clone())
+            }
+        }
+    }
+    if !always.is_empty() {
+        let who: Vec<String> = active
+            .iter()
+            .filter(|h| !hosts[*h].unreachable)
+            .cloned()
+            .collect();
+        let ar = run_list(pc, hosts, always, &sub, &who);
+        res.end_play |= ar.end_play;
+        for h in ar.failed {
+            if !still_failed.contains(&h) {
+                still_failed.push(h)
+            }
+        }
+    }
+    res.failed.extend(still_failed);
+}
+
+/// `meta:` actions the strategy acts on.
+fn run_meta(
+    pc: &PlayCtx,
+    hosts: &mut BTreeMap<String, HostState>,
+    task: &Task,
+    inh: &Inherit,
+    active: &[String],
+    res: &mut ListResult,
+) {
+    let TaskKind::Meta(what) = &task.kind else {
+        return;
+    };
+    match what.as_str() {
+        "flush_handlers" => {
+            pc.rep.event(Event::TaskStart {
+                name: "flush_handlers",
+                handler: false,
+            });
+            // Hosts that failed earlier in this list must not run handlers.
+            let failed_now: Vec<String> = res.failed.clone();
+            for h in &failed_now {
+                hosts.get_mut(h).unwrap().failed = true;
+            }
+            flush_handlers(pc, hosts);
+        }
+        "end_play" => {
+            res.end_play = true;
+            for h in active {
+                hosts.get_mut(h).unwrap().ended = true;
+            }
+        }
+        "end_host" => {
+            // Only hosts whose `when` holds.
+            for h in active {
+                let hs = &hosts[h];
+                let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
+                let ctx = from_json(&Value::Object(vars));
+                let when = all_when(inh, &task.kw);
+                if eval_cond(&Value::Array(when), &ctx).unwrap_or(false) {
+                    hosts.get_mut(h).unwrap().ended = true;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `include_tasks`: hosts grouped by the file they resolve (and loop item), each group run.
+fn run_include(
+    pc: &PlayCtx,
+    hosts: &mut BTreeMap<String, HostState>,
+    task: &Task,
+    inh: &Inherit,
+    active: &[String],
+    res: &mut ListResult,
+) {
+    let TaskKind::Include { file, base } = &task.kind else {
+        return;
+    };
+    // Group hosts by the resolved file (and loop items), then run each group.
+    let mut groups: Vec<(PathBuf, Vec<(String, LoopItem)>)> = vec![];
+    for h in active {
+        let hs = &hosts[h];
+        let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
+        let ctx = from_json(&Value::Object(vars));
+        let when = all_when(inh, &task.kw);
+        match eval_cond(&Value::Array(when), &ctx) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
+                res.failed.push(h.clone());
+                continue;
+            }
+        }
+        let items: Vec<Option<(String, Value)>> = match &task.loop_ {
+            None => vec![None],
+            Some(l) => match loop_items(task, l, &ctx) {
+                Ok(items) => {
+                    let var = task
+                        .loop_control
+                        .get("loop_var")
+                        .map(py_str)
+                        .unwrap_or("item".into());
+                    items.into_iter().map(|i| Some((var.clone(), i))).collect()
+                }
+                Err(e) => {
+                    report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e);
+                    res.failed.push(h.clone());
+                    continue;
+                }
+            },
+        };
+        for it in items {
+            let ctx2 = match &it {
+                Some((k, v)) => {
+                    let mut m = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
+                    m.insert(k.clone(), v.clone());
+                    from_json(&Value::Object(m))
+                }
+                None => ctx.clone(),
+            };
+            let f = match template_value(file, &ctx2) {
+                Ok(v) => py_str(&v),
+                Err(e) => {
+                    report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
+                    res.failed.push(h.clone());
+                    break;
+                }
+            };
+            let mut p = PathBuf::from(&f);
+            if p.is_relative() {
+                let cands = [
+                    base.join(&f),
+                    task.role
+                        .as_ref()
+                        .map(|r| r.path.join("tasks").join(&f))
+                        .unwrap_or_default(),
+                    pc.pb.dir.join(&f),
+                ];
+                p = cands
+                    .iter()
+                    .find(|c| c.is_file())
+                    .cloned()
+                    .unwrap_or(cands[0].clone());
+            }
+            match groups.iter_mut().find(|(gp, _)| *gp == p) {
+                Some((_, hs_)) => hs_.push((h.clone(), it)),
+                None => groups.push((p, vec![(h.clone(), it)])),
+            }
+        }
+    }
+    for (p, members) in &groups {
+        for (h, it) in members {
+            let hs = hosts.get_mut(h).unwrap();
+            hs.stats.ok += 1;
+            let mut result = Map::new();
+            result.insert("included".into(), Value::String(p.display().to_string()));
+            if let Some((k, v)) = it {
+                result.insert(k.clone(), v.clone());
+            }
+            let r = HostResult {
+                host: h.clone(),
+                task: task.display_name(),
+                loc: task.loc.to_string(),
+                status: Status::Ok,
+                ignored: false,
+                delegated_to: None,
+                verbose: false,
+                result,
+                items: vec![],
+            };
+            pc.rep.event(Event::Result(&r));
+        }
+    }
+    for (p, members) in groups {
+        let tasks = match Playbook::load_tasks(&pc.pb.dir, &p, &task.role) {
+            Ok(t) => t,
+            Err(e) => {
+                for (h, _) in &members {
+                    report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.to_string());
+                    res.failed.push(h.clone());
+                }
+                continue;
+            }
+        };
+        // Items become task vars of the included tasks.
+        let mut by_item: Vec<(LoopItem, Vec<String>)> = vec![];
+        for (h, it) in members {
+            match by_item.iter_mut().find(|(i, _)| *i == it) {
+                Some((_, v)) => v.push(h),
+                None => by_item.push((it, vec![h])),
+            }
+        }
+        for (it, hs_) in by_item {
+            let mut kw = task.kw.clone();
+            kw.when.clear();
+            if let Some((k, v)) = it {
+                kw.vars.insert(k, v);
+            }
+            let sub = inh.push(&kw, None);
+            let r = run_list(pc, hosts, &tasks, &sub, &hs_);
+            res.failed.extend(r.failed);
+            res.end_play |= r.end_play;
+        }
+    }
 }
 
 pub(super) fn report_simple_fail(pc: &PlayCtx, hs: &mut HostState, task: &Task, msg: &str) {
