@@ -19,7 +19,7 @@ fn specs(inv: &str) -> Vec<ConnSpec> {
                 .filter_map(|kv| kv.split_once('='))
                 .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
                 .collect();
-            ConnSpec::from_vars(name, &vars).unwrap()
+            darkport::inventory::connvars::conn_spec(name, &vars).unwrap()
         })
         .collect()
 }

@@ -31,7 +31,7 @@ fn spec(nodes: &Nodes, i: usize, extra: &[(&str, Value)]) -> ConnSpec {
             v.insert(k.to_string(), val.clone());
         }
     }
-    ConnSpec::from_vars(&format!("node{}", i + 1), &v).unwrap()
+    darkport::inventory::connvars::conn_spec(&format!("node{}", i + 1), &v).unwrap()
 }
 
 fn run(t: &mut dyn Transport, cmd: &str) -> String {
@@ -902,7 +902,7 @@ fn unreachable_jump_host_fails_the_hosts_behind_it() {
                 "darkport_jump_host".into(),
                 format!("127.0.0.1:{port}").into(),
             );
-            ConnSpec::from_vars(&format!("n{i}"), &v).unwrap()
+            darkport::inventory::connvars::conn_spec(&format!("n{i}"), &v).unwrap()
         })
         .collect();
     let o = ConnectOpts {

@@ -10,6 +10,7 @@
 //! - inventory scripts, inventory plugins (`plugin:` YAML files) and TOML are not supported;
 //! - values are not templated here (`{{ … }}` stays text for the playbook engine).
 
+pub mod connvars;
 mod hostpat;
 mod ini;
 mod pattern;
@@ -375,14 +376,14 @@ impl Inventory {
     }
 
     /// Connection settings of a host, from its merged variables (parsed by
-    /// [`ConnSpec::parse_vars`], as every command that connects does).
+    /// [`connvars::parse_conn_vars`], as every command that connects does).
     pub fn connection(&self, host: &str) -> Result<ConnSpec, InventoryError> {
         if !self.has_host(host) {
             return Err(InventoryError::UnknownHost {
                 host: host.to_string(),
             });
         }
-        ConnSpec::parse_vars(host, &self.host_vars(host)).map_err(|e| {
+        connvars::parse_conn_vars(host, &self.host_vars(host)).map_err(|e| {
             InventoryError::ConnectionVar {
                 host: host.to_string(),
                 var: e.var,

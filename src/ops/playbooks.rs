@@ -8,7 +8,7 @@ use crate::ops::site::{par, Node, Shared, Site};
 use crate::playbook::engine::{self, Connector, RunOptions};
 use crate::playbook::model::Playbook;
 use crate::report::site::SiteReporter;
-use crate::transport::{self, ConnSpec, ConnectOpts, Transport, TransportError};
+use crate::transport::{self, ConnectOpts, Transport, TransportError};
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -192,7 +192,7 @@ impl Connector for Pool {
         if let Some(t) = self.pool.get(host) {
             return Ok(Box::new(t.clone()));
         }
-        let spec = ConnSpec::from_vars(host, vars)?;
+        let spec = crate::inventory::connvars::conn_spec(host, vars)?;
         transport::connect(&spec, &self.opts)
     }
 }

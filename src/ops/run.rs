@@ -5,7 +5,7 @@
 use crate::inventory::Inventory;
 use crate::playbook::engine::{self, Connector, HostSource, RunOptions};
 use crate::playbook::model::{parse_kv, Playbook};
-use crate::transport::{self, ConnSpec, ConnectOpts, Transport, TransportError};
+use crate::transport::{self, ConnectOpts, Transport, TransportError};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -64,7 +64,7 @@ impl Connector for Conn {
         host: &str,
         vars: &Map<String, Value>,
     ) -> Result<Box<dyn Transport>, TransportError> {
-        let spec = ConnSpec::from_vars(host, vars)?;
+        let spec = crate::inventory::connvars::conn_spec(host, vars)?;
         transport::connect(&spec, &self.opts)
     }
 }

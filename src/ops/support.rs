@@ -413,7 +413,7 @@ pub fn collect(opts: &SupportOptions, rep: &dyn SupportReporter) -> anyhow::Resu
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => DEFAULT_ROOT.to_string(),
         };
-        match ConnSpec::from_vars(h, &vars) {
+        match crate::inventory::connvars::conn_spec(h, &vars) {
             Ok(s) => specs.push((s, root)),
             Err(e) => unreachable.push(Unreachable {
                 host: h.clone(),

@@ -7,8 +7,8 @@
 //! between the other ends and the channels. The jump session ends when the last target
 //! session over it is gone.
 
-use super::conn::{ConnSpec, ConnectOpts, JumpHost};
-use super::ssh::{open_session, tcp_connect, Peer};
+use super::session::{open_session, tcp_connect, Peer};
+use super::spec::{ConnSpec, ConnectOpts, JumpHost};
 use super::TransportError;
 use ssh2::{BlockDirections, Channel, Session};
 use std::collections::HashMap;

@@ -2,15 +2,17 @@
 //! a whole run. Everything darkport does on a node goes through this trait, so a system-OpenSSH
 //! backend can be added behind it if measurements ever demand it.
 
-pub mod conn;
 pub mod jump;
 pub mod known_hosts;
 pub mod local;
+mod session;
+pub mod spec;
 pub mod ssh;
 
-pub use conn::{
-    connect, for_each_host, BadConnVar, ConnSpec, ConnectOpts, Connection, JumpHost, DEFAULT_FORKS,
-};
+pub use spec::{ConnSpec, ConnectOpts, Connection, JumpHost, DEFAULT_FORKS};
+
+use local::LocalTransport;
+use ssh::SshTransport;
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -197,6 +199,42 @@ pub fn env_prefix(env: &[(String, String)]) -> String {
         .collect()
 }
 
+/// Open the one session this run uses for `spec`.
+pub fn connect(spec: &ConnSpec, opts: &ConnectOpts) -> Result<Box<dyn Transport>, TransportError> {
+    match spec.connection {
+        Connection::Local => Ok(Box::new(LocalTransport::new(&spec.name))),
+        Connection::Ssh => Ok(Box::new(SshTransport::connect(spec, opts)?)),
+    }
+}
+
+/// Run `f` for every host with at most `forks` in parallel (on [`crate::fanout::fanout`]);
+/// one result per host, in input order. A panic in `f` becomes that host's error; the other
+/// hosts carry on.
+pub fn for_each_host<T, F>(
+    hosts: &[ConnSpec],
+    forks: usize,
+    f: F,
+) -> Vec<(String, Result<T, TransportError>)>
+where
+    T: Send,
+    F: Fn(&ConnSpec) -> Result<T, TransportError> + Sync,
+{
+    let items: Vec<&ConnSpec> = hosts.iter().collect();
+    crate::fanout::fanout(items, forks, |spec| f(spec))
+        .into_iter()
+        .map(|(spec, r)| {
+            let r = r.unwrap_or_else(|p| {
+                Err(TransportError::Failed {
+                    host: spec.name.clone(),
+                    op: "worker".into(),
+                    msg: p.to_string(),
+                })
+            });
+            (spec.name.clone(), r)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +288,37 @@ mod tests {
             password: Some("pw".into()),
         };
         assert!(become_wrap("true", &b).starts_with("sudo -S -p '' -H -u app"));
+    }
+
+    #[test]
+    fn fan_out_keeps_order_bounds_parallelism_and_isolates_panics() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hosts: Vec<ConnSpec> = (0..20)
+            .map(|i| {
+                crate::inventory::connvars::conn_spec(&format!("h{i}"), &Default::default())
+                    .unwrap()
+            })
+            .collect();
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let r = for_each_host(&hosts, 4, |h| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            running.fetch_sub(1, Ordering::SeqCst);
+            if h.name == "h7" {
+                panic!("boom");
+            }
+            Ok(h.name.len())
+        });
+        assert_eq!(r.len(), 20);
+        assert!(r
+            .iter()
+            .enumerate()
+            .all(|(i, (n, _))| *n == format!("h{i}")));
+        assert!(r[7].1.as_ref().unwrap_err().to_string().contains("boom"));
+        assert_eq!(*r[12].1.as_ref().unwrap(), 3);
+        assert!(peak.load(Ordering::SeqCst) <= 4);
+        assert!(peak.load(Ordering::SeqCst) >= 2);
     }
 }

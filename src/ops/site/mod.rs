@@ -290,7 +290,7 @@ fn registry_hosts(
 /// A node as the inventory describes host `h`.
 fn node_of(inv: &Inventory, h: &str, registry: bool, selected: bool) -> anyhow::Result<Node> {
     let vars = inv.host_vars(h);
-    let spec = ConnSpec::from_vars(h, &vars)?;
+    let spec = crate::inventory::connvars::conn_spec(h, &vars)?;
     let root = var_str(&vars, "darkport_root").unwrap_or_else(|| DEFAULT_ROOT.into());
     let port = match var_str(&vars, "darkport_registry_port") {
         Some(p) => p.parse::<u16>().map_err(|_| {

@@ -73,31 +73,17 @@ pub(super) fn active_hosts(hosts: &BTreeMap<String, HostState>, batch: &[String]
 }
 
 pub(super) fn facts_task(play: &Play) -> Task {
-    Task {
-        loc: play.loc.clone(),
-        name: Some("Gathering Facts".into()),
-        kind: TaskKind::Module {
-            module: "setup",
-            args: json!({}),
-        },
-        kw: Kw {
-            tags: vec!["always".into()],
-            ..Default::default()
-        },
-        loop_: None,
-        with: None,
-        loop_control: Map::new(),
-        register: None,
-        notify: vec![],
-        listen: vec![],
-        changed_when: None,
-        failed_when: None,
-        until: None,
-        retries: None,
-        delay: None,
-        role: None,
-        uses_hostvars: false,
-    }
+    let kw = Kw {
+        tags: vec!["always".into()],
+        ..Default::default()
+    };
+    let mut task = Task::empty(play.loc.clone(), kw, None);
+    task.name = Some("Gathering Facts".into());
+    task.kind = TaskKind::Module {
+        module: "setup",
+        args: json!({}),
+    };
+    task
 }
 
 #[derive(Default)]

@@ -4,6 +4,7 @@
 //! here exactly as Ansible's Python code does, and write it back atomically only if it changed.
 
 mod cmd;
+mod edit;
 mod files;
 pub mod registry;
 mod system;

@@ -2,7 +2,7 @@
 //! (`lookup`), the engine asks it where a module runs, and node modules are dispatched
 //! through the handler it holds: adding a module is one entry here.
 
-use super::{cmd, files, system, Args, ModCtx, ModResult};
+use super::{cmd, edit, files, system, Args, ModCtx, ModResult};
 use crate::transport::Transport;
 
 /// Runs a node module: its canonical name (one handler serves e.g. `command` and `shell`),
@@ -55,10 +55,10 @@ pub static MODULES: &[ModuleDef] = &[
     node("copy", |_, t, c, a| files::copy(t, c, a)),
     node("template", |_, t, c, a| files::template(t, c, a)),
     node("file", |_, t, c, a| files::file(t, c, a)),
-    node("lineinfile", |_, t, c, a| files::lineinfile(t, c, a)),
-    node("blockinfile", |_, t, c, a| files::blockinfile(t, c, a)),
-    node("replace", |_, t, c, a| files::replace(t, c, a)),
-    node("ini_file", |_, t, c, a| files::ini_file(t, c, a)),
+    node("lineinfile", |_, t, c, a| edit::lineinfile(t, c, a)),
+    node("blockinfile", |_, t, c, a| edit::blockinfile(t, c, a)),
+    node("replace", |_, t, c, a| edit::replace(t, c, a)),
+    node("ini_file", |_, t, c, a| edit::ini_file(t, c, a)),
     node("stat", |_, t, c, a| files::stat(t, c, a)),
     node("slurp", |_, t, c, a| files::slurp(t, c, a)),
     node("unarchive", |_, t, c, a| files::unarchive(t, c, a)),
