@@ -43,6 +43,7 @@
 
 pub mod manifest;
 pub mod reader;
+mod scan;
 pub mod sign;
 pub mod spec;
 pub mod writer;

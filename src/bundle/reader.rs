@@ -2,12 +2,10 @@
 //! in canonical order, with canonical headers; hash on demand ([`Bundle::verify_all`],
 //! [`Bundle::open_member`]).
 
-use super::manifest::{Manifest, FORMAT_V1};
+use super::manifest::Manifest;
+use super::scan::{self, pad512, read_exact_at, Scan};
 use super::sign::TrustedKey;
-use super::{
-    canonical_header, check_member_name, BundleError, Reporter, MANIFEST_NAME, MAX_MANIFEST,
-    MAX_SIGNATURE, SIGNATURE_NAME,
-};
+use super::{BundleError, Reporter, SIGNATURE_NAME};
 use crate::digest::Digest;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -71,26 +69,6 @@ pub struct Bundle {
     by_name: HashMap<String, usize>,
 }
 
-fn read_exact_at(f: &File, path: &Path, buf: &mut [u8], off: u64) -> Result<(), BundleError> {
-    f.read_exact_at(buf, off).map_err(|source| BundleError::Io {
-        op: "read",
-        path: path.into(),
-        source,
-    })
-}
-
-struct Raw {
-    name: String,
-    size: u64,
-    mode: u32,
-    typeflag: u8,
-    header: [u8; 512],
-}
-
-fn pad512(n: u64) -> u64 {
-    n.div_ceil(512) * 512
-}
-
 impl Bundle {
     /// Open `path`: verify `darkport.json` against `trust` before anything else, then walk
     /// every tar header (cheap: no data is read) and check that the members are exactly the
@@ -110,362 +88,16 @@ impl Bundle {
                 source,
             })?
             .len();
-        let p = path.to_path_buf();
-        let read_header = |off: u64, after: &str| -> Result<Option<Raw>, BundleError> {
-            if off + 512 > len {
-                return Err(BundleError::Truncated {
-                    path: p.clone(),
-                    detail: format!("no tar header at offset {off} after {after}"),
-                    len,
-                });
-            }
-            let mut block = [0u8; 512];
-            read_exact_at(&file, &p, &mut block, off)?;
-            if block.iter().all(|&b| b == 0) {
-                return Ok(None);
-            }
-            let h = tar::Header::from_byte_slice(&block);
-            let bad = |reason: String| BundleError::BadHeader {
-                path: p.clone(),
-                offset: off,
-                member: format!("after {after}"),
-                reason,
-            };
-            let stored = h.cksum().map_err(|e| bad(e.to_string()))?;
-            let computed: u32 = block[..148].iter().map(|&b| b as u32).sum::<u32>()
-                + 8 * 32
-                + block[156..].iter().map(|&b| b as u32).sum::<u32>();
-            if stored != computed {
-                return Err(bad(
-                    "header checksum mismatch (corrupted or tampered header)".into(),
-                ));
-            }
-            let name = String::from_utf8(h.path_bytes().to_vec())
-                .map_err(|_| bad("member name is not UTF-8".into()))?;
-            let size = h.size().map_err(|e| bad(e.to_string()))?;
-            let mode = h.mode().map_err(|e| bad(e.to_string()))?;
-            Ok(Some(Raw {
-                name,
-                size,
-                mode,
-                typeflag: block[156],
-                header: block,
-            }))
-        };
-        let check_raw = |raw: &Raw, off: u64| -> Result<(), BundleError> {
-            check_member_name(&raw.name).map_err(|reason| BundleError::BadMemberName {
-                path: p.clone(),
-                member: raw.name.clone(),
-                offset: off,
-                reason,
-            })?;
-            if raw.typeflag != b'0' && raw.typeflag != 0 {
-                let kind = match raw.typeflag {
-                    b'1' => "hard link".to_string(),
-                    b'2' => "symbolic link".to_string(),
-                    b'3' | b'4' => "device".to_string(),
-                    b'5' => "directory".to_string(),
-                    b'6' => "fifo".to_string(),
-                    b'x' | b'g' => "pax extension header".to_string(),
-                    b'L' | b'K' => "GNU long-name header".to_string(),
-                    t => format!("member of type {:?}", t as char),
-                };
-                return Err(BundleError::MemberType {
-                    path: p.clone(),
-                    member: raw.name.clone(),
-                    offset: off,
-                    kind,
-                });
-            }
-            if off + 512 + raw.size > len {
-                return Err(BundleError::Truncated {
-                    path: p.clone(),
-                    detail: format!(
-                        "member {:?} needs {} bytes from offset {}",
-                        raw.name,
-                        raw.size,
-                        off + 512
-                    ),
-                    len,
-                });
-            }
-            Ok(())
-        };
-
-        // 1. darkport.json
-        let not_bundle = |reason: String| BundleError::NotABundle {
-            path: p.clone(),
-            reason,
-        };
-        let h0 = read_header(0, "start of file")
-            .map_err(|e| match e {
-                BundleError::Truncated { .. } => {
-                    not_bundle("file is shorter than one tar header".into())
-                }
-                BundleError::BadHeader { .. } => {
-                    not_bundle("it does not start with a valid tar header".into())
-                }
-                e => e,
-            })?
-            .ok_or_else(|| not_bundle("empty archive".into()))?;
-        if h0.name != MANIFEST_NAME {
-            return Err(not_bundle(format!(
-                "first member is {:?}, expected {MANIFEST_NAME}",
-                h0.name
-            )));
-        }
-        check_raw(&h0, 0)?;
-        if h0.size > MAX_MANIFEST {
-            return Err(not_bundle(format!(
-                "darkport.json is {} bytes, over the limit",
-                h0.size
-            )));
-        }
-        let mut mbytes = vec![0u8; h0.size as usize];
-        read_exact_at(&file, &p, &mut mbytes, 512)?;
-        let mut members = vec![Member {
-            name: MANIFEST_NAME.into(),
-            kind: super::reader::MemberKind::Manifest,
-            header_offset: 0,
-            data_offset: 512,
-            size: h0.size,
-            mode: h0.mode,
-            sha256: Digest::of(&mbytes),
-        }];
-        let id = members[0].sha256;
-        let mut pos = 512 + pad512(h0.size);
-
-        // 2. signature, verified before the manifest is even parsed
-        let h1 = read_header(pos, MANIFEST_NAME)?;
-        let mut signed_by = None;
-        let mut header_checks = vec![(h0.header, 0u64)];
-        match h1 {
-            Some(h1) if h1.name == SIGNATURE_NAME => {
-                check_raw(&h1, pos)?;
-                if h1.size > MAX_SIGNATURE {
-                    return Err(BundleError::Signature {
-                        path: p.clone(),
-                        source: super::SigError::Malformed(format!(
-                            "{} bytes is too large",
-                            h1.size
-                        )),
-                    });
-                }
-                let mut sbytes = vec![0u8; h1.size as usize];
-                read_exact_at(&file, &p, &mut sbytes, pos + 512)?;
-                let stext = String::from_utf8_lossy(&sbytes).to_string();
-                if trust.keys.is_empty() {
-                    if !trust.allow_unsigned {
-                        return Err(BundleError::Signature {
-                            path: p.clone(),
-                            source: super::SigError::Malformed(
-                                "no trusted public key was given".into(),
-                            ),
-                        });
-                    }
-                } else {
-                    let mut last = None;
-                    for k in &trust.keys {
-                        match k.verify(&mbytes, &stext) {
-                            Ok(tc) => {
-                                let want = format!("manifest={id}");
-                                if !tc.split(' ').any(|w| w == want) {
-                                    return Err(BundleError::TrustedComment {
-                                        path: p.clone(),
-                                        comment: tc,
-                                    });
-                                }
-                                signed_by = Some(k.key_id());
-                                last = None;
-                                break;
-                            }
-                            Err(e) => last = Some(e),
-                        }
-                    }
-                    if let Some(e) = last {
-                        return Err(BundleError::Signature {
-                            path: p.clone(),
-                            source: e,
-                        });
-                    }
-                }
-                members.push(Member {
-                    name: SIGNATURE_NAME.into(),
-                    kind: MemberKind::Signature,
-                    header_offset: pos,
-                    data_offset: pos + 512,
-                    size: h1.size,
-                    mode: h1.mode,
-                    sha256: Digest::of(&sbytes),
-                });
-                header_checks.push((h1.header, pos));
-                pos += 512 + pad512(h1.size);
-            }
-            _ => {
-                if !trust.allow_unsigned {
-                    return Err(BundleError::Unsigned { path: p.clone() });
-                }
-            }
-        }
-
-        // 3. the manifest, now that it is authentic
-        let manifest: Manifest =
-            serde_json::from_slice(&mbytes).map_err(|e| BundleError::BadManifest {
-                path: p.clone(),
-                reason: e.to_string(),
-            })?;
-        if manifest.format != FORMAT_V1 {
-            return Err(BundleError::BadManifest {
-                path: p.clone(),
-                reason: format!(
-                    "unsupported format {:?} (this darkport reads {FORMAT_V1})",
-                    manifest.format
-                ),
-            });
-        }
-        if manifest
-            .blobs
-            .windows(2)
-            .any(|w| w[0].digest >= w[1].digest)
-        {
-            return Err(BundleError::BadManifest {
-                path: p.clone(),
-                reason: "blobs are not sorted and unique".into(),
-            });
-        }
-        // Expected members after the signature, in order.
-        let mut expected: Vec<(String, MemberKind, u64, Digest, u32)> = Vec::new();
-        for f in &manifest.files {
-            expected.push((f.path.clone(), MemberKind::File, f.size, f.sha256, 0o644));
-        }
-        for pb in &manifest.playbooks {
-            if pb.mode != 0o644 && pb.mode != 0o755 {
-                return Err(BundleError::BadManifest {
-                    path: p.clone(),
-                    reason: format!("playbook {} has mode {:o}", pb.path, pb.mode),
-                });
-            }
-            expected.push((
-                format!("playbooks/{}", pb.path),
-                MemberKind::Playbook(pb.path.clone()),
-                pb.size,
-                pb.sha256,
-                pb.mode,
-            ));
-        }
-        for b in manifest.blobs.iter().filter(|b| b.present) {
-            expected.push((
-                format!("blobs/sha256/{}", b.digest.hex()),
-                MemberKind::Blob(b.digest),
-                b.size,
-                b.digest,
-                0o644,
-            ));
-        }
-        let expected_idx: HashMap<&str, usize> = expected
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.0.as_str(), i))
-            .collect();
-        let mut seen = vec![false; expected.len()];
-        let mut next = 0usize;
-        let mut last_name = members.last().unwrap().name.clone();
-        while let Some(raw) = read_header(pos, &last_name)? {
-            check_raw(&raw, pos)?;
-            let Some(&i) = expected_idx.get(raw.name.as_str()) else {
-                if raw.name == MANIFEST_NAME || raw.name == SIGNATURE_NAME {
-                    return Err(BundleError::DuplicateMember {
-                        path: p.clone(),
-                        member: raw.name,
-                        offset: pos,
-                    });
-                }
-                return Err(BundleError::UnlistedMember {
-                    path: p.clone(),
-                    member: raw.name,
-                    offset: pos,
-                });
-            };
-            if seen[i] {
-                return Err(BundleError::DuplicateMember {
-                    path: p.clone(),
-                    member: raw.name,
-                    offset: pos,
-                });
-            }
-            if i != next {
-                return Err(BundleError::OutOfOrder {
-                    path: p.clone(),
-                    member: raw.name,
-                    offset: pos,
-                    expected: expected[next].0.clone(),
-                });
-            }
-            let (name, kind, size, sha, mode) = expected[i].clone();
-            if raw.size != size {
-                return Err(BundleError::SizeMismatch {
-                    bundle: p.clone(),
-                    member: name,
-                    expected: size,
-                    actual: raw.size,
-                });
-            }
-            header_checks.push((raw.header, pos));
-            seen[i] = true;
-            next += 1;
-            members.push(Member {
-                name: name.clone(),
-                kind,
-                header_offset: pos,
-                data_offset: pos + 512,
-                size,
-                mode,
-                sha256: sha,
-            });
-            last_name = name;
-            pos += 512 + pad512(size);
-        }
-        if next < expected.len() {
-            return Err(BundleError::MissingMember {
-                path: p.clone(),
-                member: expected[next].0.clone(),
-            });
-        }
-        // End: exactly two zero blocks, then end of file.
-        let end = pos + 1024;
-        if len < end {
-            return Err(BundleError::Truncated {
-                path: p.clone(),
-                detail: "the end-of-archive marker is cut short".into(),
-                len,
-            });
-        }
-        let mut tail = [0u8; 512];
-        read_exact_at(&file, &p, &mut tail, pos + 512)?;
-        if tail.iter().any(|&b| b != 0) {
-            return Err(BundleError::TrailingData {
-                path: p.clone(),
-                offset: pos + 512,
-            });
-        }
-        if len > end {
-            return Err(BundleError::TrailingData {
-                path: p.clone(),
-                offset: end,
-            });
-        }
-        // Headers must be byte-for-byte what the writer produces.
-        for ((block, off), m) in header_checks.iter().zip(&members) {
-            let canon = canonical_header(&m.name, m.size, m.mode)?;
-            if &canon != block {
-                return Err(BundleError::BadHeader {
-                    path: p.clone(),
-                    offset: *off,
-                    member: m.name.clone(),
-                    reason: "not a canonical darkport header (fields changed)".into(),
-                });
-            }
-        }
+        let mut scan = Scan::new(&file, path, len);
+        let mbytes = scan.manifest_member()?;
+        let id = Digest::of(&mbytes);
+        let signed_by = scan.signature(&mbytes, trust)?;
+        let manifest = scan::parse_manifest(path, &mbytes)?;
+        let expected = scan::expected_members(path, &manifest)?;
+        scan.members(&expected)?;
+        scan.end()?;
+        scan.canonical_headers()?;
+        let members = scan.members;
         let blobs = members
             .iter()
             .enumerate()
@@ -480,7 +112,7 @@ impl Bundle {
             .map(|(i, m)| (m.name.clone(), i))
             .collect();
         Ok(Bundle {
-            path: p,
+            path: path.to_path_buf(),
             file,
             len,
             manifest,
