@@ -146,27 +146,14 @@ pub(super) fn exec_on_host(
     name: &str,
     hostvars: Option<&Value>,
 ) -> (HostResult, HostEffects) {
-    let mut eff = HostEffects::default();
     let mut vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
     if let Some(hv) = hostvars {
         vars.insert("hostvars".into(), hv.clone());
     }
-    let no_log = inh
-        .last(&task.kw, |k| k.no_log.as_ref())
-        .map(|v| {
-            template::ansible_bool(
-                &template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v),
-            )
-        })
-        .unwrap_or(false);
-    let ignore_errors = inh
-        .last(&task.kw, |k| k.ignore_errors.as_ref())
-        .map(|v| {
-            template::ansible_bool(
-                &template_value(&v, &from_json(&Value::Object(vars.clone()))).unwrap_or(v),
-            )
-        })
-        .unwrap_or(false);
+    let flags = Flags {
+        no_log: task_flag(inh.last(&task.kw, |k| k.no_log.as_ref()), &vars),
+        ignore_errors: task_flag(inh.last(&task.kw, |k| k.ignore_errors.as_ref()), &vars),
+    };
     let when = all_when(inh, &task.kw);
     let mut hr = HostResult {
         host: hs.name.clone(),
@@ -179,184 +166,231 @@ pub(super) fn exec_on_host(
         result: Map::new(),
         items: vec![],
     };
-    let finish = |mut hr: HostResult, mut result: Map<String, Value>, eff: HostEffects| {
-        hr.status = result_status(&result);
-        if hr.status == Status::Failed && ignore_errors {
-            hr.ignored = true;
-        }
-        if no_log {
-            let changed = result.get("changed").cloned().unwrap_or(Value::Bool(false));
-            let failed = result.get("failed").cloned();
-            let skipped = result.get("skipped").cloned();
-            result = Map::new();
-            result.insert("censored".into(), Value::String(NO_LOG_MSG.into()));
-            result.insert("changed".into(), changed);
-            if let Some(f) = failed {
-                result.insert("failed".into(), f);
-            }
-            if let Some(s) = skipped {
-                result.insert("skipped".into(), s);
-            }
-            for it in hr.items.iter_mut() {
-                it.result = json!({"censored": NO_LOG_MSG}).as_object().unwrap().clone();
-                it.label = "None".into();
-            }
-        }
-        hr.result = result;
-        (hr, eff)
-    };
-    match &task.loop_ {
-        None => {
-            let ctx = from_json(&Value::Object(vars.clone()));
-            match eval_cond(&Value::Array(when.clone()), &ctx) {
-                Ok(false) => {
-                    let r = json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False", "false_condition": when.last().cloned().unwrap_or(Value::Null)});
-                    let r = r.as_object().unwrap().clone();
-                    eff.register = Some(Value::Object(r.clone()));
-                    return finish(hr, r, eff);
-                }
-                Err(e) => {
-                    let r = fail_map(&format!(
-                        "{}: The conditional check failed: {}",
-                        task.loc, e.msg
-                    ));
-                    eff.register = None;
-                    return finish(hr, r, eff);
-                }
-                Ok(true) => {}
-            }
-            let (r, e2) = run_one(pc, hs, task, inh, &vars, &mut hr);
-            eff = e2;
-            if let Some(reg) = &task.register {
-                let _ = reg;
+    let Some(l) = &task.loop_ else {
+        let mut eff = HostEffects::default();
+        let ctx = from_json(&Value::Object(vars.clone()));
+        let r = match eval_cond(&Value::Array(when.clone()), &ctx) {
+            Ok(false) => {
+                let r = skipped_map(&when);
                 eff.register = Some(Value::Object(r.clone()));
+                r
             }
-            let verbose = hr.verbose;
-            let mut out = finish(hr, r, eff);
-            out.0.verbose = verbose;
-            if no_log {
-                out.0.verbose = false;
+            Err(e) => fail_map(&format!(
+                "{}: The conditional check failed: {}",
+                task.loc, e.msg
+            )),
+            Ok(true) => {
+                let (r, e2) = run_one(pc, hs, task, inh, &vars, &mut hr);
+                eff = e2;
+                if task.register.is_some() {
+                    eff.register = Some(Value::Object(r.clone()));
+                }
+                r
             }
-            out
+        };
+        let verbose = hr.verbose && !flags.no_log;
+        let mut out = finish(hr, r, eff, flags);
+        out.0.verbose = verbose;
+        return out;
+    };
+    let (r, eff) = exec_loop(pc, hs, task, inh, &vars, &when, l, &mut hr);
+    finish(hr, r, eff, flags)
+}
+
+/// `no_log` and `ignore_errors` of a task, templated.
+#[derive(Clone, Copy)]
+struct Flags {
+    no_log: bool,
+    ignore_errors: bool,
+}
+
+/// A boolean task keyword (inherited from blocks), templated against the task's vars.
+fn task_flag(v: Option<Value>, vars: &Map<String, Value>) -> bool {
+    v.map(|v| {
+        let ctx = from_json(&Value::Object(vars.clone()));
+        template::ansible_bool(&template_value(&v, &ctx).unwrap_or(v))
+    })
+    .unwrap_or(false)
+}
+
+/// The result of a task whose `when:` was false.
+fn skipped_map(when: &[Value]) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("changed".into(), Value::Bool(false));
+    r.insert("skipped".into(), Value::Bool(true));
+    r.insert(
+        "skip_reason".into(),
+        Value::String("Conditional result was False".into()),
+    );
+    r.insert(
+        "false_condition".into(),
+        when.last().cloned().unwrap_or(Value::Null),
+    );
+    r
+}
+
+/// The host's result from the task's result map: status, `ignore_errors`, and under
+/// `no_log` only changed/failed/skipped survive (items censored too).
+fn finish(
+    mut hr: HostResult,
+    mut result: Map<String, Value>,
+    eff: HostEffects,
+    flags: Flags,
+) -> (HostResult, HostEffects) {
+    hr.status = result_status(&result);
+    if hr.status == Status::Failed && flags.ignore_errors {
+        hr.ignored = true;
+    }
+    if flags.no_log {
+        let mut censored = Map::new();
+        censored.insert("censored".into(), Value::String(NO_LOG_MSG.into()));
+        let changed = result.remove("changed").unwrap_or(Value::Bool(false));
+        censored.insert("changed".into(), changed);
+        for k in ["failed", "skipped"] {
+            if let Some(v) = result.remove(k) {
+                censored.insert(k.into(), v);
+            }
         }
-        Some(l) => {
-            let ctx = from_json(&Value::Object(vars.clone()));
-            let items = match loop_items(task, l, &ctx) {
-                Ok(i) => i,
-                Err(e) => return finish(hr, fail_map(&format!("{}: {e}", task.loc)), eff),
-            };
-            let lc = &task.loop_control;
-            let loop_var = lc.get("loop_var").map(py_str).unwrap_or("item".into());
-            let index_var = lc.get("index_var").map(py_str);
-            let pause = lc
-                .get("pause")
-                .and_then(|v| v.as_f64().or_else(|| py_str(v).parse().ok()));
-            let mut results: Vec<Value> = vec![];
-            let mut any_changed = false;
-            let mut any_failed = false;
-            let mut all_skipped = true;
-            let n = items.len();
-            for (i, item) in items.into_iter().enumerate() {
-                if i > 0 {
-                    if let Some(p) = pause {
-                        std::thread::sleep(Duration::from_secs_f64(p));
-                    }
-                }
-                let mut iv = vars.clone();
-                iv.insert(loop_var.clone(), item.clone());
-                if let Some(ix) = &index_var {
-                    iv.insert(ix.clone(), json!(i));
-                }
-                iv.insert(
-                    "ansible_loop".into(),
-                    json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n, "revindex": n - i, "revindex0": n - i - 1}),
-                );
-                iv.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
-                let ictx = from_json(&Value::Object(iv.clone()));
-                let label = match lc.get("label") {
-                    Some(l) => template_value(l, &ictx)
-                        .map(|v| py_str(&v))
-                        .unwrap_or_else(|_| py_str(l)),
-                    None => py_str(&item),
-                };
-                let mut r = match eval_cond(&Value::Array(when.clone()), &ictx) {
-                    Ok(false) => json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False", "false_condition": when.last().cloned().unwrap_or(Value::Null)}).as_object().unwrap().clone(),
-                    Err(e) => fail_map(&format!("{}: The conditional check failed: {}", task.loc, e.msg)),
-                    Ok(true) => {
-                        let (r, e2) = run_one(pc, hs, task, inh, &iv, &mut hr);
-                        eff.set_facts.extend(e2.set_facts);
-                        eff.include_vars.extend(e2.include_vars);
-                        if e2.facts.is_some() {
-                            eff.facts = e2.facts;
-                        }
-                        for x in e2.notify {
-                            if !eff.notify.contains(&x) {
-                                eff.notify.push(x);
-                            }
-                        }
-                        r
-                    }
-                };
-                r.insert(loop_var.clone(), item.clone());
-                r.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
-                if let Some(ix) = &index_var {
-                    r.insert("ansible_index_var".into(), Value::String(ix.clone()));
-                    r.insert(ix.clone(), json!(i));
-                }
-                let st = result_status(&r);
-                any_changed |= st == Status::Changed;
-                any_failed |= st == Status::Failed;
-                all_skipped &= st == Status::Skipped;
-                hr.items.push(ItemResult {
-                    status: st,
-                    label,
-                    result: r.clone(),
-                });
-                results.push(Value::Object(r));
-                if st == Status::Unreachable {
-                    return finish(
-                        hr,
-                        json!({"unreachable": true, "msg": "host became unreachable"})
-                            .as_object()
-                            .unwrap()
-                            .clone(),
-                        eff,
-                    );
-                }
-            }
-            let mut r = Map::new();
-            r.insert("changed".into(), Value::Bool(any_changed));
-            if any_failed {
-                r.insert("failed".into(), Value::Bool(true));
-                r.insert(
-                    "msg".into(),
-                    Value::String("One or more items failed".into()),
-                );
-            } else if all_skipped {
-                r.insert("skipped".into(), Value::Bool(true));
-                r.insert(
-                    "msg".into(),
-                    Value::String(if n == 0 {
-                        "No items in the list".into()
-                    } else {
-                        "All items skipped".into()
-                    }),
-                );
-            } else {
-                r.insert("msg".into(), Value::String("All items completed".into()));
-            }
-            r.insert("results".into(), Value::Array(results));
-            if any_changed {
-                for n in notify_list(task, &ctx) {
-                    if !eff.notify.contains(&n) {
-                        eff.notify.push(n);
-                    }
-                }
-            }
-            eff.register = Some(Value::Object(r.clone()));
-            finish(hr, r, eff)
+        result = censored;
+        for it in hr.items.iter_mut() {
+            it.result = Map::new();
+            it.result
+                .insert("censored".into(), Value::String(NO_LOG_MSG.into()));
+            it.label = "None".into();
         }
     }
+    hr.result = result;
+    (hr, eff)
+}
+
+/// Effects of one loop item folded into the task's: facts and vars add up, the last
+/// gathered facts win, notifications are kept once each.
+fn merge_item_effects(eff: &mut HostEffects, e2: HostEffects) {
+    eff.set_facts.extend(e2.set_facts);
+    eff.include_vars.extend(e2.include_vars);
+    if e2.facts.is_some() {
+        eff.facts = e2.facts;
+    }
+    for x in e2.notify {
+        if !eff.notify.contains(&x) {
+            eff.notify.push(x);
+        }
+    }
+}
+
+/// Run a looped task: one `run_one` per item (with `loop_control` vars, label and pause),
+/// then the summary result Ansible registers (`results`, changed/failed/skipped, `msg`).
+#[allow(clippy::too_many_arguments)]
+fn exec_loop(
+    pc: &PlayCtx,
+    hs: &mut HostState,
+    task: &Task,
+    inh: &Inherit,
+    vars: &Map<String, Value>,
+    when: &[Value],
+    l: &Value,
+    hr: &mut HostResult,
+) -> (Map<String, Value>, HostEffects) {
+    let mut eff = HostEffects::default();
+    let ctx = from_json(&Value::Object(vars.clone()));
+    let items = match loop_items(task, l, &ctx) {
+        Ok(i) => i,
+        Err(e) => return (fail_map(&format!("{}: {e}", task.loc)), eff),
+    };
+    let lc = &task.loop_control;
+    let loop_var = lc.get("loop_var").map(py_str).unwrap_or("item".into());
+    let index_var = lc.get("index_var").map(py_str);
+    let pause = lc
+        .get("pause")
+        .and_then(|v| v.as_f64().or_else(|| py_str(v).parse().ok()));
+    let mut results: Vec<Value> = vec![];
+    let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
+    let n = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        if let (true, Some(p)) = (i > 0, pause) {
+            std::thread::sleep(Duration::from_secs_f64(p));
+        }
+        let mut iv = vars.clone();
+        iv.insert(loop_var.clone(), item.clone());
+        if let Some(ix) = &index_var {
+            iv.insert(ix.clone(), json!(i));
+        }
+        iv.insert(
+            "ansible_loop".into(),
+            json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n, "revindex": n - i, "revindex0": n - i - 1}),
+        );
+        iv.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+        let ictx = from_json(&Value::Object(iv.clone()));
+        let label = match lc.get("label") {
+            Some(l) => template_value(l, &ictx)
+                .map(|v| py_str(&v))
+                .unwrap_or_else(|_| py_str(l)),
+            None => py_str(&item),
+        };
+        let mut r = match eval_cond(&Value::Array(when.to_vec()), &ictx) {
+            Ok(false) => skipped_map(when),
+            Err(e) => fail_map(&format!(
+                "{}: The conditional check failed: {}",
+                task.loc, e.msg
+            )),
+            Ok(true) => {
+                let (r, e2) = run_one(pc, hs, task, inh, &iv, hr);
+                merge_item_effects(&mut eff, e2);
+                r
+            }
+        };
+        r.insert(loop_var.clone(), item.clone());
+        r.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+        if let Some(ix) = &index_var {
+            r.insert("ansible_index_var".into(), Value::String(ix.clone()));
+            r.insert(ix.clone(), json!(i));
+        }
+        let st = result_status(&r);
+        any_changed |= st == Status::Changed;
+        any_failed |= st == Status::Failed;
+        all_skipped &= st == Status::Skipped;
+        hr.items.push(ItemResult {
+            status: st,
+            label,
+            result: r.clone(),
+        });
+        results.push(Value::Object(r));
+        if st == Status::Unreachable {
+            let mut u = Map::new();
+            u.insert("unreachable".into(), Value::Bool(true));
+            u.insert(
+                "msg".into(),
+                Value::String("host became unreachable".into()),
+            );
+            return (u, eff);
+        }
+    }
+    let mut r = Map::new();
+    r.insert("changed".into(), Value::Bool(any_changed));
+    let msg = if any_failed {
+        r.insert("failed".into(), Value::Bool(true));
+        "One or more items failed"
+    } else if all_skipped {
+        r.insert("skipped".into(), Value::Bool(true));
+        if n == 0 {
+            "No items in the list"
+        } else {
+            "All items skipped"
+        }
+    } else {
+        "All items completed"
+    };
+    r.insert("msg".into(), Value::String(msg.into()));
+    r.insert("results".into(), Value::Array(results));
+    if any_changed {
+        for n in notify_list(task, &ctx) {
+            if !eff.notify.contains(&n) {
+                eff.notify.push(n);
+            }
+        }
+    }
+    eff.register = Some(Value::Object(r.clone()));
+    (r, eff)
 }
 
 pub(super) fn fail_map(msg: &str) -> Map<String, Value> {
@@ -407,47 +441,7 @@ pub(super) fn run_one(
         return (Map::new(), eff);
     };
     let ctx = from_json(&Value::Object(vars.clone()));
-    let tv =
-        |v: Option<Value>| -> Option<Value> { v.map(|v| template_value(&v, &ctx).unwrap_or(v)) };
-    // Keyword resolution (innermost wins, then play, then inventory).
-    let become_ = tv(inh.last(&task.kw, |k| k.become_.as_ref()))
-        .or_else(|| tv(pc.play.become_.clone()))
-        .or_else(|| vars.get("ansible_become").cloned())
-        .map(|v| template::ansible_bool(&v))
-        .unwrap_or(false);
-    let become_user = tv(inh.last(&task.kw, |k| k.become_user.as_ref()))
-        .or_else(|| tv(pc.play.become_user.clone()))
-        .or_else(|| vars.get("ansible_become_user").cloned())
-        .map(|v| py_str(&v));
-    let become_pw = [
-        "ansible_become_password",
-        "ansible_become_pass",
-        "ansible_sudo_pass",
-    ]
-    .iter()
-    .find_map(|k| vars.get(*k))
-    .map(py_str);
-    let check = tv(inh.last(&task.kw, |k| k.check_mode.as_ref()))
-        .map(|v| template::ansible_bool(&v))
-        .unwrap_or(pc.opts.check);
-    let diff = tv(inh.last(&task.kw, |k| k.diff.as_ref()))
-        .map(|v| template::ansible_bool(&v))
-        .unwrap_or(pc.opts.diff);
-    let mut env: Vec<(String, String)> = vec![];
-    for e in [pc.play.environment.clone()]
-        .into_iter()
-        .chain(inh.kws.iter().map(|k| k.environment.clone()))
-        .chain([task.kw.environment.clone()])
-        .flatten()
-    {
-        if let Ok(Value::Object(m)) = template_value(&e, &ctx) {
-            for (k, v) in m {
-                env.retain(|(x, _)| *x != k);
-                env.push((k, py_str(&v)));
-            }
-        }
-    }
-    let delegate = tv(inh.last(&task.kw, |k| k.delegate_to.as_ref())).map(|v| py_str(&v));
+    let kw = resolve_keywords(pc, task, inh, vars, &ctx);
     // Template the arguments (omit removes a parameter).
     let args = match template_args(module, args, &ctx) {
         Ok(a) => a,
@@ -461,130 +455,23 @@ pub(super) fn run_one(
             )
         }
     };
-    let retries = task
-        .retries
-        .as_ref()
-        .map(|v| {
-            py_str(&template_value(v, &ctx).unwrap_or(v.clone()))
-                .parse::<u32>()
-                .unwrap_or(3)
-        })
-        .unwrap_or(3);
-    let delay = task
-        .delay
-        .as_ref()
-        .map(|v| {
-            py_str(&template_value(v, &ctx).unwrap_or(v.clone()))
-                .parse::<f64>()
-                .unwrap_or(5.0)
-        })
-        .unwrap_or(5.0);
     let attempts_max = if task.until.is_some() {
-        retries.max(1)
+        kw.retries.max(1)
     } else {
         1
     };
-    let mut attempt = 0;
     let search = search_dirs(pc, task, inh);
+    let call = Call {
+        module,
+        args: &args,
+        kw: &kw,
+        ctx: &ctx,
+        search: &search,
+    };
+    let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut r = match modules::registry::lookup(module).map(|d| d.runs) {
-            Some(modules::registry::Runs::Controller) => {
-                let cc = ControllerCtx {
-                    vars: &ctx,
-                    check,
-                    search: &search,
-                    loc: &task.loc,
-                };
-                run_controller(module, &args, &cc, &mut eff, hr)
-            }
-            _ => {
-                let m = *module;
-                let become_spec = become_.then(|| Become {
-                    user: become_user.clone(),
-                    password: become_pw.clone(),
-                });
-                let mut local;
-                let mut delegated;
-                let t: Result<&mut dyn Transport, TransportError> = match delegate.as_deref() {
-                    // Ansible's implicit localhost: a local connection unless the inventory
-                    // names the host (then its own connection variables apply).
-                    Some(d) if d != hs.name && is_implicit_localhost(pc, d) => {
-                        hr.delegated_to = Some(d.to_string());
-                        local = LocalTransport::new(d);
-                        Ok(&mut local as &mut dyn Transport)
-                    }
-                    Some(d) if d != hs.name => {
-                        hr.delegated_to = Some(d.to_string());
-                        let mut map = pc.delegates.lock().unwrap();
-                        if !map.contains_key(d) {
-                            match pc.conn.connect(d, &pc.inv.host_vars(d)) {
-                                Ok(t) => {
-                                    map.insert(d.to_string(), t);
-                                }
-                                Err(e) => {
-                                    return (
-                                        json!({"unreachable": true, "msg": e.to_string()})
-                                            .as_object()
-                                            .unwrap()
-                                            .clone(),
-                                        eff,
-                                    )
-                                }
-                            }
-                        }
-                        delegated = map.remove(d).unwrap();
-                        drop(map);
-                        let mc = ModCtx {
-                            check,
-                            diff,
-                            become_: become_spec.clone(),
-                            env: env.clone(),
-                            vars: &ctx,
-                            search: &search,
-                            host: d,
-                        };
-                        let r = modules::run(m, &mut *delegated, &mc, &args);
-                        pc.delegates
-                            .lock()
-                            .unwrap()
-                            .insert(d.to_string(), delegated);
-                        let r = module_result(r);
-                        if let Some(f) = r.get("ansible_facts").and_then(|f| f.as_object()) {
-                            if m == "setup" {
-                                eff.facts = Some(facts_vars(f));
-                            }
-                        }
-                        return post_process(pc, task, r, vars, eff);
-                    }
-                    _ => get_transport(pc, hs, vars).map(|b| &mut **b as &mut dyn Transport),
-                };
-                match t {
-                    Err(e) => json!({"unreachable": true, "msg": e.to_string()})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                    Ok(t) => {
-                        let mc = ModCtx {
-                            check,
-                            diff,
-                            become_: become_spec,
-                            env: env.clone(),
-                            vars: &ctx,
-                            search: &search,
-                            host: &hr.host,
-                        };
-                        let r = module_result(modules::run(m, t, &mc, &args));
-                        if m == "setup" {
-                            if let Some(f) = r.get("ansible_facts").and_then(|f| f.as_object()) {
-                                eff.facts = Some(facts_vars(f));
-                            }
-                        }
-                        r
-                    }
-                }
-            }
-        };
+        let mut r = dispatch(pc, hs, task, vars, &call, &mut eff, hr);
         if r.get("unreachable").map(truthy).unwrap_or(false) {
             return (r, eff);
         }
@@ -606,7 +493,7 @@ pub(super) fn run_one(
             let ok = eval_cond(until, &uctx).unwrap_or(false);
             r.insert("attempts".into(), json!(attempt));
             if !ok && attempt < attempts_max {
-                std::thread::sleep(Duration::from_secs_f64(delay));
+                std::thread::sleep(Duration::from_secs_f64(kw.delay));
                 continue;
             }
             if !ok {
@@ -618,6 +505,191 @@ pub(super) fn run_one(
         }
         return post_process(pc, task, r, vars, eff);
     }
+}
+
+/// A task's keywords resolved for one host (innermost block wins, then the play, then
+/// inventory variables), templated.
+struct TaskKeywords {
+    become_: Option<Become>,
+    check: bool,
+    diff: bool,
+    env: Vec<(String, String)>,
+    delegate: Option<String>,
+    retries: u32,
+    delay: f64,
+}
+
+fn resolve_keywords(
+    pc: &PlayCtx,
+    task: &Task,
+    inh: &Inherit,
+    vars: &Map<String, Value>,
+    ctx: &JValue,
+) -> TaskKeywords {
+    let tv =
+        |v: Option<Value>| -> Option<Value> { v.map(|v| template_value(&v, ctx).unwrap_or(v)) };
+    let become_ = tv(inh.last(&task.kw, |k| k.become_.as_ref()))
+        .or_else(|| tv(pc.play.become_.clone()))
+        .or_else(|| vars.get("ansible_become").cloned())
+        .map(|v| template::ansible_bool(&v))
+        .unwrap_or(false);
+    let become_user = tv(inh.last(&task.kw, |k| k.become_user.as_ref()))
+        .or_else(|| tv(pc.play.become_user.clone()))
+        .or_else(|| vars.get("ansible_become_user").cloned())
+        .map(|v| py_str(&v));
+    let become_pw = [
+        "ansible_become_password",
+        "ansible_become_pass",
+        "ansible_sudo_pass",
+    ]
+    .iter()
+    .find_map(|k| vars.get(*k))
+    .map(py_str);
+    let mut env: Vec<(String, String)> = vec![];
+    for e in [pc.play.environment.clone()]
+        .into_iter()
+        .chain(inh.kws.iter().map(|k| k.environment.clone()))
+        .chain([task.kw.environment.clone()])
+        .flatten()
+    {
+        if let Ok(Value::Object(m)) = template_value(&e, ctx) {
+            for (k, v) in m {
+                env.retain(|(x, _)| *x != k);
+                env.push((k, py_str(&v)));
+            }
+        }
+    }
+    let number = |v: &Option<Value>| {
+        v.as_ref()
+            .map(|v| py_str(&template_value(v, ctx).unwrap_or(v.clone())))
+    };
+    TaskKeywords {
+        become_: become_.then_some(Become {
+            user: become_user,
+            password: become_pw,
+        }),
+        check: tv(inh.last(&task.kw, |k| k.check_mode.as_ref()))
+            .map(|v| template::ansible_bool(&v))
+            .unwrap_or(pc.opts.check),
+        diff: tv(inh.last(&task.kw, |k| k.diff.as_ref()))
+            .map(|v| template::ansible_bool(&v))
+            .unwrap_or(pc.opts.diff),
+        env,
+        delegate: tv(inh.last(&task.kw, |k| k.delegate_to.as_ref())).map(|v| py_str(&v)),
+        retries: number(&task.retries)
+            .map(|s| s.parse().unwrap_or(3))
+            .unwrap_or(3),
+        delay: number(&task.delay)
+            .map(|s| s.parse().unwrap_or(5.0))
+            .unwrap_or(5.0),
+    }
+}
+
+/// One module call: the module, its templated args and the resolved keywords.
+struct Call<'a> {
+    module: &'a str,
+    args: &'a Map<String, Value>,
+    kw: &'a TaskKeywords,
+    ctx: &'a JValue,
+    search: &'a [PathBuf],
+}
+
+impl Call<'_> {
+    fn mod_ctx<'a>(&'a self, host: &'a str) -> ModCtx<'a> {
+        ModCtx {
+            check: self.kw.check,
+            diff: self.kw.diff,
+            become_: self.kw.become_.clone(),
+            env: self.kw.env.clone(),
+            vars: self.ctx,
+            search: self.search,
+            host,
+        }
+    }
+}
+
+fn unreachable_map(msg: String) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("unreachable".into(), Value::Bool(true));
+    m.insert("msg".into(), Value::String(msg));
+    m
+}
+
+/// Run the module once where it belongs: on the controller, on the host's own
+/// connection, on implicit localhost, or on the host it is delegated to.
+fn dispatch(
+    pc: &PlayCtx,
+    hs: &mut HostState,
+    task: &Task,
+    vars: &Map<String, Value>,
+    call: &Call,
+    eff: &mut HostEffects,
+    hr: &mut HostResult,
+) -> Map<String, Value> {
+    let module = call.module;
+    if let Some(modules::registry::Runs::Controller) =
+        modules::registry::lookup(module).map(|d| d.runs)
+    {
+        let cc = ControllerCtx {
+            vars: call.ctx,
+            check: call.kw.check,
+            search: call.search,
+            loc: &task.loc,
+        };
+        return run_controller(module, call.args, &cc, eff, hr);
+    }
+    let r = match call.kw.delegate.as_deref() {
+        // Ansible's implicit localhost: a local connection unless the inventory names the
+        // host (then its own connection variables apply).
+        Some(d) if d != hs.name && is_implicit_localhost(pc, d) => {
+            hr.delegated_to = Some(d.to_string());
+            let mut local = LocalTransport::new(d);
+            module_result(modules::run(
+                module,
+                &mut local,
+                &call.mod_ctx(&hr.host),
+                call.args,
+            ))
+        }
+        Some(d) if d != hs.name => {
+            hr.delegated_to = Some(d.to_string());
+            match run_delegated(pc, d, call) {
+                Ok(r) => r,
+                Err(e) => return unreachable_map(e.to_string()),
+            }
+        }
+        _ => match get_transport(pc, hs, vars) {
+            Err(e) => return unreachable_map(e.to_string()),
+            Ok(t) => {
+                let mc = call.mod_ctx(&hr.host);
+                module_result(modules::run(module, &mut **t, &mc, call.args))
+            }
+        },
+    };
+    if module == "setup" {
+        if let Some(f) = r.get("ansible_facts").and_then(|f| f.as_object()) {
+            eff.facts = Some(facts_vars(f));
+        }
+    }
+    r
+}
+
+/// Run the module on `d`'s connection (opened once per run and shared by every host that
+/// delegates there; taken out of the pool while in use).
+fn run_delegated(pc: &PlayCtx, d: &str, call: &Call) -> Result<Map<String, Value>, TransportError> {
+    let mut delegated = {
+        let mut map = pc.delegates.lock().unwrap();
+        match map.remove(d) {
+            Some(t) => t,
+            None => pc.conn.connect(d, &pc.inv.host_vars(d))?,
+        }
+    };
+    let r = modules::run(call.module, &mut *delegated, &call.mod_ctx(d), call.args);
+    pc.delegates
+        .lock()
+        .unwrap()
+        .insert(d.to_string(), delegated);
+    Ok(module_result(r))
 }
 
 pub(super) fn post_process(

@@ -144,7 +144,7 @@ pub fn run(
 ) -> RunSummary {
     let mut hosts: BTreeMap<String, HostState> = BTreeMap::new();
     let groups = serde_json::to_value(inv.groups()).unwrap_or(Value::Null);
-    'plays: for play in &pb.plays {
+    for play in &pb.plays {
         let pattern = match &play.hosts {
             Value::Array(a) => a.iter().map(py_str).collect::<Vec<_>>().join(","),
             v => py_str(v),
@@ -174,21 +174,9 @@ pub fn run(
             continue;
         }
         for h in &selected {
-            hosts.entry(h.clone()).or_insert_with(|| HostState {
-                name: h.clone(),
-                inv_vars: inv.host_vars(h),
-                facts: Map::new(),
-                include_vars: Map::new(),
-                set_facts: Map::new(),
-                vars_files: Map::new(),
-                transport: None,
-                failed: false,
-                unreachable: false,
-                ended: false,
-                notified: vec![],
-                stats: Stats::default(),
-                last_failed: None,
-            });
+            hosts
+                .entry(h.clone())
+                .or_insert_with(|| HostState::new(h, inv.host_vars(h)));
         }
         for b in batches(play, &selected) {
             let pc = PlayCtx {
@@ -209,76 +197,10 @@ pub fn run(
                 hs.notified.clear();
                 hs.vars_files = Map::new();
             }
-            // vars_files, per host (names may be templated).
-            if !play.vars_files.is_empty() {
-                for h in &b {
-                    let vars = {
-                        let hs = &hosts[h];
-                        build_vars(&pc, hs, &Inherit::default(), &Kw::default(), None)
-                    };
-                    let ctx = from_json(&Value::Object(vars));
-                    let hs = hosts.get_mut(h).unwrap();
-                    for vf in &play.vars_files {
-                        let cands = match template_value(vf, &ctx) {
-                            Ok(Value::Array(a)) => a,
-                            Ok(v) => vec![v],
-                            Err(e) => {
-                                rep.event(Event::Warning(&format!("vars_files: {e}")));
-                                continue;
-                            }
-                        };
-                        let found = cands.iter().map(py_str).find_map(|f| {
-                            let p = pb.dir.join(&f);
-                            p.is_file().then_some(p)
-                        });
-                        match found {
-                            Some(p) => match crate::playbook::model::load_vars_file(&p) {
-                                Ok(m) => hs.vars_files.extend(m),
-                                Err(e) => {
-                                    fail_host_now(&pc, hs, &format!("vars_files: {e}"));
-                                }
-                            },
-                            None => fail_host_now(
-                                &pc,
-                                hs,
-                                &format!("vars_files: none of {} found", py_str(vf)),
-                            ),
-                        }
-                    }
-                }
-            }
-            if play.gather_facts {
-                let t = facts_task(play);
-                let active = active_hosts(&hosts, &b);
-                run_task(&pc, &mut hosts, &t, &Inherit::default(), &active);
-                check_fatal(&pc, &mut hosts);
-            }
-            let sections: [Vec<&Task>; 3] = [
-                play.pre_tasks.iter().collect(),
-                play.role_tasks.iter().chain(play.tasks.iter()).collect(),
-                play.post_tasks.iter().collect(),
-            ];
-            let mut end_play = false;
-            for sec in sections {
-                let active = active_hosts(&hosts, &b);
-                if active.is_empty() || end_play {
-                    break;
-                }
-                let owned: Vec<Task> = sec.into_iter().cloned().collect();
-                let r = run_list(&pc, &mut hosts, &owned, &Inherit::default(), &active);
-                for h in &r.failed {
-                    if let Some(hs) = hosts.get_mut(h) {
-                        hs.failed = true;
-                    }
-                }
-                end_play |= r.end_play;
-                flush_handlers(&pc, &mut hosts);
-                if check_fatal(&pc, &mut hosts) {
-                    break;
-                }
-            }
+            load_vars_files(&pc, &mut hosts, &b);
+            run_batch(&pc, &mut hosts, &b);
             if play.any_errors_fatal && b.iter().any(|h| hosts[h].failed || hosts[h].unreachable) {
-                continue 'plays;
+                break;
             }
         }
     }
@@ -288,4 +210,86 @@ pub fn run(
         .collect();
     rep.event(Event::Recap(&stats));
     RunSummary { stats }
+}
+
+/// Each batch host's `vars_files` (names may be templated; the first candidate that exists
+/// is read). A file that is missing or does not parse fails that host.
+fn load_vars_files(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>, b: &[String]) {
+    let (play, pb, rep) = (pc.play, pc.pb, pc.rep);
+    if play.vars_files.is_empty() {
+        return;
+    }
+    {
+        for h in b {
+            let vars = {
+                let hs = &hosts[h];
+                build_vars(pc, hs, &Inherit::default(), &Kw::default(), None)
+            };
+            let ctx = from_json(&Value::Object(vars));
+            let hs = hosts.get_mut(h).unwrap();
+            for vf in &play.vars_files {
+                let cands = match template_value(vf, &ctx) {
+                    Ok(Value::Array(a)) => a,
+                    Ok(v) => vec![v],
+                    Err(e) => {
+                        rep.event(Event::Warning(&format!("vars_files: {e}")));
+                        continue;
+                    }
+                };
+                let found = cands.iter().map(py_str).find_map(|f| {
+                    let p = pb.dir.join(&f);
+                    p.is_file().then_some(p)
+                });
+                match found {
+                    Some(p) => match crate::playbook::model::load_vars_file(&p) {
+                        Ok(m) => hs.vars_files.extend(m),
+                        Err(e) => {
+                            fail_host_now(pc, hs, &format!("vars_files: {e}"));
+                        }
+                    },
+                    None => fail_host_now(
+                        pc,
+                        hs,
+                        &format!("vars_files: none of {} found", py_str(vf)),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// One batch of a play: facts, then pre_tasks, roles + tasks, post_tasks, each followed
+/// by its handlers; stops when no host is left, on `end_play` or a fatal failure.
+fn run_batch(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>, b: &[String]) {
+    let play = pc.play;
+    if play.gather_facts {
+        let t = facts_task(play);
+        let active = active_hosts(hosts, b);
+        run_task(pc, hosts, &t, &Inherit::default(), &active);
+        check_fatal(pc, hosts);
+    }
+    let sections: [Vec<&Task>; 3] = [
+        play.pre_tasks.iter().collect(),
+        play.role_tasks.iter().chain(play.tasks.iter()).collect(),
+        play.post_tasks.iter().collect(),
+    ];
+    let mut end_play = false;
+    for sec in sections {
+        let active = active_hosts(hosts, b);
+        if active.is_empty() || end_play {
+            break;
+        }
+        let owned: Vec<Task> = sec.into_iter().cloned().collect();
+        let r = run_list(pc, hosts, &owned, &Inherit::default(), &active);
+        for h in &r.failed {
+            if let Some(hs) = hosts.get_mut(h) {
+                hs.failed = true;
+            }
+        }
+        end_play |= r.end_play;
+        flush_handlers(pc, hosts);
+        if check_fatal(pc, hosts) {
+            break;
+        }
+    }
 }

@@ -19,6 +19,27 @@ pub(super) struct HostState {
     pub(super) last_failed: Option<(Value, String)>,
 }
 
+impl HostState {
+    /// A host as the first play that selects it finds it: its inventory vars, nothing else.
+    pub(super) fn new(name: &str, inv_vars: Map<String, Value>) -> HostState {
+        HostState {
+            name: name.to_string(),
+            inv_vars,
+            facts: Map::new(),
+            include_vars: Map::new(),
+            set_facts: Map::new(),
+            vars_files: Map::new(),
+            transport: None,
+            failed: false,
+            unreachable: false,
+            ended: false,
+            notified: vec![],
+            stats: Stats::default(),
+            last_failed: None,
+        }
+    }
+}
+
 /// Read-only context of one play, shared by the worker threads.
 pub(super) struct PlayCtx<'a> {
     pub(super) pb: &'a Playbook,
