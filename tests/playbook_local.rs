@@ -413,3 +413,39 @@ fn delegation_to_localhost_follows_the_inventory() {
     let (stats, events) = run(&p, &h, opts);
     assert_eq!(stats["node0"].unreachable, 1, "{events:?}");
 }
+
+#[test]
+fn delegated_tasks_retry_until_like_any_task() {
+    // The second attempt finds the marker the first one left: until passes on attempt 2.
+    let pb = r#"
+- hosts: node0
+  gather_facts: no
+  tasks:
+    - name: retried on the delegate
+      shell: "test -f {{ marker }} || { touch {{ marker }}; exit 3; }"
+      delegate_to: helper
+      register: r
+      until: r.rc == 0
+      retries: 3
+      delay: 0
+    - assert:
+        that:
+          - r.attempts == 2
+          - r.rc == 0
+"#;
+    let (d, p) = setup(pb, &[]);
+    let mut h = hosts(d.path(), 1);
+    h.0.push(("helper".into(), Map::new()));
+    let marker = d.path().join("marker");
+    let opts = RunOptions {
+        extra_vars: json!({ "marker": marker.display().to_string() })
+            .as_object()
+            .unwrap()
+            .clone(),
+        ..Default::default()
+    };
+    let (stats, events) = run(&p, &h, opts);
+    assert_eq!(stats["node0"].failed, 0, "{events:?}");
+    assert_eq!(stats["node0"].ok, 2, "{events:?}");
+    assert!(marker.exists());
+}

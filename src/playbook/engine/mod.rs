@@ -247,11 +247,9 @@ fn load_vars_files(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>, b: &[S
                             fail_host_now(pc, hs, &format!("vars_files: {e}"));
                         }
                     },
-                    None => fail_host_now(
-                        pc,
-                        hs,
-                        &format!("vars_files: none of {} found", py_str(vf)),
-                    ),
+                    None => {
+                        fail_host_now(pc, hs, &format!("vars_files: none of {} found", py_str(vf)))
+                    }
                 }
             }
         }
