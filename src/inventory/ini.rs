@@ -101,53 +101,7 @@ pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<(), Invento
             ));
         }
         match state {
-            State::Hosts => {
-                let tokens = pylit::shlex_split(line).map_err(|e| {
-                    err(
-                        lineno,
-                        format!("error parsing host definition {line:?}: {e}"),
-                    )
-                })?;
-                let Some(first) = tokens.first() else {
-                    return Err(err(
-                        lineno,
-                        format!("expected a host definition, got {line:?}"),
-                    ));
-                };
-                let (names, port) = hostpat::expand_hostpattern(first)
-                    .map_err(|e| err(lineno, format!("bad host range in {first:?}: {e}")))?;
-                if first.trim().ends_with(':') && port.is_none() {
-                    return Err(err(
-                        lineno,
-                        format!("invalid host pattern {first:?}: ending in ':' is not allowed, this character is reserved to provide a port"),
-                    ));
-                }
-                if names.iter().any(|n| n.trim() == "---") {
-                    return Err(err(
-                        lineno,
-                        format!("invalid host pattern {first:?}: '---' is normally a sign this is a YAML file"),
-                    ));
-                }
-                let mut vars = Vec::new();
-                for t in &tokens[1..] {
-                    let Some((k, v)) = t.split_once('=') else {
-                        return Err(err(
-                            lineno,
-                            format!("expected key=value host variable assignment, got: {t}"),
-                        ));
-                    };
-                    vars.push((k.to_string(), pylit::parse_value(v)));
-                }
-                for n in names {
-                    if n.is_empty() {
-                        return Err(err(lineno, "invalid empty host name".into()));
-                    }
-                    let h = inv.add_host(&n, Some(group), port, Some(path));
-                    for (k, v) in &vars {
-                        inv.set_host_var(h, k.clone(), v.clone());
-                    }
-                }
-            }
+            State::Hosts => host_line(inv, line, group, path).map_err(|m| err(lineno, m))?,
             State::Vars => {
                 let Some((k, v)) = line.split_once('=') else {
                     return Err(err(lineno, format!("expected key=value, got: {line}")));
@@ -199,6 +153,45 @@ pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<(), Invento
                     format!("section [{parent}:children] includes undefined group '{name}'"),
                 )
             });
+        }
+    }
+    Ok(())
+}
+
+/// One host line of a hosts section: a host pattern (ranges expanded, optional port) and
+/// `key=value` variables.
+fn host_line(inv: &mut Inventory, line: &str, group: usize, path: &Path) -> Result<(), String> {
+    let tokens = pylit::shlex_split(line)
+        .map_err(|e| format!("error parsing host definition {line:?}: {e}"))?;
+    let Some(first) = tokens.first() else {
+        return Err(format!("expected a host definition, got {line:?}"));
+    };
+    let (names, port) = hostpat::expand_hostpattern(first)
+        .map_err(|e| format!("bad host range in {first:?}: {e}"))?;
+    if first.trim().ends_with(':') && port.is_none() {
+        return Err(format!("invalid host pattern {first:?}: ending in ':' is not allowed, this character is reserved to provide a port"));
+    }
+    if names.iter().any(|n| n.trim() == "---") {
+        return Err(format!(
+            "invalid host pattern {first:?}: '---' is normally a sign this is a YAML file"
+        ));
+    }
+    let mut vars = Vec::new();
+    for t in &tokens[1..] {
+        let Some((k, v)) = t.split_once('=') else {
+            return Err(format!(
+                "expected key=value host variable assignment, got: {t}"
+            ));
+        };
+        vars.push((k.to_string(), pylit::parse_value(v)));
+    }
+    for n in names {
+        if n.is_empty() {
+            return Err("invalid empty host name".into());
+        }
+        let h = inv.add_host(&n, Some(group), port, Some(path));
+        for (k, v) in &vars {
+            inv.set_host_var(h, k.clone(), v.clone());
         }
     }
     Ok(())
