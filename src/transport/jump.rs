@@ -487,7 +487,10 @@ impl Pump {
         } else {
             1000
         };
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        // SAFETY: `fds` is a live Vec of initialised pollfds and the length passed is its
+        // length. The count poll returns is not needed: every pipe is pumped again after the
+        // wait (timeout and EINTR included) and `revents` is read below.
+        let _ = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         let mut drain = [0u8; 64];
         while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
         fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) == 0

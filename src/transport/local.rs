@@ -90,6 +90,9 @@ impl Transport for LocalTransport {
             if let Some(t) = opts.timeout {
                 if start.elapsed() >= t {
                     // Kill the whole process group so grandchildren die too.
+                    // SAFETY: kill(2) takes plain integers and touches no memory of ours;
+                    // the child leads its own process group (set at spawn), so -pid names
+                    // exactly that group.
                     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                     let _ = child.wait();
                     return Err(TransportError::Timeout {

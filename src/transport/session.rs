@@ -149,6 +149,8 @@ pub(super) fn open_session<S: AsRawFd + 'static>(
 /// TCP keepalive and TCP_USER_TIMEOUT, so a vanished peer (cable cut, node gone without a
 /// RST) ends the session instead of hanging it.
 fn set_keepalive(fd: RawFd, user_timeout: Duration) {
+    // SAFETY: `fd` is the open socket of the TcpStream the caller holds; `v` is a live i32
+    // and the length passed is its size, as setsockopt(2) requires for these int options.
     let set = |level: i32, opt: i32, v: i32| unsafe {
         libc::setsockopt(
             fd,

@@ -131,7 +131,10 @@ impl SshTransport {
             events,
             revents: 0,
         };
-        unsafe { libc::poll(&mut pfd, 1, ms.max(0) as i32) };
+        // SAFETY: `pfd` is one valid, initialised pollfd that lives across the call, and
+        // nfds is 1. The result is not needed: on readiness, timeout or EINTR alike the
+        // caller retries its non-blocking libssh2 call, which reports the real state.
+        let _ = unsafe { libc::poll(&mut pfd, 1, ms.max(0) as i32) };
     }
 
     /// Retry a libssh2 call until it stops saying "would block".
@@ -182,42 +185,15 @@ impl SshTransport {
         let mut err_done = false;
         loop {
             let mut progress = false;
-            // stdout
-            while !out_done {
-                match ch.read(&mut buf) {
-                    Ok(0) => {
-                        if ch.eof() {
-                            out_done = true;
-                        }
-                        break;
-                    }
-                    Ok(n) => {
-                        progress = true;
-                        stdout
-                            .write_all(&buf[..n])
-                            .map_err(|e| Step::Local(format!("writing output: {e}")))?;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(Step::Ssh(format!("reading stdout: {e}"))),
-                }
-            }
-            // stderr
-            while !err_done {
-                match ch.stderr().read(&mut buf) {
-                    Ok(0) => {
-                        if ch.eof() {
-                            err_done = true;
-                        }
-                        break;
-                    }
-                    Ok(n) => {
-                        progress = true;
-                        stderr.extend_from_slice(&buf[..n]);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(Step::Ssh(format!("reading stderr: {e}"))),
-                }
-            }
+            progress |= drain(&mut ch, false, &mut buf, &mut out_done, &mut |b| {
+                stdout
+                    .write_all(b)
+                    .map_err(|e| Step::Local(format!("writing output: {e}")))
+            })?;
+            progress |= drain(&mut ch, true, &mut buf, &mut err_done, &mut |b| {
+                stderr.extend_from_slice(b);
+                Ok(())
+            })?;
             // sudo handshake
             if gate {
                 if let Some(pos) = find(&stderr, SUDO_OK.as_bytes()) {
@@ -300,20 +276,7 @@ impl SshTransport {
         }
         let _ = self.retry(deadline, "closing the channel", |_| ch.close());
         let _ = self.retry(deadline, "closing the channel", |_| ch.wait_close());
-        let code = match ch.exit_status() {
-            Ok(c) => c,
-            Err(e) => return Err(Step::Ssh(format!("exit status: {e}"))),
-        };
-        let code = if code == 0 {
-            // Killed by a signal: OpenSSH sends exit-signal instead of exit-status.
-            match ch.exit_signal() {
-                Ok(sig) if sig.exit_signal.is_some() => 128 + signal_number(&sig.exit_signal),
-                _ => 0,
-            }
-        } else {
-            code
-        };
-        Ok((code, stderr))
+        Ok((exit_code(&ch)?, stderr))
     }
 
     fn write_all(
@@ -451,6 +414,58 @@ enum Step {
     /// Local I/O error (reading the source, writing the sink).
     Local(String),
     SudoRejected,
+}
+
+/// Read what the channel has on stdout (or stderr) without blocking, into `sink`; `done`
+/// once the stream is at EOF. True when bytes moved.
+fn drain(
+    ch: &mut ssh2::Channel,
+    stderr: bool,
+    buf: &mut [u8],
+    done: &mut bool,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), Step>,
+) -> Result<bool, Step> {
+    let mut progress = false;
+    while !*done {
+        let r = if stderr {
+            ch.stderr().read(buf)
+        } else {
+            ch.read(buf)
+        };
+        match r {
+            Ok(0) => {
+                if ch.eof() {
+                    *done = true;
+                }
+                break;
+            }
+            Ok(n) => {
+                progress = true;
+                sink(&buf[..n])?;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => {
+                let what = if stderr { "stderr" } else { "stdout" };
+                return Err(Step::Ssh(format!("reading {what}: {e}")));
+            }
+        }
+    }
+    Ok(progress)
+}
+
+/// The command's exit code; killed by a signal, 128 + its number (OpenSSH sends
+/// exit-signal instead of exit-status then).
+fn exit_code(ch: &ssh2::Channel) -> Result<i32, Step> {
+    let code = ch
+        .exit_status()
+        .map_err(|e| Step::Ssh(format!("exit status: {e}")))?;
+    if code != 0 {
+        return Ok(code);
+    }
+    Ok(match ch.exit_signal() {
+        Ok(sig) if sig.exit_signal.is_some() => 128 + signal_number(&sig.exit_signal),
+        _ => 0,
+    })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
