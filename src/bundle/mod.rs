@@ -42,6 +42,7 @@
 //! [`writer::write_bundle`] (used by `ops::build`); signing with [`SigningKey`].
 
 pub mod manifest;
+mod member;
 pub mod reader;
 mod scan;
 pub mod sign;

@@ -3,8 +3,8 @@
 //! [`Bundle::open_member`]).
 
 use super::manifest::Manifest;
+pub use super::member::{Member, MemberKind, Trust};
 use super::scan::{self, pad512, read_exact_at, Scan};
-use super::sign::TrustedKey;
 use super::{BundleError, Reporter, SIGNATURE_NAME};
 use crate::digest::Digest;
 use rayon::prelude::*;
@@ -13,48 +13,6 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-/// Which signatures a reader accepts.
-#[derive(Clone, Debug, Default)]
-pub struct Trust {
-    pub keys: Vec<TrustedKey>,
-    /// Accept bundles without a signature (never the default).
-    pub allow_unsigned: bool,
-}
-
-impl Trust {
-    pub fn key(k: TrustedKey) -> Trust {
-        Trust {
-            keys: vec![k],
-            allow_unsigned: false,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MemberKind {
-    Manifest,
-    Signature,
-    /// `oci-layout`, `index.json`, `SHA256SUMS`
-    File,
-    /// path relative to `playbooks/`
-    Playbook(String),
-    Blob(Digest),
-}
-
-/// One member of the bundle file and where its bytes are.
-#[derive(Clone, Debug)]
-pub struct Member {
-    pub name: String,
-    pub kind: MemberKind,
-    pub header_offset: u64,
-    /// Offset of the first data byte in the bundle file (for pread / HTTP Range serving).
-    pub data_offset: u64,
-    pub size: u64,
-    pub mode: u32,
-    /// Expected sha256 (from the signed manifest; for the signature itself, its own hash).
-    pub sha256: Digest,
-}
 
 /// An opened bundle whose signature and member table have been checked.
 pub struct Bundle {

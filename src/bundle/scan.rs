@@ -4,7 +4,7 @@
 //! believed before its signature has been checked.
 
 use super::manifest::{Manifest, FORMAT_V1};
-use super::reader::{Member, MemberKind, Trust};
+use super::member::{Member, MemberKind, Trust};
 use super::{
     canonical_header, check_member_name, BundleError, MANIFEST_NAME, MAX_MANIFEST, MAX_SIGNATURE,
     SIGNATURE_NAME,
