@@ -15,6 +15,7 @@ pub mod preflight;
 pub mod prune;
 pub mod rollback;
 pub mod run;
+pub mod sbom;
 pub mod seed;
 pub mod site;
 pub mod status;
