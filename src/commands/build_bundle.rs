@@ -1,20 +1,11 @@
-use crate::bundle::SigningKey;
 use crate::cli::bundle::BuildBundleArgs;
 use crate::ops::build::{build, BuildOptions};
+use crate::ops::keys::load_signing_key;
 use crate::ui::{bundle::BundleProgress, bytes, ProgressMode};
-use anyhow::Context;
 
 pub fn run(a: BuildBundleArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     let key = match &a.key {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("failed to read signing key {}", p.display()))?;
-            let pw = match SigningKey::is_encrypted_text(&text) {
-                Some(true) => Some(super::keygen::password(false)?),
-                _ => None,
-            };
-            Some(SigningKey::load(p, pw).context("cannot sign the bundle")?)
-        }
+        Some(p) => Some(load_signing_key(p, || super::keygen::password(false))?),
         None => None,
     };
     let since_trust = if a.since_pubkey.is_empty() {

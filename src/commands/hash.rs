@@ -1,46 +1,29 @@
 use crate::cli::HashArgs;
-use crate::digest::Digest;
-use anyhow::Context;
-use rayon::prelude::*;
-use std::time::Instant;
+use crate::ops::hash::hash_files;
 
 pub fn run(a: HashArgs) -> anyhow::Result<i32> {
-    let start = Instant::now();
-    let results: Vec<anyhow::Result<(Digest, u64)>> = a
-        .files
-        .par_iter()
-        .map(|p| Digest::of_file(p).with_context(|| format!("failed to hash {}", p.display())))
-        .collect();
-    let secs = start.elapsed().as_secs_f64();
-    let mut total = 0u64;
-    let mut failed = false;
-    for (p, r) in a.files.iter().zip(results) {
-        match r {
-            Ok((d, n)) => {
-                total += n;
-                if a.json {
-                    println!("{}", serde_json::json!({"path": p, "digest": d, "size": n}));
-                } else {
-                    println!("{d}  {n}  {}", p.display());
-                }
+    let r = hash_files(&a.files);
+    for (p, res) in &r.files {
+        match res {
+            Ok((d, n)) if a.json => {
+                println!("{}", serde_json::json!({"path": p, "digest": d, "size": n}))
             }
-            Err(e) => {
-                failed = true;
-                eprint!("{}", crate::ui::render_error(&e));
-            }
+            Ok((d, n)) => println!("{d}  {n}  {}", p.display()),
+            Err(e) => eprint!("{}", crate::ui::render_error(e)),
         }
     }
-    let rate = total as f64 / secs.max(1e-9) / (1 << 20) as f64;
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"bytes": total, "seconds": secs, "mib_per_s": rate})
+            serde_json::json!({"bytes": r.bytes, "seconds": r.seconds, "mib_per_s": r.mib_per_s()})
         );
     } else {
         eprintln!(
-            "hashed {} in {secs:.3}s ({rate:.0} MiB/s)",
-            crate::ui::bytes(total)
+            "hashed {} in {:.3}s ({:.0} MiB/s)",
+            crate::ui::bytes(r.bytes),
+            r.seconds,
+            r.mib_per_s()
         );
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(if r.any_failed() { 1 } else { 0 })
 }

@@ -1,45 +1,29 @@
 use crate::cli::inventory::InventoryArgs;
-use crate::inventory::Inventory;
-use anyhow::{bail, Context};
+use crate::ops::inventory::{inventory, InventoryOpts, InventoryView};
 use serde_json::Value;
 
 pub fn run(a: InventoryArgs) -> anyhow::Result<i32> {
-    let mut inv = Inventory::load(&a.inventory).context("failed to load the inventory")?;
-    if let Some(dir) = &a.playbook_dir {
-        inv.add_playbook_vars(dir)
-            .context("failed to load playbook group_vars/host_vars")?;
-    }
-    for w in inv.warnings() {
+    let opts = InventoryOpts {
+        sources: a.inventory,
+        playbook_dir: a.playbook_dir,
+        host: a.host,
+        graph: a
+            .graph
+            .then(|| a.group.unwrap_or_else(|| "all".to_string())),
+        json: a.json,
+        show_vars: a.show_vars,
+        limit: a.limit,
+    };
+    let r = inventory(&opts)?;
+    for w in &r.warnings {
         eprintln!("[WARNING]: {w}");
     }
-    if let Some(host) = &a.host {
-        if !inv.has_host(host) {
-            bail!("host {host:?} is not in the inventory");
-        }
-        println!("{}", ansible_json(&Value::Object(inv.host_vars(host))));
-        return Ok(0);
-    }
-    if a.graph {
-        let group = a.group.as_deref().unwrap_or("all");
-        if a.json {
-            let groups = inv.groups();
-            println!("{}", ansible_json(&serde_json::to_value(groups)?));
-            return Ok(0);
-        }
-        match inv.graph(group, a.show_vars) {
-            Some(g) => println!("{g}"),
-            None => bail!("--graph needs a group name; {group:?} is not a group"),
-        }
-        return Ok(0);
-    }
-    if let Some(limit) = &a.limit {
-        let sel = inv.select_limited("all", Some(limit))?;
-        for w in &sel.warnings {
-            eprintln!("[WARNING]: {w}");
+    match r.view {
+        InventoryView::Graph(g) => println!("{g}"),
+        InventoryView::HostVars(v) | InventoryView::Groups(v) | InventoryView::List(v) => {
+            println!("{}", ansible_json(&v))
         }
     }
-    let list = inv.to_ansible_list_limited(a.limit.as_deref())?;
-    println!("{}", ansible_json(&list));
     Ok(0)
 }
 

@@ -1,5 +1,5 @@
-use crate::bundle::keygen;
 use crate::cli::bundle::KeygenArgs;
+use crate::ops::keys::keygen;
 use crate::ui::Hint;
 use anyhow::Context;
 use std::io::IsTerminal;
@@ -39,19 +39,17 @@ pub fn run(a: KeygenArgs) -> anyhow::Result<i32> {
     } else {
         Some(password(true)?)
     };
-    let encrypted = pw.is_some();
-    let (sk, pk, id) = keygen(&a.out, pw, a.force)
-        .with_context(|| format!("failed to generate a key pair at {}", a.out.display()))?;
+    let r = keygen(&a.out, pw, a.force)?;
     println!(
         "secret key: {} ({})",
-        sk.display(),
-        if encrypted {
+        r.secret_key.display(),
+        if r.encrypted {
             "password-protected"
         } else {
             "NOT password-protected"
         }
     );
-    println!("public key: {}", pk.display());
-    println!("key id:     {id}");
+    println!("public key: {}", r.public_key.display());
+    println!("key id:     {}", r.key_id);
     Ok(0)
 }
