@@ -48,38 +48,7 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
     }
     let spec = Spec::load(&opts.spec)?;
     // Delta bases first: cheap, and a wrong base should fail before a long fetch.
-    let mut bases = Vec::new();
-    let mut base_blobs: BTreeSet<Digest> = BTreeSet::new();
-    for b in &opts.since {
-        let trust = match (&opts.since_trust, &opts.key) {
-            (Some(t), _) => t.clone(),
-            (None, Some(k)) => Trust::key(k.public_key()),
-            (None, None) => Trust {
-                keys: vec![],
-                allow_unsigned: true,
-            },
-        };
-        let old = Bundle::open(b, &trust)
-            .with_context(|| format!("failed to open base bundle {} (--since)", b.display()))
-            .context(Hint(
-                "the base bundle must be signed by the same key, or pass --since-pubkey".into(),
-            ))?;
-        let m = old.manifest();
-        if m.product != spec.product {
-            bail!(
-                "base bundle {} is for product {:?}, not {:?}",
-                b.display(),
-                m.product,
-                spec.product
-            );
-        }
-        base_blobs.extend(m.blobs.iter().map(|x| x.digest));
-        bases.push(DeltaBase {
-            product: m.product.clone(),
-            version: m.version.clone(),
-            bundle_id: old.id(),
-        });
-    }
+    let (bases, base_blobs) = delta_bases(&opts, &spec)?;
     let out = output_path(&opts.out, &spec.product, &spec.version.to_string(), &bases);
     let out_dir = out
         .parent()
@@ -93,70 +62,8 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
         .tempdir_in(&out_dir)
         .with_context(|| format!("failed to create a work directory in {}", out_dir.display()))?;
     let mut store = Store::open(work.path())?;
-    let mut cache = HashMap::new();
-    let mut images = Vec::new();
-    let mut all: BTreeMap<Digest, BlobEntry> = BTreeMap::new();
-    for im in &spec.images {
-        rep.image(&im.name, &im.source_text);
-        let mut cx = FetchContext {
-            store: &mut store,
-            platforms: &spec.platforms,
-            compression: opts
-                .compression
-                .or(spec.layer_compression)
-                .unwrap_or_default(),
-            registry: &spec.registry,
-            layer_cache: &mut cache,
-            config: im.config.as_ref(),
-            reporter: rep,
-        };
-        let r = source::fetch(&im.source, &im.name, &mut cx).with_context(|| {
-            format!(
-                "failed to get image {} ({}, source {})",
-                im.name, im.at, im.source_text
-            )
-        })?;
-        for b in &r.blobs {
-            all.entry(b.digest).or_insert(BlobEntry {
-                digest: b.digest,
-                size: b.size,
-                media_type: b.media_type.clone(),
-                present: !base_blobs.contains(&b.digest),
-            });
-        }
-        images.push(ImageEntry {
-            name: im.name.clone(),
-            digest: r.digest,
-            media_type: r.media_type,
-            size: r.size,
-            platforms: r.platforms,
-            total_size: r.blobs.iter().map(|b| b.size).sum(),
-            blobs: r.blobs.iter().map(|b| b.digest).collect(),
-            source: im.source_text.clone(),
-        });
-    }
-    let playbooks = match &spec.playbooks {
-        Some(p) => {
-            if !p.is_dir() {
-                bail!(
-                    "{}: playbooks directory {} does not exist",
-                    spec.path.display(),
-                    p.display()
-                );
-            }
-            writer::collect_playbooks(p)?
-        }
-        None => vec![],
-    };
-    let migrations: Vec<String> = playbooks
-        .iter()
-        .filter(|p| {
-            p.path.starts_with("migrations/")
-                && (p.path.ends_with(".yml") || p.path.ends_with(".yaml"))
-                && !p.path["migrations/".len()..].contains('/')
-        })
-        .map(|p| p.path.clone())
-        .collect();
+    let (images, all) = fetch_images(&spec, &opts, &mut store, &base_blobs, rep)?;
+    let (playbooks, migrations) = playbooks_of(&spec)?;
     let created = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -216,6 +123,129 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
         omitted_blobs: omitted,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The `--since` base bundles, each opened (signature checked) and required to be of the
+/// same product, and the union of their blobs (which the delta leaves out).
+fn delta_bases(
+    opts: &BuildOptions,
+    spec: &Spec,
+) -> anyhow::Result<(Vec<DeltaBase>, BTreeSet<Digest>)> {
+    let mut bases = Vec::new();
+    let mut base_blobs: BTreeSet<Digest> = BTreeSet::new();
+    for b in &opts.since {
+        let trust = match (&opts.since_trust, &opts.key) {
+            (Some(t), _) => t.clone(),
+            (None, Some(k)) => Trust::key(k.public_key()),
+            (None, None) => Trust {
+                keys: vec![],
+                allow_unsigned: true,
+            },
+        };
+        let old = Bundle::open(b, &trust)
+            .with_context(|| format!("failed to open base bundle {} (--since)", b.display()))
+            .context(Hint(
+                "the base bundle must be signed by the same key, or pass --since-pubkey".into(),
+            ))?;
+        let m = old.manifest();
+        if m.product != spec.product {
+            bail!(
+                "base bundle {} is for product {:?}, not {:?}",
+                b.display(),
+                m.product,
+                spec.product
+            );
+        }
+        base_blobs.extend(m.blobs.iter().map(|x| x.digest));
+        bases.push(DeltaBase {
+            product: m.product.clone(),
+            version: m.version.clone(),
+            bundle_id: old.id(),
+        });
+    }
+    Ok((bases, base_blobs))
+}
+
+/// Fetch every image of the spec into the store (layers shared through one cache) and
+/// list their blobs once each, marked absent when a base bundle holds them.
+fn fetch_images(
+    spec: &Spec,
+    opts: &BuildOptions,
+    store: &mut Store,
+    base_blobs: &BTreeSet<Digest>,
+    rep: &dyn BuildReporter,
+) -> anyhow::Result<(Vec<ImageEntry>, BTreeMap<Digest, BlobEntry>)> {
+    let mut cache = HashMap::new();
+    let mut images = Vec::new();
+    let mut all: BTreeMap<Digest, BlobEntry> = BTreeMap::new();
+    for im in &spec.images {
+        rep.image(&im.name, &im.source_text);
+        let mut cx = FetchContext {
+            store,
+            platforms: &spec.platforms,
+            compression: opts
+                .compression
+                .or(spec.layer_compression)
+                .unwrap_or_default(),
+            registry: &spec.registry,
+            layer_cache: &mut cache,
+            config: im.config.as_ref(),
+            reporter: rep,
+        };
+        let r = source::fetch(&im.source, &im.name, &mut cx).with_context(|| {
+            format!(
+                "failed to get image {} ({}, source {})",
+                im.name, im.at, im.source_text
+            )
+        })?;
+        for b in &r.blobs {
+            all.entry(b.digest).or_insert(BlobEntry {
+                digest: b.digest,
+                size: b.size,
+                media_type: b.media_type.clone(),
+                present: !base_blobs.contains(&b.digest),
+            });
+        }
+        images.push(ImageEntry {
+            name: im.name.clone(),
+            digest: r.digest,
+            media_type: r.media_type,
+            size: r.size,
+            platforms: r.platforms,
+            total_size: r.blobs.iter().map(|b| b.size).sum(),
+            blobs: r.blobs.iter().map(|b| b.digest).collect(),
+            source: im.source_text.clone(),
+        });
+    }
+    Ok((images, all))
+}
+
+/// The spec's playbooks directory (which must exist when named) and the migrations in it:
+/// `migrations/*.yml|yaml`, not in subdirectories.
+fn playbooks_of(spec: &Spec) -> anyhow::Result<(Vec<crate::bundle::PlaybookEntry>, Vec<String>)> {
+    let playbooks = match &spec.playbooks {
+        Some(p) => {
+            if !p.is_dir() {
+                bail!(
+                    "{}: playbooks directory {} does not exist",
+                    spec.path.display(),
+                    p.display()
+                );
+            }
+            writer::collect_playbooks(p)?
+        }
+        None => vec![],
+    };
+    let migrations: Vec<String> = playbooks
+        .iter()
+        .filter(|p| {
+            p.path.starts_with("migrations/")
+                && (p.path.ends_with(".yml") || p.path.ends_with(".yaml"))
+                && !p.path["migrations/".len()..].contains('/')
+        })
+        .map(|p| p.path.clone())
+        .collect();
+    Ok((playbooks, migrations))
 }
 
 /// Time written into the stored SBOMs when the build has none (`SOURCE_DATE_EPOCH` unset):

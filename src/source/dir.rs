@@ -4,7 +4,7 @@
 //! always give the same digests.
 
 use super::archive::compress_into_store;
-use super::{BlobRef, FetchContext, ResolvedImage, SourceError, OCI_CONFIG, OCI_MANIFEST};
+use super::{BlobRef, FetchContext, ResolvedImage, SourceError};
 use crate::digest::Digest;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -138,21 +138,75 @@ pub(crate) fn fetch_dir(
     let mut diff_ids: Vec<Digest> = Vec::new();
     let mut blobs_layers: Vec<BlobRef> = Vec::new();
     for dir in layers {
-        let canon = dir.canonicalize().map_err(|source| SourceError::Io {
-            what: "layer directory",
-            path: dir.clone(),
-            source,
-        })?;
-        if !canon.is_dir() {
-            return Err(SourceError::Malformed {
-                what: "layer".into(),
-                location: location.clone(),
-                reason: format!("{} is not a directory", dir.display()),
-            });
-        }
-        let key = format!("dir:{}+{:?}", canon.display(), cx.compression);
-        let diff_key = format!("{key}#diff");
-        let (diff, blob) = match (cx.layer_cache.get(&key), cx.layer_cache.get(&diff_key)) {
+        let (diff, blob) = dir_layer(cx, dir, &location)?;
+        diff_ids.push(diff);
+        blobs_layers.push(blob);
+    }
+    let config = container_config(&cx.config.cloned().unwrap_or_default());
+    let created = rfc3339(source_date_epoch());
+    let mut cfg = serde_json::json!({
+        "created": created,
+        "architecture": platform.architecture,
+        "os": platform.os,
+    });
+    if let Some(v) = &platform.variant {
+        cfg["variant"] = serde_json::json!(v);
+    }
+    cfg["config"] = serde_json::Value::Object(config);
+    cfg["rootfs"] = serde_json::json!({
+        "type": "layers",
+        "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+    });
+    cfg["history"] = serde_json::Value::Array(
+        layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "created": created,
+                    "created_by": format!("darkport dir: {}", l.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()),
+                })
+            })
+            .collect(),
+    );
+    let cfg_bytes = serde_json::to_vec(&cfg).expect("json");
+    let st = |source| SourceError::StoreOp {
+        location: location.clone(),
+        source: Box::new(source),
+    };
+    let cfg_digest = cx.store.put_bytes(&cfg_bytes).map_err(st)?;
+    super::single_image(
+        cx,
+        cfg_digest,
+        cfg_bytes.len(),
+        blobs_layers,
+        platform.to_string(),
+        &location,
+    )
+}
+
+/// One layer directory as a layer blob (compressed once per directory and compression,
+/// cached) and its diff_id. Refuses a path that is not a directory.
+fn dir_layer(
+    cx: &mut FetchContext,
+    dir: &Path,
+    location: &str,
+) -> Result<(Digest, BlobRef), SourceError> {
+    let canon = dir.canonicalize().map_err(|source| SourceError::Io {
+        what: "layer directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !canon.is_dir() {
+        return Err(SourceError::Malformed {
+            what: "layer".into(),
+            location: location.to_string(),
+            reason: format!("{} is not a directory", dir.display()),
+        });
+    }
+    let key = format!("dir:{}+{:?}", canon.display(), cx.compression);
+    let diff_key = format!("{key}#diff");
+    Ok(
+        match (cx.layer_cache.get(&key), cx.layer_cache.get(&diff_key)) {
             (Some(b), Some(d)) => (d.digest, b.clone()),
             _ => {
                 let (diff, b) = compress_into_store(cx, &canon.display().to_string(), &mut |w| {
@@ -169,11 +223,13 @@ pub(crate) fn fetch_dir(
                 );
                 (diff, b)
             }
-        };
-        diff_ids.push(diff);
-        blobs_layers.push(blob);
-    }
-    let spec = cx.config.cloned().unwrap_or_default();
+        },
+    )
+}
+
+/// The image config's `config` object from the spec's `config:` (Env, Entrypoint, Cmd,
+/// ExposedPorts with /tcp by default, WorkingDir, User, Labels, StopSignal).
+fn container_config(spec: &ImageConfigSpec) -> serde_json::Map<String, serde_json::Value> {
     let mut config = serde_json::Map::new();
     if !spec.env.is_empty() {
         config.insert("Env".into(), serde_json::json!(spec.env));
@@ -211,69 +267,5 @@ pub(crate) fn fetch_dir(
     if let Some(s) = &spec.stop_signal {
         config.insert("StopSignal".into(), serde_json::json!(s));
     }
-    let created = rfc3339(source_date_epoch());
-    let mut cfg = serde_json::json!({
-        "created": created,
-        "architecture": platform.architecture,
-        "os": platform.os,
-    });
-    if let Some(v) = &platform.variant {
-        cfg["variant"] = serde_json::json!(v);
-    }
-    cfg["config"] = serde_json::Value::Object(config);
-    cfg["rootfs"] = serde_json::json!({
-        "type": "layers",
-        "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-    });
-    cfg["history"] = serde_json::Value::Array(
-        layers
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "created": created,
-                    "created_by": format!("darkport dir: {}", l.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()),
-                })
-            })
-            .collect(),
-    );
-    let cfg_bytes = serde_json::to_vec(&cfg).expect("json");
-    let st = |source| SourceError::StoreOp {
-        location: location.clone(),
-        source: Box::new(source),
-    };
-    let cfg_digest = cx.store.put_bytes(&cfg_bytes).map_err(st)?;
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest.to_string(), "size": cfg_bytes.len()},
-        "layers": blobs_layers.iter().map(|l| serde_json::json!({
-            "mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size
-        })).collect::<Vec<_>>(),
-    });
-    let mbytes = serde_json::to_vec(&manifest).expect("json");
-    let md = cx.store.put_bytes(&mbytes).map_err(st)?;
-    let mut blobs = vec![
-        BlobRef {
-            digest: md,
-            size: mbytes.len() as u64,
-            media_type: OCI_MANIFEST.into(),
-        },
-        BlobRef {
-            digest: cfg_digest,
-            size: cfg_bytes.len() as u64,
-            media_type: OCI_CONFIG.into(),
-        },
-    ];
-    for l in blobs_layers {
-        if !blobs.iter().any(|b| b.digest == l.digest) {
-            blobs.push(l);
-        }
-    }
-    Ok(ResolvedImage {
-        digest: md,
-        media_type: OCI_MANIFEST.into(),
-        size: mbytes.len() as u64,
-        platforms: vec![platform.to_string()],
-        blobs,
-    })
+    config
 }

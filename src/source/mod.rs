@@ -610,6 +610,58 @@ fn resolve_manifest(
     Ok(())
 }
 
+/// The single-platform OCI image made of `config` (already in the store) and `layers`: its
+/// manifest written to the store, and the blob list (manifest, config, layers once each).
+pub(crate) fn single_image(
+    cx: &mut FetchContext,
+    cfg_digest: Digest,
+    cfg_len: usize,
+    layers: Vec<BlobRef>,
+    platform: String,
+    location: &str,
+) -> Result<ResolvedImage, SourceError> {
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": cfg_digest.to_string(), "size": cfg_len},
+        "layers": layers.iter().map(|l| serde_json::json!({
+            "mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size
+        })).collect::<Vec<_>>(),
+    });
+    let mbytes = serde_json::to_vec(&manifest).expect("json");
+    let md = cx
+        .store
+        .put_bytes(&mbytes)
+        .map_err(|source| SourceError::StoreOp {
+            location: location.to_string(),
+            source: Box::new(source),
+        })?;
+    let mut blobs = vec![
+        BlobRef {
+            digest: md,
+            size: mbytes.len() as u64,
+            media_type: OCI_MANIFEST.into(),
+        },
+        BlobRef {
+            digest: cfg_digest,
+            size: cfg_len as u64,
+            media_type: OCI_CONFIG.into(),
+        },
+    ];
+    for l in layers {
+        if !blobs.iter().any(|b| b.digest == l.digest) {
+            blobs.push(l);
+        }
+    }
+    Ok(ResolvedImage {
+        digest: md,
+        media_type: OCI_MANIFEST.into(),
+        size: mbytes.len() as u64,
+        platforms: vec![platform],
+        blobs,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
