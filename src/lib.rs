@@ -1,15 +1,42 @@
 //! darkport: ship a containerised product to dark (offline) sites.
 //!
-//! Architecture map (see `docs/` and `../shared/DESIGN.md`):
+//! # Architecture map
+//!
+//! Layers, each importing only the ones below it (no import cycle anywhere; the guide is
+//! `../shared/DESIGN.md` §2):
+//!
+//! ```text
+//! main.rs ─► commands/ ─► { ui/ , ops/ } ─► report/ ─► domain modules ─► digest, fanout
+//! ```
+//!
+//! - [`cli`]: clap types only. [`commands`]: map clap args to an op's options struct, hand
+//!   it a reporter from [`ui`], print the op's report as text or `--json`.
+//! - [`ui`]: progress bars (indicatif on a TTY, plain lines otherwise), tables, error
+//!   rendering; implements the reporter traits. Does not import `ops`.
+//! - [`ops`]: the flows; take options structs (never clap types) and a reporter, return a
+//!   `Serialize` report from [`report`], never print. `ops/site/` holds the site model
+//!   (`Site`, `Node`, the journal and locks); `install`, `upgrade`, `rollback`, `prune`,
+//!   `preflight` (pure `evaluate`), `seed`, `migrate`, `status`, `build`, `run`, `playbooks`,
+//!   `support`, `sbom`, `hash`, `keys`, `inventory`, `trust`, `bundle_info`, `kept`.
+//! - [`report`]: the report types ops return (and `Hint` for error advice).
+//! - Domain: [`bundle`] (spec, writer, signature-first reader in `scan.rs`), [`source`]
+//!   (registries, `docker save` archives, OCI layouts, layer dirs), [`store`] (CAS),
+//!   [`registry`] (site registry server, client, receive/fetch), [`inventory`] (INI/YAML
+//!   sources, host patterns, `connvars`: Ansible connection variables into a
+//!   `transport::ConnSpec`), [`transport`] (`spec`, `session`, `ssh`, `jump`, `local`),
+//!   [`node`] (remote paths, service units, runtime trust, blob push), [`state`] (node
+//!   state, plan, probes), [`sbom`], [`playbook`] (yaml, template/, model/, modules/,
+//!   engine/).
+//! - Base: [`digest`] (sha256), [`fanout`] (the one bounded worker pool, panics caught per
+//!   item) used by ops, transport and the playbook engine.
 //!
 //! ```text
 //! build:   spec ─► source/ ─► store/ (CAS, sha256) ─► bundle/ (writer + minisign) ─► FILE
 //! install: FILE ─► bundle/ (verify first) ─► inventory/ ─► transport/ ─► registry/ ─► playbook/ ─► state/
 //! ```
 //!
-//! Module boundaries are as strict as crate boundaries: domain modules never print; they
-//! report through small `Reporter` traits implemented in [`ui`]. Only [`ops`] sequences
-//! domain modules; [`commands`] are thin wrappers from CLI types to ops.
+//! Domain modules never print; they report through small `Reporter` traits implemented in
+//! [`ui`], and keep typed errors (`thiserror`) that name the operation and the object.
 
 pub mod bundle;
 pub mod cli;
