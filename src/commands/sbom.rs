@@ -1,6 +1,5 @@
 use crate::cli::sbom::{LicensesArgs, SbomArgs, SbomFormat};
-use crate::digest::Digest;
-use crate::ops::sbom::{self, Format, ScanOpts, ScanReport, ScanReporter};
+use crate::ops::sbom::{self, Digest, Format, ScanOpts, ScanReport, ScanReporter};
 use crate::ui::progress::Progress;
 use crate::ui::ProgressMode;
 use anyhow::bail;

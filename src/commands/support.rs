@@ -1,8 +1,8 @@
 //! `darkport support-bundle`: thin wrapper over `ops::support`.
 
 use crate::cli::support::SupportBundleArgs;
+use crate::ops::support::ConnectOpts;
 use crate::ops::support::{self, SupportOptions};
-use crate::transport::ConnectOpts;
 use crate::ui::support::SupportProgress;
 use crate::ui::ProgressMode;
 use std::time::Duration;

@@ -16,6 +16,7 @@ pub mod migrate;
 pub mod playbooks;
 pub mod preflight;
 pub mod prune;
+pub mod registry;
 pub mod rollback;
 pub mod run;
 pub mod sbom;

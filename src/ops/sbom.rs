@@ -2,7 +2,6 @@
 //! images' package databases, render SPDX / CycloneDX / JSON / table documents, summarise
 //! licences. Commands choose the output; nothing here prints.
 
-use crate::digest::Digest;
 use crate::report::Hint;
 use crate::sbom::oci::{scan_layout, Layout};
 use crate::sbom::spdx::RenderOpts;
@@ -13,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+pub use crate::digest::Digest;
 pub use crate::sbom::oci::ScanReporter;
 
 /// What to scan.

@@ -5,9 +5,7 @@
 
 use crate::inventory::Inventory;
 use crate::report::support::SupportReporter;
-use crate::transport::{
-    self, shell_quote, ConnSpec, ConnectOpts, ExecOpts, Transport, TransportError,
-};
+use crate::transport::{self, shell_quote, ConnSpec, ExecOpts, Transport, TransportError};
 use anyhow::{bail, Context};
 use serde_json::Value;
 use std::io::Write;
@@ -36,6 +34,7 @@ pub struct SupportOptions {
 pub use crate::report::support::{
     FileEntry, NodeEntry, RedactionInfo, SupportIndex, SupportReport, Unreachable,
 };
+pub use crate::transport::ConnectOpts;
 
 /// Variable names whose values are secrets.
 pub fn is_secret_var(name: &str) -> bool {
