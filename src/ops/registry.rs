@@ -92,7 +92,7 @@ pub fn fetch_blobs(
     parallel: usize,
     items: &[String],
 ) -> anyhow::Result<FetchReport> {
-    fetch::fetch(root, from, ca, parallel, items)
+    Ok(fetch::fetch(root, from, ca, parallel, items)?)
 }
 
 /// Create the site CA in `dir` (an existing one is kept).
