@@ -20,11 +20,11 @@ demo: deps build
 
 # Every test: unit + integration on real sshd nodes, registries and skopeo.
 test: deps
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --all-targets --features fault-injection -- --test-threads=2
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

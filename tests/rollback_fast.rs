@@ -124,6 +124,10 @@ fn images(m: &Value) -> Vec<(String, String)> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "kills the controller: needs --features fault-injection (make test)"
+)]
 fn rollback_restores_data_and_images_and_prune_keeps_what_is_needed() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

@@ -76,6 +76,10 @@ fn carried(dir: &Path, b: &Path) -> (u64, u64) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "kills the controller: needs --features fault-injection (make test)"
+)]
 fn history_1_0_delta_1_1_then_2_0_with_the_controller_killed_at_every_phase() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
@@ -292,6 +296,10 @@ impl Site {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "kills the controller: needs --features fault-injection (make test)"
+)]
 fn an_interrupted_migration_that_is_not_rerunnable_stops_until_marked_done() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
@@ -312,6 +320,10 @@ fn an_interrupted_migration_that_is_not_rerunnable_stops_until_marked_done() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "kills the controller: needs --features fault-injection (make test)"
+)]
 fn an_interrupted_migration_reruns_from_the_restored_backup_on_request() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();

@@ -17,7 +17,9 @@ pub(crate) fn write_state(n: &mut Node) -> anyhow::Result<()> {
 /// Fault injection for the crash tests: with `DARKPORT_CRASH_AT=STEP:started` (or `:finished`)
 /// the controller dies, as a SIGKILL would leave it (no cleanup, lock held, sessions cut), right
 /// after a node's journal recorded STEP so. Steps: `push`, `seed`, `trust`, `playbook`,
-/// `migration:ID`, `migration-run` (a migration's playbook).
+/// `migration:ID`, `migration-run` (a migration's playbook). Only with the test-only
+/// `fault-injection` feature.
+#[cfg(feature = "fault-injection")]
 fn crash_point(st: &NodeState) {
     let Ok(at) = std::env::var("DARKPORT_CRASH_AT") else {
         return;
@@ -35,6 +37,9 @@ fn crash_point(st: &NodeState) {
         std::process::exit(137);
     }
 }
+
+#[cfg(not(feature = "fault-injection"))]
+fn crash_point(_st: &NodeState) {}
 
 /// Run `f` as journal step `name`: recorded as started before, finished after.
 pub(crate) fn step<F>(n: &mut Node, name: &str, f: F) -> anyhow::Result<()>
