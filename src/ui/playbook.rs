@@ -58,10 +58,10 @@ impl PlaybookPrinter {
                 l = format!(
                     "failed: {host} (item={}) => {}",
                     it.label,
-                    pretty(&Value::Object(it.result.clone()))
+                    pretty(&it.result.to_value())
                 );
             } else if r.verbose {
-                let mut m = it.result.clone();
+                let mut m = it.result.as_map().clone();
                 m.retain(|k, _| {
                     k != "changed" && !k.starts_with("ansible_") && k != "item" && k != "failed"
                 });
@@ -83,13 +83,13 @@ impl PlaybookPrinter {
             } else {
                 "FAILED!"
             };
-            let mut m = r.result.clone();
+            let mut m = r.result.as_map().clone();
             if !r.items.is_empty() {
                 m.remove("results");
             }
             format!("{w}: {host}: {label} => {}", pretty(&Value::Object(m)))
         } else if r.verbose && r.items.is_empty() {
-            let mut m = r.result.clone();
+            let mut m = r.result.as_map().clone();
             m.remove("changed");
             format!("{w}: {host} => {}", pretty(&Value::Object(m)))
         } else if !r.items.is_empty() {

@@ -18,7 +18,7 @@ pub(super) fn run_controller(
     cc: &ControllerCtx,
     eff: &mut HostEffects,
     hr: &mut HostResult,
-) -> Map<String, Value> {
+) -> TaskResult {
     let (ctx, check, search) = (cc.vars, cc.check, cc.search);
     match module {
         "debug" => {
@@ -29,10 +29,9 @@ pub(super) fn run_controller(
             let mut m = args.clone();
             m.remove("cacheable");
             eff.set_facts.extend(m.clone());
-            json!({"changed": false, "ansible_facts": m})
-                .as_object()
-                .unwrap()
-                .clone()
+            let mut r = TaskResult::unchanged();
+            r.insert("ansible_facts", Value::Object(m));
+            r
         }
         "assert" => controller_assert(args, ctx, cc.loc),
         "fail" => {
@@ -40,10 +39,7 @@ pub(super) fn run_controller(
                 .get("msg")
                 .map(py_str)
                 .unwrap_or("Failed as requested from task".into());
-            json!({"failed": true, "changed": false, "msg": msg})
-                .as_object()
-                .unwrap()
-                .clone()
+            TaskResult::failed(msg)
         }
         "pause" => {
             let secs = args
@@ -61,28 +57,33 @@ pub(super) fn run_controller(
             if secs > 0.0 && !check {
                 std::thread::sleep(Duration::from_secs_f64(secs));
             }
-            json!({"changed": false, "delta": start.elapsed().as_secs(), "stdout": format!("Paused for {} seconds", secs), "user_input": ""}).as_object().unwrap().clone()
+            let mut r = TaskResult::unchanged();
+            r.insert("delta", json!(start.elapsed().as_secs()));
+            r.insert("stdout", json!(format!("Paused for {secs} seconds")));
+            r.insert("user_input", json!(""));
+            r
         }
-        "include_vars" => {
-            match controller_include_vars(args, search) {
-                Ok((m, files)) => {
-                    match args.get("name").map(py_str) {
-                        Some(n) => {
-                            eff.include_vars.insert(n, Value::Object(m.clone()));
-                        }
-                        None => eff.include_vars.extend(m.clone()),
+        "include_vars" => match controller_include_vars(args, search) {
+            Ok((m, files)) => {
+                match args.get("name").map(py_str) {
+                    Some(n) => {
+                        eff.include_vars.insert(n, Value::Object(m.clone()));
                     }
-                    json!({"changed": false, "ansible_facts": m, "ansible_included_var_files": files}).as_object().unwrap().clone()
+                    None => eff.include_vars.extend(m.clone()),
                 }
-                Err(e) => fail_map(&e),
+                let mut r = TaskResult::unchanged();
+                r.insert("ansible_facts", Value::Object(m));
+                r.insert("ansible_included_var_files", json!(files));
+                r
             }
-        }
-        other => fail_map(&format!("{other} is not a controller module")),
+            Err(e) => TaskResult::failed(e),
+        },
+        other => TaskResult::failed(format!("{other} is not a controller module")),
     }
 }
 
-pub(super) fn controller_debug(args: &Map<String, Value>, ctx: &JValue) -> Map<String, Value> {
-    let mut r = Map::new();
+pub(super) fn controller_debug(args: &Map<String, Value>, ctx: &JValue) -> TaskResult {
+    let mut r = TaskResult::default();
     if let Some(var) = args.get("var") {
         let name = py_str(var);
         let v = template::eval_expr(&name, ctx)
@@ -90,13 +91,13 @@ pub(super) fn controller_debug(args: &Map<String, Value>, ctx: &JValue) -> Map<S
         r.insert(name, v);
     } else {
         r.insert(
-            "msg".into(),
+            "msg",
             args.get("msg")
                 .cloned()
                 .unwrap_or(Value::String("Hello world!".into())),
         );
     }
-    r.insert("changed".into(), Value::Bool(false));
+    r.set_changed(false);
     r
 }
 
@@ -104,7 +105,7 @@ pub(super) fn controller_assert(
     args: &Map<String, Value>,
     ctx: &JValue,
     loc: &crate::playbook::model::Loc,
-) -> Map<String, Value> {
+) -> TaskResult {
     let that = super_list(args.get("that").unwrap_or(&Value::Null));
     for cond in &that {
         match eval_cond(cond, ctx) {
@@ -115,13 +116,14 @@ pub(super) fn controller_assert(
                     .or_else(|| args.get("msg"))
                     .cloned()
                     .unwrap_or(Value::String("Assertion failed".into()));
-                return json!({"failed": true, "changed": false, "assertion": cond, "evaluated_to": false, "msg": msg})
-                    .as_object()
-                    .unwrap()
-                    .clone();
+                let mut r = TaskResult::failed("");
+                r.insert("assertion", cond.clone());
+                r.insert("evaluated_to", Value::Bool(false));
+                r.insert("msg", msg);
+                return r;
             }
             Err(e) => {
-                return fail_map(&format!(
+                return TaskResult::failed(format!(
                     "{loc}: The conditional check '{}' failed: {}",
                     py_str(cond),
                     e.msg
@@ -133,10 +135,9 @@ pub(super) fn controller_assert(
         .get("success_msg")
         .cloned()
         .unwrap_or(Value::String("All assertions passed".into()));
-    json!({"changed": false, "msg": msg})
-        .as_object()
-        .unwrap()
-        .clone()
+    let mut r = TaskResult::unchanged();
+    r.insert("msg", msg);
+    r
 }
 
 pub(super) fn controller_include_vars(

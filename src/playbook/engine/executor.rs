@@ -3,11 +3,8 @@
 
 use super::*;
 
-pub(super) const NO_LOG_MSG: &str =
-    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
-
-/// results, returns the hosts that failed.
 /// Run one module task on the given hosts in parallel; updates state and stats, reports
+/// results, returns the hosts that failed.
 pub(super) fn run_task(
     pc: &PlayCtx,
     hosts: &mut BTreeMap<String, HostState>,
@@ -71,7 +68,7 @@ pub(super) fn run_task(
                     ignored: false,
                     delegated_to: None,
                     verbose: false,
-                    result: fail_map(&p.to_string()),
+                    result: TaskResult::failed(p.to_string()),
                     items: vec![],
                 };
                 pc.rep.event(Event::Result(&r));
@@ -103,13 +100,13 @@ pub(super) fn run_task(
             Status::Failed if r.ignored => {
                 hs.stats.ok += 1;
                 hs.stats.ignored += 1;
-                if r.result.get("changed").map(truthy).unwrap_or(false) {
+                if r.result.is_changed() {
                     hs.stats.changed += 1;
                 }
             }
             Status::Failed => {
                 hs.stats.failed += 1;
-                hs.last_failed = Some((Value::Object(r.result.clone()), r.task.clone()));
+                hs.last_failed = Some((r.result.to_value(), r.task.clone()));
                 failed.push(h);
             }
             Status::Skipped => hs.stats.skipped += 1,
@@ -121,20 +118,6 @@ pub(super) fn run_task(
         }
     }
     failed
-}
-
-pub(super) fn result_status(r: &Map<String, Value>) -> Status {
-    if r.get("unreachable").map(truthy).unwrap_or(false) {
-        Status::Unreachable
-    } else if r.get("failed").map(truthy).unwrap_or(false) {
-        Status::Failed
-    } else if r.get("skipped").map(truthy).unwrap_or(false) {
-        Status::Skipped
-    } else if r.get("changed").map(truthy).unwrap_or(false) {
-        Status::Changed
-    } else {
-        Status::Ok
-    }
 }
 
 /// Run a task (all its loop items, retries, conditions) on one host.
@@ -163,7 +146,7 @@ pub(super) fn exec_on_host(
         ignored: false,
         delegated_to: None,
         verbose: false,
-        result: Map::new(),
+        result: TaskResult::default(),
         items: vec![],
     };
     let Some(l) = &task.loop_ else {
@@ -171,11 +154,11 @@ pub(super) fn exec_on_host(
         let ctx = from_json(&Value::Object(vars.clone()));
         let r = match eval_cond(&Value::Array(when.clone()), &ctx) {
             Ok(false) => {
-                let r = skipped_map(&when);
-                eff.register = Some(Value::Object(r.clone()));
+                let r = TaskResult::skipped_by(when.last().cloned());
+                eff.register = Some(r.to_value());
                 r
             }
-            Err(e) => fail_map(&format!(
+            Err(e) => TaskResult::failed(format!(
                 "{}: The conditional check failed: {}",
                 task.loc, e.msg
             )),
@@ -183,7 +166,7 @@ pub(super) fn exec_on_host(
                 let (r, e2) = run_one(pc, hs, task, inh, &vars, &mut hr);
                 eff = e2;
                 if task.register.is_some() {
-                    eff.register = Some(Value::Object(r.clone()));
+                    eff.register = Some(r.to_value());
                 }
                 r
             }
@@ -213,49 +196,24 @@ fn task_flag(v: Option<Value>, vars: &Map<String, Value>) -> bool {
     .unwrap_or(false)
 }
 
-/// The result of a task whose `when:` was false.
-fn skipped_map(when: &[Value]) -> Map<String, Value> {
-    let mut r = Map::new();
-    r.insert("changed".into(), Value::Bool(false));
-    r.insert("skipped".into(), Value::Bool(true));
-    r.insert(
-        "skip_reason".into(),
-        Value::String("Conditional result was False".into()),
-    );
-    r.insert(
-        "false_condition".into(),
-        when.last().cloned().unwrap_or(Value::Null),
-    );
-    r
-}
-
 /// The host's result from the task's result map: status, `ignore_errors`, and under
 /// `no_log` only changed/failed/skipped survive (items censored too).
 fn finish(
     mut hr: HostResult,
-    mut result: Map<String, Value>,
+    mut result: TaskResult,
     eff: HostEffects,
     flags: Flags,
 ) -> (HostResult, HostEffects) {
-    hr.status = result_status(&result);
+    hr.status = result.status();
     if hr.status == Status::Failed && flags.ignore_errors {
         hr.ignored = true;
     }
     if flags.no_log {
-        let mut censored = Map::new();
-        censored.insert("censored".into(), Value::String(NO_LOG_MSG.into()));
-        let changed = result.remove("changed").unwrap_or(Value::Bool(false));
-        censored.insert("changed".into(), changed);
-        for k in ["failed", "skipped"] {
-            if let Some(v) = result.remove(k) {
-                censored.insert(k.into(), v);
-            }
-        }
-        result = censored;
+        result = result.censored();
         for it in hr.items.iter_mut() {
-            it.result = Map::new();
+            it.result = TaskResult::default();
             it.result
-                .insert("censored".into(), Value::String(NO_LOG_MSG.into()));
+                .insert("censored", Value::String(NO_LOG_MSG.into()));
             it.label = "None".into();
         }
     }
@@ -290,12 +248,12 @@ fn exec_loop(
     when: &[Value],
     l: &Value,
     hr: &mut HostResult,
-) -> (Map<String, Value>, HostEffects) {
+) -> (TaskResult, HostEffects) {
     let mut eff = HostEffects::default();
     let ctx = from_json(&Value::Object(vars.clone()));
     let items = match loop_items(task, l, &ctx) {
         Ok(i) => i,
-        Err(e) => return (fail_map(&format!("{}: {e}", task.loc)), eff),
+        Err(e) => return (TaskResult::failed(format!("{}: {e}", task.loc)), eff),
     };
     let lc = &task.loop_control;
     let loop_var = lc.get("loop_var").map(py_str).unwrap_or("item".into());
@@ -328,8 +286,8 @@ fn exec_loop(
             None => py_str(&item),
         };
         let mut r = match eval_cond(&Value::Array(when.to_vec()), &ictx) {
-            Ok(false) => skipped_map(when),
-            Err(e) => fail_map(&format!(
+            Ok(false) => TaskResult::skipped_by(when.last().cloned()),
+            Err(e) => TaskResult::failed(format!(
                 "{}: The conditional check failed: {}",
                 task.loc, e.msg
             )),
@@ -340,12 +298,12 @@ fn exec_loop(
             }
         };
         r.insert(loop_var.clone(), item.clone());
-        r.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+        r.insert("ansible_loop_var", Value::String(loop_var.clone()));
         if let Some(ix) = &index_var {
-            r.insert("ansible_index_var".into(), Value::String(ix.clone()));
+            r.insert("ansible_index_var", Value::String(ix.clone()));
             r.insert(ix.clone(), json!(i));
         }
-        let st = result_status(&r);
+        let st = r.status();
         any_changed |= st == Status::Changed;
         any_failed |= st == Status::Failed;
         all_skipped &= st == Status::Skipped;
@@ -354,24 +312,18 @@ fn exec_loop(
             label,
             result: r.clone(),
         });
-        results.push(Value::Object(r));
+        results.push(r.to_value());
         if st == Status::Unreachable {
-            let mut u = Map::new();
-            u.insert("unreachable".into(), Value::Bool(true));
-            u.insert(
-                "msg".into(),
-                Value::String("host became unreachable".into()),
-            );
-            return (u, eff);
+            return (TaskResult::unreachable("host became unreachable"), eff);
         }
     }
-    let mut r = Map::new();
-    r.insert("changed".into(), Value::Bool(any_changed));
+    let mut r = TaskResult::default();
+    r.set_changed(any_changed);
     let msg = if any_failed {
-        r.insert("failed".into(), Value::Bool(true));
+        r.set_failed(true);
         "One or more items failed"
     } else if all_skipped {
-        r.insert("skipped".into(), Value::Bool(true));
+        r.set_skipped();
         if n == 0 {
             "No items in the list"
         } else {
@@ -380,8 +332,8 @@ fn exec_loop(
     } else {
         "All items completed"
     };
-    r.insert("msg".into(), Value::String(msg.into()));
-    r.insert("results".into(), Value::Array(results));
+    r.set_msg(msg);
+    r.insert("results", Value::Array(results));
     if any_changed {
         for n in notify_list(task, &ctx) {
             if !eff.notify.contains(&n) {
@@ -389,15 +341,8 @@ fn exec_loop(
             }
         }
     }
-    eff.register = Some(Value::Object(r.clone()));
+    eff.register = Some(r.to_value());
     (r, eff)
-}
-
-pub(super) fn fail_map(msg: &str) -> Map<String, Value> {
-    json!({"failed": true, "changed": false, "msg": msg})
-        .as_object()
-        .unwrap()
-        .clone()
 }
 
 pub(super) fn notify_list(task: &Task, ctx: &JValue) -> Vec<String> {
@@ -435,10 +380,10 @@ pub(super) fn run_one(
     inh: &Inherit,
     vars: &Map<String, Value>,
     hr: &mut HostResult,
-) -> (Map<String, Value>, HostEffects) {
+) -> (TaskResult, HostEffects) {
     let mut eff = HostEffects::default();
     let TaskKind::Module { module, args } = &task.kind else {
-        return (Map::new(), eff);
+        return (TaskResult::default(), eff);
     };
     let ctx = from_json(&Value::Object(vars.clone()));
     let kw = resolve_keywords(pc, task, inh, vars, &ctx);
@@ -447,7 +392,7 @@ pub(super) fn run_one(
         Ok(a) => a,
         Err(e) => {
             return (
-                fail_map(&format!(
+                TaskResult::failed(format!(
                     "{}: the task includes an option with an undefined variable or a template error: {e}",
                     task.loc
                 )),
@@ -472,35 +417,26 @@ pub(super) fn run_one(
     loop {
         attempt += 1;
         let mut r = dispatch(pc, hs, task, vars, &call, &mut eff, hr);
-        if r.get("unreachable").map(truthy).unwrap_or(false) {
+        if r.is_unreachable() {
             return (r, eff);
         }
-        // As Ansible's task executor: a result without `failed` gets one (true only for a
-        // nonzero `rc`), before until/changed_when/failed_when see it.
-        if !r.contains_key("failed") && !r.get("skipped").map(truthy).unwrap_or(false) {
-            let rc_failed = r
-                .get("rc")
-                .map(|v| !(v == &json!(0) || v == &json!("0")))
-                .unwrap_or(false);
-            r.insert("failed".into(), Value::Bool(rc_failed));
-        }
+        // Before until/changed_when/failed_when see it.
+        r.settle_failed_from_rc();
         if let Some(until) = &task.until {
             let mut uv = vars.clone();
             if let Some(reg) = &task.register {
-                uv.insert(reg.clone(), Value::Object(r.clone()));
+                uv.insert(reg.clone(), r.to_value());
             }
             let uctx = from_json(&Value::Object(uv));
             let ok = eval_cond(until, &uctx).unwrap_or(false);
-            r.insert("attempts".into(), json!(attempt));
+            r.insert("attempts", json!(attempt));
             if !ok && attempt < attempts_max {
                 std::thread::sleep(Duration::from_secs_f64(kw.delay));
                 continue;
             }
             if !ok {
-                r.insert("failed".into(), Value::Bool(true));
-                if !r.contains_key("msg") {
-                    r.insert("msg".into(), Value::String("Retries exceeded".into()));
-                }
+                r.set_failed(true);
+                r.default_msg("Retries exceeded");
             }
         }
         return post_process(pc, task, r, vars, eff);
@@ -608,13 +544,6 @@ impl Call<'_> {
     }
 }
 
-fn unreachable_map(msg: String) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("unreachable".into(), Value::Bool(true));
-    m.insert("msg".into(), Value::String(msg));
-    m
-}
-
 /// Run the module once where it belongs: on the controller, on the host's own
 /// connection, on implicit localhost, or on the host it is delegated to.
 fn dispatch(
@@ -625,7 +554,7 @@ fn dispatch(
     call: &Call,
     eff: &mut HostEffects,
     hr: &mut HostResult,
-) -> Map<String, Value> {
+) -> TaskResult {
     let module = call.module;
     if let Some(modules::registry::Runs::Controller) =
         modules::registry::lookup(module).map(|d| d.runs)
@@ -655,11 +584,11 @@ fn dispatch(
             hr.delegated_to = Some(d.to_string());
             match run_delegated(pc, d, call) {
                 Ok(r) => r,
-                Err(e) => return unreachable_map(e.to_string()),
+                Err(e) => return TaskResult::unreachable(e.to_string()),
             }
         }
         _ => match get_transport(pc, hs, vars) {
-            Err(e) => return unreachable_map(e.to_string()),
+            Err(e) => return TaskResult::unreachable(e.to_string()),
             Ok(t) => {
                 let mc = call.mod_ctx(&hr.host);
                 module_result(modules::run(module, &mut **t, &mc, call.args))
@@ -676,7 +605,7 @@ fn dispatch(
 
 /// Run the module on `d`'s connection (opened once per run and shared by every host that
 /// delegates there; taken out of the pool while in use).
-fn run_delegated(pc: &PlayCtx, d: &str, call: &Call) -> Result<Map<String, Value>, TransportError> {
+fn run_delegated(pc: &PlayCtx, d: &str, call: &Call) -> Result<TaskResult, TransportError> {
     let mut delegated = {
         let mut map = pc.delegates.lock().unwrap();
         match map.remove(d) {
@@ -695,52 +624,42 @@ fn run_delegated(pc: &PlayCtx, d: &str, call: &Call) -> Result<Map<String, Value
 pub(super) fn post_process(
     _pc: &PlayCtx,
     task: &Task,
-    mut r: Map<String, Value>,
+    mut r: TaskResult,
     vars: &Map<String, Value>,
     mut eff: HostEffects,
-) -> (Map<String, Value>, HostEffects) {
-    if r.get("skipped").map(truthy).unwrap_or(false) {
+) -> (TaskResult, HostEffects) {
+    if r.is_skipped() {
         return (r, eff);
     }
     if task.changed_when.is_some() || task.failed_when.is_some() {
         let mut cv = vars.clone();
         if let Some(reg) = &task.register {
-            cv.insert(reg.clone(), Value::Object(r.clone()));
+            cv.insert(reg.clone(), r.to_value());
         }
         let cctx = from_json(&Value::Object(cv));
         if let Some(cw) = &task.changed_when {
             match eval_cond(&Value::Array(super_list(cw)), &cctx) {
-                Ok(b) => {
-                    r.insert("changed".into(), Value::Bool(b));
-                }
+                Ok(b) => r.set_changed(b),
                 Err(e) => {
-                    r.insert("failed".into(), Value::Bool(true));
-                    r.insert(
-                        "msg".into(),
-                        Value::String(format!("{}: changed_when: {}", task.loc, e.msg)),
-                    );
+                    r.set_failed(true);
+                    r.set_msg(format!("{}: changed_when: {}", task.loc, e.msg));
                 }
             }
         }
         if let Some(fw) = &task.failed_when {
             match eval_cond(&Value::Array(super_list(fw)), &cctx) {
                 Ok(b) => {
-                    r.insert("failed".into(), Value::Bool(b));
-                    r.insert("failed_when_result".into(), Value::Bool(b));
+                    r.set_failed(b);
+                    r.insert("failed_when_result", Value::Bool(b));
                 }
                 Err(e) => {
-                    r.insert("failed".into(), Value::Bool(true));
-                    r.insert(
-                        "msg".into(),
-                        Value::String(format!("{}: failed_when: {}", task.loc, e.msg)),
-                    );
+                    r.set_failed(true);
+                    r.set_msg(format!("{}: failed_when: {}", task.loc, e.msg));
                 }
             }
         }
     }
-    if r.get("changed").map(truthy).unwrap_or(false)
-        && !r.get("failed").map(truthy).unwrap_or(false)
-    {
+    if r.is_changed() && !r.is_failed() {
         let ctx = from_json(&Value::Object(vars.clone()));
         eff.notify = notify_list(task, &ctx);
     }
@@ -754,17 +673,12 @@ pub(super) fn super_list(v: &Value) -> Vec<Value> {
     }
 }
 
-pub(super) fn module_result(r: Result<Map<String, Value>, ModError>) -> Map<String, Value> {
+pub(super) fn module_result(r: Result<Map<String, Value>, ModError>) -> TaskResult {
     match r {
-        Ok(m) => m,
-        Err(ModError::Failed(msg)) => fail_map(&msg),
-        Err(ModError::Transport(e)) if e.is_unreachable() => {
-            json!({"unreachable": true, "msg": e.to_string()})
-                .as_object()
-                .unwrap()
-                .clone()
-        }
-        Err(ModError::Transport(e)) => fail_map(&e.to_string()),
+        Ok(m) => TaskResult::from_map(m),
+        Err(ModError::Failed(msg)) => TaskResult::failed(msg),
+        Err(ModError::Transport(e)) if e.is_unreachable() => TaskResult::unreachable(e.to_string()),
+        Err(ModError::Transport(e)) => TaskResult::failed(e.to_string()),
     }
 }
 

@@ -10,12 +10,13 @@ mod controller;
 mod executor;
 mod handlers;
 mod loops;
+mod result;
 mod state;
 mod strategy;
 mod vars;
 
 use super::modules::{self, ModCtx, ModError};
-use super::template::{self, eval_cond, from_json, py_str, template_value, truthy, OMIT};
+use super::template::{self, eval_cond, from_json, py_str, template_value, OMIT};
 use crate::playbook::model::{Kw, Play, Playbook, RoleCtx, Task, TaskKind};
 use crate::transport::{local::LocalTransport, Become, Transport, TransportError};
 use controller::*;
@@ -23,6 +24,8 @@ use executor::*;
 use handlers::*;
 use loops::*;
 use minijinja::value::Value as JValue;
+pub use result::TaskResult;
+use result::NO_LOG_MSG;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use state::*;
@@ -88,7 +91,7 @@ pub struct Stats {
 pub struct ItemResult {
     pub status: Status,
     pub label: String,
-    pub result: Map<String, Value>,
+    pub result: TaskResult,
 }
 
 /// The outcome of one task on one host.
@@ -102,7 +105,7 @@ pub struct HostResult {
     pub delegated_to: Option<String>,
     /// Print the result body even when ok (debug).
     pub verbose: bool,
-    pub result: Map<String, Value>,
+    pub result: TaskResult,
     pub items: Vec<ItemResult>,
 }
 

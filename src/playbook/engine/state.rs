@@ -96,10 +96,7 @@ pub(super) fn fail_host_now(pc: &PlayCtx, hs: &mut HostState, msg: &str) {
         ignored: false,
         delegated_to: None,
         verbose: false,
-        result: json!({"failed": true, "msg": msg})
-            .as_object()
-            .unwrap()
-            .clone(),
+        result: TaskResult::failed(msg),
         items: vec![],
     };
     pc.rep.event(Event::Result(&r));

@@ -372,8 +372,8 @@ fn run_include(
         for (h, it) in members {
             let hs = hosts.get_mut(h).unwrap();
             hs.stats.ok += 1;
-            let mut result = Map::new();
-            result.insert("included".into(), Value::String(p.display().to_string()));
+            let mut result = TaskResult::default();
+            result.insert("included", Value::String(p.display().to_string()));
             if let Some((k, v)) = it {
                 result.insert(k.clone(), v.clone());
             }
@@ -434,10 +434,7 @@ pub(super) fn report_simple_fail(pc: &PlayCtx, hs: &mut HostState, task: &Task, 
         ignored: false,
         delegated_to: None,
         verbose: false,
-        result: json!({"failed": true, "msg": format!("{}: {msg}", task.loc)})
-            .as_object()
-            .unwrap()
-            .clone(),
+        result: TaskResult::failed(format!("{}: {msg}", task.loc)),
         items: vec![],
     };
     pc.rep.event(Event::Result(&r));
