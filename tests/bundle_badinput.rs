@@ -23,7 +23,7 @@ fn fixture() -> Fixture {
     std::fs::write(d.join("pb/install.yml"), "- hosts: all\n  tasks: []\n").unwrap();
     std::fs::write(
         d.join("pb/migrations/0001-x.yml"),
-        "- hosts: all\n  tasks: []\n",
+        "- hosts: all\n  vars:\n    darkport_migration: {version: 1.0.0, scope: node}\n  tasks: []\n",
     )
     .unwrap();
     let spec = d.join("s.yaml");
@@ -461,4 +461,62 @@ fn missing_image() {
         "{err}"
     );
     assert!(!d.join("x.darkport").exists());
+}
+
+/// A playbook that would fail at the site is refused at build time with every problem, each
+/// naming the source file and line; no bundle is written, and no image is fetched first.
+#[test]
+fn broken_playbooks_are_refused_before_signing() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir_all(d.join("pb/templates")).unwrap();
+    std::fs::write(
+        d.join("pb/install.yml"),
+        "- hosts: all\n  tasks:\n    - name: start it\n      dockr_container: name=x\n    - template: src=app.conf.j2 dest=/etc/app.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("pb/templates/app.conf.j2"),
+        "port = {{ port }}\n{% if tls %}\ntls = on\n",
+    )
+    .unwrap();
+    let spec = d.join("s.yaml");
+    // The image source does not exist: the playbook check comes first.
+    write_spec(
+        &spec,
+        "1.0.0",
+        &[("testprod/a:1".into(), "oci:nowhere:app0-v1".into())],
+        "playbooks: pb\n",
+    );
+    let out = d.join("x.darkport");
+    let err = fails(&run(&[
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--unsigned",
+    ]));
+    assert!(err.contains("(2 problems)"), "{err}");
+    assert!(
+        err.contains("pb/install.yml:3:") || err.contains("pb/install.yml:4:"),
+        "{err}"
+    );
+    assert!(err.contains("dockr_container"), "{err}");
+    assert!(err.contains("pb/templates/app.conf.j2:"), "{err}");
+    assert!(!out.exists());
+
+    // No install.yml at all: refused, naming it.
+    std::fs::remove_file(d.join("pb/install.yml")).unwrap();
+    std::fs::remove_file(d.join("pb/templates/app.conf.j2")).unwrap();
+    let err = fails(&run(&[
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--unsigned",
+    ]));
+    assert!(err.contains("pb/install.yml: missing"), "{err}");
+    assert!(!out.exists());
 }

@@ -184,3 +184,30 @@ fn missing_source_exits_1() {
         .code(1)
         .stderr(predicate::str::contains("no/such/inventory.ini"));
 }
+
+/// `darkport inventory --list | head -c0`: the reader is gone before darkport writes; darkport
+/// stops quietly (exit 0, nothing on stderr) instead of panicking with exit 2.
+#[test]
+fn a_closed_stdout_pipe_is_a_quiet_exit() {
+    let dir = fixtures().join("ok/01-ini-basic");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("darkport"))
+        .current_dir(&dir)
+        .args(["inventory", "-i", "hosts.ini", "--list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

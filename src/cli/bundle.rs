@@ -37,7 +37,8 @@ pub struct BuildBundleArgs {
     #[arg(long, value_name = "PUB")]
     pub since_pubkey: Vec<PathBuf>,
     /// Compression for uncompressed layers (docker save, dir:); default: the spec's
-    /// `layer_compression`, else zstd. Use gzip for runtimes older than Docker 23.
+    /// `layer_compression`, else gzip. zstd builds faster and smaller bundles but needs
+    /// Docker >= 23.0, containerd >= 1.5 or podman on every node (preflight checks).
     #[arg(long, value_enum)]
     pub layer_compression: Option<Compression>,
     /// Print the result as JSON.

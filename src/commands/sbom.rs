@@ -87,8 +87,11 @@ pub fn run_sbom(a: SbomArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let text = sbom::render_all(&a.source, &r.images, fmt, &created)?;
-    std::io::stdout().lock().write_all(text.as_bytes())?;
-    Ok(0)
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `darkport sbom … | head`: the reader went away; that is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        r => r.map(|_| 0).map_err(Into::into),
+    }
 }
 
 pub fn run_licenses(a: LicensesArgs, progress: ProgressMode) -> anyhow::Result<i32> {

@@ -23,7 +23,7 @@ pub struct BuildOptions {
     pub since: Vec<PathBuf>,
     /// Keys trusted for the `--since` bundles (default: the signing key's public key).
     pub since_trust: Option<Trust>,
-    /// Overrides the spec's `layer_compression` (default zstd).
+    /// Overrides the spec's `layer_compression` (default gzip).
     pub compression: Option<Compression>,
 }
 
@@ -62,8 +62,16 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
         .tempdir_in(&out_dir)
         .with_context(|| format!("failed to create a work directory in {}", out_dir.display()))?;
     let mut store = Store::open(work.path())?;
-    let (images, all) = fetch_images(&spec, &opts, &mut store, &base_blobs, rep)?;
+    // The playbooks before the images: a broken one must not cost a long fetch, nor ship.
     let (playbooks, migrations) = playbooks_of(&spec)?;
+    if let Some(dir) = &spec.playbooks {
+        let c = super::build_check::check_playbooks(dir, &migrations)?;
+        rep.note(&format!(
+            "checked {} playbook(s), {} task file(s), {} template(s)",
+            c.playbooks, c.task_files, c.templates
+        ));
+    }
+    let (images, all) = fetch_images(&spec, &opts, &mut store, &base_blobs, rep)?;
     let created = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<u64>().ok())

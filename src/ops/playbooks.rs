@@ -35,20 +35,34 @@ impl Extracted {
         for name in names {
             let p = self.dir.join(name);
             if p.exists() {
-                return Ok(Some((name, Playbook::load(&p)?)));
+                return Ok(Some((name, self.load(name)?)));
             }
         }
         Ok(None)
     }
+    /// Load `rel`; an error names the bundle member (`playbooks/…:line`), not the temporary
+    /// directory it was extracted to.
     pub fn load(&self, rel: &str) -> anyhow::Result<Playbook> {
-        Ok(Playbook::load(&self.dir.join(rel))?)
+        load_member(&self.dir, rel)
     }
 }
 
-/// Load a playbook if the file exists.
-pub(crate) fn load_if_present(p: &Path) -> anyhow::Result<Option<Playbook>> {
-    Ok(if p.is_file() {
-        Some(Playbook::load(p)?)
+/// Load `dir/rel`, where `dir` is a bundle's `playbooks/` extracted to a temporary place: an
+/// error names the bundle member (`playbooks/…:line`), not the temporary path.
+pub(crate) fn load_member(dir: &Path, rel: &str) -> anyhow::Result<Playbook> {
+    Playbook::load(&dir.join(rel)).map_err(|e| {
+        let tmp = format!("{}/", dir.display());
+        anyhow::anyhow!(
+            "bundle member {}",
+            e.to_string().replace(&tmp, "playbooks/")
+        )
+    })
+}
+
+/// Load the bundle member `dir/rel` (see [`load_member`]) if it exists.
+pub(crate) fn load_if_present(dir: &Path, rel: &str) -> anyhow::Result<Option<Playbook>> {
+    Ok(if dir.join(rel).is_file() {
+        Some(load_member(dir, rel)?)
     } else {
         None
     })
@@ -194,5 +208,28 @@ impl Connector for Pool {
         }
         let spec = crate::inventory::connvars::conn_spec(host, vars)?;
         transport::connect(&spec, &self.opts)
+    }
+}
+
+#[cfg(test)]
+mod member_tests {
+    use super::*;
+
+    #[test]
+    fn a_load_error_names_the_bundle_member_not_the_temporary_directory() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("install.yml"),
+            "- hosts: all\n  tasks:\n    - bogus_module: x=1\n",
+        )
+        .unwrap();
+        let e = load_member(d.path(), "install.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("bundle member playbooks/install.yml:3:"),
+            "{e}"
+        );
+        assert!(!e.contains(&d.path().display().to_string()), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::bundle::{Bundle, Manifest};
 use crate::digest::Digest;
+use crate::node::runtime;
 use crate::ops::site::{open_bundle, par, BundleTrust, Exe, Node, Site, SiteOptions};
 use crate::report::bytes;
 use crate::report::site::{PreflightReport, PreflightRow, SiteReporter};
@@ -32,6 +33,8 @@ pub(crate) struct Facts<'a> {
     pub error: Option<&'a str>,
     pub probe: Option<&'a NodeProbe>,
     pub state: Option<&'a NodeState>,
+    /// `darkport_runtime` from the inventory.
+    pub runtime: Option<&'a str>,
 }
 
 impl<'a> Facts<'a> {
@@ -44,6 +47,7 @@ impl<'a> Facts<'a> {
             error: n.error.as_deref(),
             probe: n.probe.as_ref(),
             state: n.state.as_ref(),
+            runtime: n.runtime.as_deref(),
         }
     }
 }
@@ -138,6 +142,7 @@ pub(crate) fn evaluate(n: &Facts, w: &Wanted) -> PreflightRow {
     }
     if let (Some(p), None) = (n.probe, n.error) {
         check_capacity(&mut row, n, p, w);
+        check_runtime(&mut row, n, p, w.manifest);
     }
     if let Some(st) = n.state {
         check_state(&mut row, st, w);
@@ -202,6 +207,31 @@ fn check_capacity(row: &mut PreflightRow, n: &Facts, p: &NodeProbe, w: &Wanted) 
             bytes(want),
             bytes(need)
         ));
+    }
+}
+
+/// Every layer compression of the bundle can be pulled by the runtime(s) that run the product
+/// here (one problem per runtime, naming its version and what it needs).
+fn check_runtime(row: &mut PreflightRow, n: &Facts, p: &NodeProbe, m: &Manifest) {
+    let types: BTreeSet<&str> = m.blobs.iter().map(|b| b.media_type.as_str()).collect();
+    for rt in runtime::checked(n.runtime, &p.runtimes) {
+        if !p.runtimes.iter().any(|f| f == rt) {
+            row.problems.push(format!(
+                "darkport_runtime={rt}, but {rt} was not found on this node (found: {})",
+                if p.runtimes.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.runtimes.join(", ")
+                }
+            ));
+            continue;
+        }
+        let Some(ver) = p.runtime_versions.get(rt) else {
+            continue;
+        };
+        if let Some(why) = types.iter().find_map(|t| runtime::cannot_pull(rt, ver, t)) {
+            row.problems.push(why);
+        }
     }
 }
 
@@ -307,6 +337,7 @@ mod tests {
             free_bytes: free,
             systemd: false,
             runtimes: vec![],
+            runtime_versions: Default::default(),
             blobs: have.iter().map(|b| Digest::of(&[*b])).collect(),
             corrupt: BTreeSet::new(),
             exe_present: true,
@@ -322,6 +353,7 @@ mod tests {
             error: None,
             probe: p,
             state: st,
+            runtime: None,
         }
     }
 
@@ -378,6 +410,32 @@ mod tests {
         assert!(row.problems[0].contains("architecture arm64 (aarch64)"));
         assert!(row.problems[1].contains("another product is installed here: other 1.0.0"));
         assert!(row.problems[2].contains("an unfinished upgrade to 2.0.0"));
+    }
+
+    #[test]
+    fn a_zstd_bundle_is_refused_where_the_runtime_cannot_pull_it() {
+        let mut m = manifest(&[(1, 10, true)]);
+        m.blobs[0].media_type = "application/vnd.oci.image.layer.v1.tar+zstd".into();
+        let mut p = probe(10 << 30, &[]);
+        p.runtimes = vec!["docker".into(), "podman".into(), "containerd".into()];
+        p.runtime_versions = [("docker", "20.10.24+dfsg1"), ("podman", "4.3.1")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let row = evaluate(&facts(Some(&p), None), &wanted(&m));
+        assert_eq!(row.problems.len(), 1, "{:?}", row.problems);
+        assert!(row.problems[0].starts_with("docker 20.10.24+dfsg1 cannot pull zstd layers"));
+        // The operator says podman runs the product here: docker's age does not matter.
+        let mut f = facts(Some(&p), None);
+        f.runtime = Some("podman");
+        assert!(evaluate(&f, &wanted(&m)).ok());
+        // A runtime named but absent is a problem of its own.
+        f.runtime = Some("crio");
+        let row = evaluate(&f, &wanted(&m));
+        assert!(row.problems[0].contains("darkport_runtime=crio, but crio was not found"));
+        // gzip layers: docker 20.10 pulls them.
+        m.blobs[0].media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+        assert!(evaluate(&facts(Some(&p), None), &wanted(&m)).ok());
     }
 
     #[test]

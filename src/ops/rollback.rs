@@ -13,7 +13,9 @@
 use crate::bundle::Manifest;
 use crate::ops::kept::fetch_bundle;
 use crate::ops::migrate::{migration_spec, run_migration_playbook};
-use crate::ops::playbooks::{load_if_present, playbook_vars, run_step_playbook, site_images};
+use crate::ops::playbooks::{
+    load_if_present, load_member, playbook_vars, run_step_playbook, site_images,
+};
 use crate::ops::seed::merge_tags;
 use crate::ops::site::journal::{locked, step, write_state};
 use crate::ops::site::{par, Node, Site, SiteOptions};
@@ -135,7 +137,7 @@ fn migrations_to_undo(
     let pbdir = vdir.join("playbooks");
     let mut out = Vec::new();
     for rel in mv.migrations.iter().rev() {
-        let pb = Playbook::load(&pbdir.join(rel))?;
+        let pb = load_member(&pbdir, rel)?;
         let spec = migration_spec(rel, &pb)?;
         if !applied.contains(&spec.id) {
             continue;
@@ -155,7 +157,7 @@ fn migrations_to_undo(
                 spec.id
             );
         }
-        let rpb = Playbook::load(&path)?;
+        let rpb = load_member(&pbdir, rb)?;
         out.push((spec, rpb));
     }
     if let Some(id) = applied
@@ -211,7 +213,7 @@ fn prepare(site: &Site) -> anyhow::Result<Prepared> {
     let mv = fetch_bundle(first, &plan.from.bundle_digest, &tmp.path().join("v"))?;
     let mp = fetch_bundle(first, &plan.to.bundle_digest, &tmp.path().join("p"))?;
     let undo = migrations_to_undo(site, &mv, &plan.from, &tmp.path().join("v"))?;
-    let install_pb = load_if_present(&tmp.path().join("p/playbooks/install.yml"))?;
+    let install_pb = load_if_present(&tmp.path().join("p/playbooks"), "install.yml")?;
     Ok(Prepared {
         plan,
         mv,

@@ -355,9 +355,11 @@ impl FetchReporter for NoReport {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
+    /// Pulled by every runtime (Docker before 23.0 cannot pull zstd).
     #[default]
-    Zstd,
     Gzip,
+    /// Smaller and much faster to build; needs Docker >= 23.0, containerd >= 1.5 or podman.
+    Zstd,
 }
 
 impl Compression {

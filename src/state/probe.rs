@@ -21,6 +21,9 @@ pub struct NodeProbe {
     pub systemd: bool,
     /// Container runtimes found on the node (`docker`, `podman`, `containerd`, `skopeo`).
     pub runtimes: Vec<String>,
+    /// The version each runtime reported (`docker` is the engine's, not the client's), as
+    /// printed; a runtime whose version could not be read has no entry.
+    pub runtime_versions: std::collections::BTreeMap<String, String>,
     /// Blobs present in `<root>/blobs/sha256/` whose content is good: named by their digest,
     /// checked on arrival, and (for the blobs a bundle needs) checked again by
     /// [`verify_blobs`] before an install or upgrade relies on them.
@@ -56,6 +59,10 @@ echo "machine=$(uname -m)"
 echo "free=$(df -Pk "$d" | awk 'NR==2 {{print $4}}')"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 for x in docker podman containerd skopeo; do command -v $x >/dev/null 2>&1 && echo "runtime=$x"; done
+t=; command -v timeout >/dev/null 2>&1 && t="timeout 10"
+if command -v docker >/dev/null 2>&1; then echo "version=docker $($t docker version --format '{{{{.Server.Version}}}}' 2>/dev/null)"; fi
+if command -v podman >/dev/null 2>&1; then echo "version=podman $($t podman --version 2>/dev/null)"; fi
+if command -v containerd >/dev/null 2>&1; then echo "version=containerd $($t containerd --version 2>/dev/null)"; fi
 if [ -d "$r/blobs/sha256" ]; then ls "$r/blobs/sha256" | sed 's/^/blob=/'; fi
 "#
     );
@@ -82,6 +89,13 @@ if [ -d "$r/blobs/sha256" ]; then ls "$r/blobs/sha256" | sed 's/^/blob=/'; fi
             "free" => p.free_bytes = v.trim().parse::<u64>().unwrap_or(0) * 1024,
             "systemd" => p.systemd = v == "1",
             "runtime" => p.runtimes.push(v.to_string()),
+            "version" => {
+                if let Some((rt, ver)) = v.split_once(' ') {
+                    if let Some(ver) = version_token(ver) {
+                        p.runtime_versions.insert(rt.to_string(), ver.to_string());
+                    }
+                }
+            }
             // Partial uploads (`.part`) and anything not a digest are ignored.
             "blob" => {
                 if let Ok(d) = Digest::from_hex(v) {
@@ -92,6 +106,23 @@ if [ -d "$r/blobs/sha256" ]; then ls "$r/blobs/sha256" | sed 's/^/blob=/'; fi
         }
     }
     Ok(p)
+}
+
+/// The first word of a runtime's version output that starts with a digit (`v` dropped):
+/// `podman version 4.3.1` → `4.3.1`, `containerd github.com/containerd/containerd 1.6.20~ds1 …`
+/// → `1.6.20~ds1`, `20.10.24+dfsg1` → itself.
+fn version_token(s: &str) -> Option<&str> {
+    s.split_whitespace()
+        .map(|w| w.strip_prefix('v').unwrap_or(w))
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// `major.minor` of a version string such as `20.10.24+dfsg1`.
+pub fn major_minor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+    Some((major, minor))
 }
 
 /// Hash the stored copies of `wanted` that the probe found (on the node, with `sha256sum`) and
@@ -143,6 +174,27 @@ mod tests {
     use super::*;
     use crate::transport::local::LocalTransport;
 
+    fn which(x: &str) -> bool {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {x}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    #[test]
+    fn runtime_versions_are_read_from_what_each_runtime_prints() {
+        assert_eq!(version_token("podman version 4.3.1"), Some("4.3.1"));
+        assert_eq!(
+            version_token("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1"),
+            Some("1.6.20~ds1")
+        );
+        assert_eq!(version_token("v1.7.2 abc"), Some("1.7.2"));
+        assert_eq!(version_token(""), None);
+        assert_eq!(major_minor("20.10.24+dfsg1"), Some((20, 10)));
+        assert_eq!(major_minor("27"), Some((27, 0)));
+        assert_eq!(major_minor("x"), None);
+    }
+
     #[test]
     fn probes_this_machine() {
         let dir = tempfile::tempdir().unwrap();
@@ -159,6 +211,15 @@ mod tests {
         );
         assert!(p.free_bytes > 0);
         assert!(p.blobs.is_empty());
+        for rt in p.runtime_versions.keys() {
+            assert!(
+                p.runtimes.contains(rt),
+                "{rt} has a version but was not found"
+            );
+        }
+        if which("podman") {
+            assert!(p.runtime_versions.contains_key("podman"), "{p:?}");
+        }
 
         let blobs = dir.path().join("dp/blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();

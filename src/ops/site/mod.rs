@@ -100,6 +100,9 @@ pub struct Node {
     pub extra_names: Vec<String>,
     /// Prefix of the runtime trust directories (`darkport_trust_root`, default `/`).
     pub trust_root: String,
+    /// The container runtime that pulls the product here (`darkport_runtime`: `docker`,
+    /// `podman`, `containerd`, or `none`); unset: every runtime found is checked.
+    pub runtime: Option<String>,
     pub t: Option<Shared>,
     pub probe: Option<NodeProbe>,
     pub state: Option<NodeState>,
@@ -316,6 +319,7 @@ fn node_of(inv: &Inventory, h: &str, registry: bool, selected: bool) -> anyhow::
         selected,
         extra_names,
         trust_root: var_str(&vars, "darkport_trust_root").unwrap_or_else(|| "/".into()),
+        runtime: var_str(&vars, "darkport_runtime"),
         t: None,
         probe: None,
         state: None,

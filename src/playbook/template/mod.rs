@@ -187,6 +187,20 @@ pub fn check_syntax(s: &str) -> Result<(), TemplateError> {
     })
 }
 
+/// Check the syntax of a whole template file; on error, the line (1-based) and the reason.
+pub fn check_file_syntax(src: &str) -> Result<(), (usize, String)> {
+    env().template_from_str(src).map(|_| ()).map_err(|e| {
+        let why = e
+            .detail()
+            .map(String::from)
+            .unwrap_or_else(|| e.to_string());
+        (
+            e.line().unwrap_or(1),
+            format!("template syntax error: {why}"),
+        )
+    })
+}
+
 /// Check the syntax of a bare expression (`when:`, `that:`).
 pub fn check_expr(s: &str) -> Result<(), TemplateError> {
     env().compile_expression(s).map(|_| ()).map_err(|e| {
