@@ -12,19 +12,23 @@
 //! - [`cli`]: clap types only. [`commands`]: map clap args to an op's options struct, hand
 //!   it a reporter from [`ui`], print the op's report as text or `--json`.
 //! - [`ui`]: progress bars (indicatif on a TTY, plain lines otherwise), tables, error
-//!   rendering; implements the reporter traits. Does not import `ops`.
+//!   rendering, the `--json` envelope (`ui::json`, docs/JSON.md), the inspect page;
+//!   implements the reporter traits. Does not import `ops`.
 //! - [`ops`]: the flows; take options structs (never clap types) and a reporter, return a
 //!   `Serialize` report from [`report`], never print. `ops/site/` holds the site model
 //!   (`Site`, `Node`, the journal and locks); `install`, `upgrade`, `rollback`, `prune`,
 //!   `preflight` (pure `evaluate`), `seed`, `migrate`, `status`, `build`, `run`, `playbooks`,
-//!   `support`, `sbom`, `hash`, `keys`, `inventory`, `trust`, `bundle_info`, `kept`.
+//!   `support`, `sbom`, `hash`, `keys`, `inventory`, `trust`, `bundle_info`, `kept`,
+//!   `uninstall`, `build_check` (what build-bundle checks in the playbooks before signing),
+//!   `conn` (Ansible's -u/--private-key/-k/-K and ansible.cfg/ANSIBLE_* merged, checked).
 //! - [`report`]: the report types ops return (and `Hint` for error advice).
 //! - Domain: [`bundle`] (spec, writer, signature-first reader in `scan.rs`), [`source`]
 //!   (registries, `docker save` archives, OCI layouts, layer dirs), [`store`] (CAS),
 //!   [`registry`] (site registry server, client, receive/fetch), [`inventory`] (INI/YAML
-//!   sources, host patterns, `connvars`: Ansible connection variables into a
+//!   sources, host patterns, `ansible_cfg`, `connvars`: Ansible connection variables into a
 //!   `transport::ConnSpec`), [`transport`] (`spec`, `session`, `ssh`, `jump`, `local`),
-//!   [`node`] (remote paths, service units, runtime trust, blob push), [`state`] (node
+//!   [`node`] (remote paths, service units, runtime trust, blob push, which layer
+//!   compressions a runtime pulls, what uninstall removes), [`state`] (node
 //!   state, plan, probes), [`sbom`], [`playbook`] (yaml, template/, model/, modules/,
 //!   engine/).
 //! - Base: [`digest`] (sha256), [`fanout`] (the one bounded worker pool, panics caught per
@@ -37,6 +41,14 @@
 //!
 //! Domain modules never print; they report through small `Reporter` traits implemented in
 //! [`ui`], and keep typed errors (`thiserror`) that name the operation and the object.
+
+/// `darkport --version`: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("DARKPORT_COMMIT"),
+    ")"
+);
 
 pub mod bundle;
 pub mod cli;

@@ -21,6 +21,7 @@ fn main() {
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
+            ui::json::print_error(&e);
             eprint!("{}", ui::render_error(&e));
             // 1: bad input, a refused bundle, an unreachable or failing host; 2: a bug.
             darkport::report::exit_code(&e)

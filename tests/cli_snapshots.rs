@@ -14,6 +14,10 @@ fn stable(text: &str, tmp: &Path) -> String {
         (r"\b[0-9a-f]{64}\b", "[HEX]"),
         (r"\b[0-9a-f]{12}\b", "[SHORT]"),
         (r"key [0-9A-F]{16}", "key [KEYID]"),
+        (
+            r#""signed_by": "[0-9A-F]{16}""#,
+            r#""signed_by": "[KEYID]""#,
+        ),
         (r"in \d+\.\d+s \(\d+ MiB/s\)", "in [TIME] ([RATE])"),
     ];
     for (re, to) in rules {
@@ -86,4 +90,69 @@ fn inspect_verify_and_refusals_read_the_same() {
         "--unsigned",
     ]));
     insta::assert_snapshot!("build_malformed_spec", stable(&err, d));
+}
+
+/// `--json` documents (docs/JSON.md): the envelope, the report, and a refusal that is still one
+/// valid JSON object on stdout (a tampered bundle, a wrong key), with the text error on stderr.
+#[test]
+fn json_documents_are_one_object_with_the_envelope_also_on_refusal() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let (b, pubk) = small_bundle(d);
+    let (bs, ps) = (b.to_str().unwrap(), pubk.to_str().unwrap());
+    let json = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}",
+                String::from_utf8_lossy(&o.stdout)
+            )
+        })
+    };
+
+    let o = run(&["inspect", "--json", "--pubkey", ps, bs]);
+    ok(&o);
+    let j = json(&o);
+    assert_eq!(j["schema"], "darkport/1");
+    assert_eq!(j["command"], "inspect");
+    insta::assert_snapshot!(
+        "inspect_json",
+        stable(&serde_json::to_string_pretty(&j).unwrap(), d)
+    );
+
+    let o = run(&["verify", "--json", "--pubkey", ps, bs]);
+    ok(&o);
+    let j = json(&o);
+    assert_eq!(
+        (j["command"].as_str(), j["ok"].as_bool()),
+        (Some("verify"), Some(true))
+    );
+
+    // Tampered: exit 1, the error as the document, the same words on stderr.
+    let mut data = std::fs::read(&b).unwrap();
+    let at = data.len() - 4096;
+    data[at] ^= 0xff;
+    let bad = d.join("tampered.darkport");
+    std::fs::write(&bad, data).unwrap();
+    let o = run(&["verify", "--json", "--pubkey", ps, bad.to_str().unwrap()]);
+    let err = fails(&o);
+    let j = json(&o);
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["error"]["exit_code"], 1);
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(err.contains(msg), "stderr {err:?} lacks {msg:?}");
+    insta::assert_snapshot!(
+        "verify_tampered_json",
+        stable(&serde_json::to_string_pretty(&j).unwrap(), d)
+    );
+
+    // A key that did not sign it.
+    let (_, other) = keys(d, "other");
+    let o = run(&["inspect", "--json", "--pubkey", other.to_str().unwrap(), bs]);
+    fails(&o);
+    let j = json(&o);
+    assert_eq!(
+        (j["command"].as_str(), j["ok"].as_bool()),
+        (Some("inspect"), Some(false))
+    );
+    assert!(j["error"]["message"].as_str().is_some(), "{j}");
 }

@@ -70,4 +70,7 @@ pub struct InspectArgs {
     pub allow_unsigned: bool,
     #[arg(long)]
     pub json: bool,
+    /// Also write a page with the images and the layers they share (rows × columns).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }

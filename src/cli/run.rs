@@ -5,10 +5,17 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Inventory file(s) (INI or YAML), merged in the order given.
-    #[arg(short = 'i', long = "inventory", required = true)]
+    #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<PathBuf>,
-    /// The playbook to run.
+    /// The playbook to run; with `-m`, the host pattern instead (as for `ansible`).
     pub playbook: PathBuf,
+    /// Ad-hoc: run this one module on the hosts PLAYBOOK names as a pattern
+    /// (`darkport run -i inv -m shell -a uptime web`).
+    #[arg(short = 'm', long = "module-name", value_name = "MODULE")]
+    pub module: Option<String>,
+    /// The ad-hoc module's arguments (`k=v ...`, or the command line for command/shell).
+    #[arg(short = 'a', long = "args", value_name = "ARGS", requires = "module")]
+    pub args: Option<String>,
     /// Extra variables: `k=v k2=v2`, JSON/YAML `{"k": 1}`, or `@file.yml`. Highest precedence.
     #[arg(short = 'e', long = "extra-vars")]
     pub extra_vars: Vec<String>,
@@ -27,9 +34,9 @@ pub struct RunArgs {
     /// Show file differences.
     #[arg(short = 'D', long)]
     pub diff: bool,
-    /// Hosts worked on in parallel.
-    #[arg(short = 'f', long, default_value_t = 10)]
-    pub forks: usize,
+    /// Hosts worked on in parallel (default: ANSIBLE_FORKS, ansible.cfg's `forks`, else 64).
+    #[arg(short = 'f', long)]
+    pub forks: Option<usize>,
     /// One JSON event per line (task results and the recap) instead of Ansible-like text.
     #[arg(long)]
     pub json: bool,
@@ -42,10 +49,6 @@ pub struct RunArgs {
     /// Accept and record keys of hosts not yet in known_hosts (never changed keys).
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// Remote user when the inventory sets none.
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// Ask for the become (sudo) password.
-    #[arg(short = 'K', long)]
-    pub ask_become_pass: bool,
+    #[command(flatten)]
+    pub conn: crate::cli::site::ConnArgs,
 }

@@ -32,7 +32,7 @@ pub fn run(a: BuildBundleArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         &rep,
     )?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::ui::print_json(&r);
     } else {
         let saved = r.image_bytes.saturating_sub(r.stored_blob_bytes);
         println!("wrote {} ({})", r.path.display(), bytes(r.size));

@@ -4,6 +4,7 @@ use crate::cli::bundle::InspectArgs;
 use crate::ops::bundle_info;
 use crate::ops::site::BundleTrust;
 use crate::ui::print_json;
+use anyhow::Context;
 
 pub fn run(a: InspectArgs) -> anyhow::Result<i32> {
     let o = BundleTrust {
@@ -12,6 +13,11 @@ pub fn run(a: InspectArgs) -> anyhow::Result<i32> {
         allow_unsigned: a.allow_unsigned,
     };
     let r = bundle_info::inspect(&o)?;
+    if let Some(p) = &a.html {
+        std::fs::write(p, crate::ui::inspect_html::page(&r))
+            .with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
     if a.json {
         print_json(&r);
     } else {

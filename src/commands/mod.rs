@@ -1,6 +1,7 @@
 //! Thin subcommand wrappers: CLI types in, ops called, results printed via `ui`.
 
 mod build_bundle;
+mod docs;
 mod hash;
 mod inspect;
 mod inventory;
@@ -12,10 +13,55 @@ mod site;
 mod support;
 mod verify;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{site::ConnArgs, Cli, Command};
+use crate::ops::conn::ConnDefaults;
+use anyhow::Context;
+
+/// The command line merged with ansible.cfg and `ANSIBLE_*` (warnings shown), checked.
+pub(crate) fn settings(
+    inventory: &[std::path::PathBuf],
+    forks: Option<usize>,
+    conn: &ConnArgs,
+    accept_new_host_keys: bool,
+) -> anyhow::Result<crate::ops::conn::Settings> {
+    let s = crate::ops::conn::settings(crate::ops::conn::Given {
+        inventory: inventory.to_vec(),
+        forks,
+        conn: conn_defaults(conn)?,
+        accept_new_host_keys,
+    })?;
+    for w in &s.warnings {
+        eprintln!("[WARNING]: {w}");
+    }
+    Ok(s)
+}
+
+/// `-u`, `--private-key`, `-k`, `-K` as connection defaults; the passwords are asked for here.
+pub(crate) fn conn_defaults(a: &ConnArgs) -> anyhow::Result<ConnDefaults> {
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt).with_context(|| format!("reading the {prompt}"))
+    };
+    Ok(ConnDefaults {
+        user: a.user.clone(),
+        private_key: a.private_key.clone(),
+        password: if a.ask_pass {
+            Some(ask("SSH password: ")?)
+        } else {
+            None
+        },
+        become_pass: if a.ask_become_pass {
+            Some(ask("BECOME password: ")?)
+        } else {
+            None
+        },
+    })
+}
 
 /// Run one parsed command line; the returned code is the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Some(name) = cli.command.json_document() {
+        crate::ui::json::enable(name);
+    }
     match cli.command {
         Command::Hash(a) => hash::run(a),
         Command::Inventory(a) => inventory::run(a),
@@ -33,6 +79,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Prune(a) => site::prune(a),
         Command::Preflight(a) => site::preflight(a, cli.progress),
         Command::Status(a) => site::status(a),
+        Command::Uninstall(a) => site::uninstall(a, cli.progress),
         Command::SupportBundle(a) => support::run(a, cli.progress),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }

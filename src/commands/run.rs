@@ -3,19 +3,17 @@
 use crate::cli::run::RunArgs;
 use crate::ops::run::{run_playbook, PlayOptions};
 use crate::ui::playbook::PlaybookPrinter;
-use anyhow::Context;
 
 pub fn run(a: RunArgs) -> anyhow::Result<i32> {
-    let become_pass = if a.ask_become_pass && !a.syntax_check {
-        Some(
-            rpassword::prompt_password("BECOME password: ")
-                .context("reading the become password")?,
-        )
-    } else {
-        None
-    };
+    // --syntax-check asks for no password.
+    let mut conn = a.conn.clone();
+    if a.syntax_check {
+        conn.ask_pass = false;
+        conn.ask_become_pass = false;
+    }
+    let s = super::settings(&a.inventory, a.forks, &conn, a.accept_new_host_keys)?;
     let o = PlayOptions {
-        inventory: a.inventory,
+        inventory: s.inventory,
         playbook: a.playbook,
         extra_vars: a.extra_vars,
         limit: a.limit,
@@ -23,12 +21,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         skip_tags: a.skip_tags,
         check: a.check,
         diff: a.diff,
-        forks: a.forks,
+        forks: s.forks,
         syntax_check: a.syntax_check,
         known_hosts: a.known_hosts,
-        accept_new_host_keys: a.accept_new_host_keys,
-        user: a.user,
-        become_pass,
+        accept_new_host_keys: s.accept_new_host_keys,
+        conn: s.conn,
+        adhoc: a.module.map(|module| crate::ops::run::AdHoc {
+            module,
+            args: a.args,
+        }),
     };
     let printer = PlaybookPrinter::new(a.json, Box::new(std::io::stdout()));
     let r = run_playbook(&o, &printer)?;

@@ -4,7 +4,7 @@
 
 use crate::cli::site::{
     BundleTrustArgs, InstallArgs, PreflightArgs, PruneArgs, RollbackArgs, SiteArgs, StatusArgs,
-    UpgradeArgs,
+    UninstallArgs, UpgradeArgs,
 };
 use crate::ops::install::{install as run_install, InstallOptions};
 use crate::ops::prune::{prune as run_prune, PruneOptions};
@@ -18,14 +18,16 @@ use crate::ui::site::{self as out, SitePrinter};
 use crate::ui::{print_json, ProgressMode};
 use serde::Serialize;
 
-fn site_options(a: &SiteArgs) -> SiteOptions {
-    SiteOptions {
-        inventory: a.inventory.clone(),
+fn site_options(a: &SiteArgs) -> anyhow::Result<SiteOptions> {
+    let s = super::settings(&a.inventory, a.forks, &a.conn, a.accept_new_host_keys)?;
+    Ok(SiteOptions {
+        inventory: s.inventory,
         limit: a.limit.clone(),
-        forks: a.forks,
+        forks: s.forks,
         known_hosts: a.known_hosts.clone(),
-        accept_new_host_keys: a.accept_new_host_keys,
-    }
+        accept_new_host_keys: s.accept_new_host_keys,
+        conn: s.conn,
+    })
 }
 
 fn bundle_trust(a: &BundleTrustArgs) -> BundleTrust {
@@ -43,6 +45,7 @@ fn printer(a: &SiteArgs, progress: ProgressMode) -> SitePrinter {
     } else {
         progress
     })
+    .for_json(a.json)
 }
 
 /// Print a report (JSON or text), then exit 0 when it says the operation succeeded.
@@ -59,22 +62,37 @@ fn finish<R: Serialize + Verdict>(json: bool, report: &R, text: impl Fn(&R)) -> 
     }
 }
 
-/// As [`finish`], then the error that stopped the operation (after its report).
+/// As [`finish`], then the error that stopped the operation (after its report; with `--json`
+/// inside the same document).
 fn finish_outcome<R: Serialize + Verdict>(
     json: bool,
     o: Outcome<R>,
     text: impl Fn(&R),
 ) -> anyhow::Result<i32> {
-    let code = finish(json, &o.report, text);
     match o.error {
-        Some(e) => Err(e),
-        None => Ok(code),
+        Some(e) => {
+            if json {
+                crate::ui::json::print(&o.report, Some(&e));
+            } else {
+                text(&o.report);
+            }
+            Err(e)
+        }
+        None => Ok(finish(json, &o.report, text)),
     }
 }
 
 pub fn install(a: InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    if a.check {
+        let r = preflight::run(
+            &site_options(&a.site)?,
+            &bundle_trust(&a.bundle),
+            &printer(&a.site, progress),
+        )?;
+        return Ok(finish(a.site.json, &r, out::print_preflight));
+    }
     let o = InstallOptions {
-        site: site_options(&a.site),
+        site: site_options(&a.site)?,
         bundle: bundle_trust(&a.bundle),
         extra_vars: a.extra_vars,
         ca_dir: a.ca_dir,
@@ -85,7 +103,7 @@ pub fn install(a: InstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
 
 pub fn preflight(a: PreflightArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     let r = preflight::run(
-        &site_options(&a.site),
+        &site_options(&a.site)?,
         &bundle_trust(&a.bundle),
         &printer(&a.site, progress),
     )?;
@@ -94,7 +112,7 @@ pub fn preflight(a: PreflightArgs, progress: ProgressMode) -> anyhow::Result<i32
 
 pub fn status(a: StatusArgs) -> anyhow::Result<i32> {
     let o = StatusOptions {
-        site: site_options(&a.site),
+        site: site_options(&a.site)?,
         ca_dir: a.ca_dir,
     };
     let r = run_status(&o)?;
@@ -109,7 +127,7 @@ pub fn upgrade(a: UpgradeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
     };
     let pr = printer(&a.site, progress).with_verify(verify);
     let o = UpgradeOptions {
-        site: site_options(&a.site),
+        site: site_options(&a.site)?,
         bundle: bundle_trust(&a.bundle),
         plan: a.plan,
         allow_mixed: a.allow_mixed,
@@ -132,7 +150,7 @@ pub fn rollback(a: RollbackArgs, progress: ProgressMode) -> anyhow::Result<i32> 
         },
     );
     let o = RollbackOptions {
-        site: site_options(&a.site),
+        site: site_options(&a.site)?,
         plan: a.plan,
         extra_vars: a.extra_vars,
         ca_dir: a.ca_dir,
@@ -143,9 +161,20 @@ pub fn rollback(a: RollbackArgs, progress: ProgressMode) -> anyhow::Result<i32> 
 
 pub fn prune(a: PruneArgs) -> anyhow::Result<i32> {
     let o = PruneOptions {
-        site: site_options(&a.site),
+        site: site_options(&a.site)?,
         dry_run: a.dry_run,
     };
     let r = run_prune(&o)?;
     finish_outcome(a.site.json, r, out::print_prune)
+}
+
+pub fn uninstall(a: UninstallArgs, progress: ProgressMode) -> anyhow::Result<i32> {
+    let o = crate::ops::uninstall::UninstallOptions {
+        site: site_options(&a.site)?,
+        purge_data: a.purge_data,
+        check: a.check,
+        extra_vars: a.extra_vars,
+    };
+    let r = crate::ops::uninstall::uninstall(&o, &printer(&a.site, progress))?;
+    finish_outcome(a.site.json, r, out::print_uninstall)
 }

@@ -107,6 +107,13 @@ pub fn parse(inv: &mut Inventory, text: &str, path: &Path) -> Result<(), Invento
                     return Err(err(lineno, format!("expected key=value, got: {line}")));
                 };
                 let value = pylit::parse_value(v.trim());
+                if k.trim().contains(char::is_whitespace) {
+                    inv.warnings.push(format!(
+                        "{}:{lineno}: {line:?} under a [group:vars] section looks like a host line; it sets a variable named {:?} (hosts go under [group])",
+                        path.display(),
+                        k.trim()
+                    ));
+                }
                 inv.set_group_var(group, k.trim().to_string(), value)
                     .map_err(|m| err(lineno, m))?;
             }

@@ -10,6 +10,7 @@
 //! - inventory scripts, inventory plugins (`plugin:` YAML files) and TOML are not supported;
 //! - values are not templated here (`{{ … }}` stays text for the playbook engine).
 
+pub mod ansible_cfg;
 pub mod connvars;
 mod hostpat;
 mod ini;
@@ -110,6 +111,9 @@ pub struct Inventory {
     inventory_dirs: Vec<PathBuf>,
     inventory_vars: Vec<DirVars>,
     playbook_vars: Vec<DirVars>,
+    /// Command-line connection settings (`-u`, `--private-key`, …): below every inventory
+    /// variable, as in Ansible, where `ansible_user` in the inventory wins over `-u`.
+    defaults: Map<String, Value>,
     warnings: Vec<String>,
 }
 
@@ -133,6 +137,7 @@ impl Inventory {
             inventory_dirs: Vec::new(),
             inventory_vars: Vec::new(),
             playbook_vars: Vec::new(),
+            defaults: Map::new(),
             warnings: Vec::new(),
         };
         inv.add_group("all");
@@ -250,11 +255,18 @@ impl Inventory {
     /// The merged variables of a host: `all` < parent group < child group < host (same-depth
     /// groups by `ansible_group_priority`, then name), with `group_vars/`/`host_vars/` files at
     /// Ansible's precedence (inventory ones, then playbook ones). Empty for an unknown host.
+    /// Set the command-line defaults every host gets unless its inventory variables say
+    /// otherwise (see the `defaults` field).
+    pub fn set_defaults(&mut self, vars: Map<String, Value>) {
+        self.defaults = vars;
+    }
+
     pub fn host_vars(&self, host: &str) -> Map<String, Value> {
         let Some(&h) = self.host_idx.get(host) else {
             return Map::new();
         };
-        let mut res = self.groups[ALL].vars.clone();
+        let mut res = self.defaults.clone();
+        extend(&mut res, &self.groups[ALL].vars);
         let sorted = self.sorted_groups_of(h);
         for &g in &sorted {
             extend(&mut res, &self.groups[g].vars);

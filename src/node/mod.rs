@@ -11,5 +11,6 @@ pub mod push;
 pub mod runtime;
 pub mod service;
 pub mod trust;
+pub mod uninstall;
 
 pub use paths::Layout;

@@ -1,10 +1,12 @@
 //! `darkport verify` and `darkport inspect`: open a bundle (signature first) and report what it
 //! holds; verify also hashes every member.
 
-use crate::bundle::{Bundle, Reporter};
+use crate::bundle::{Bundle, Manifest, Reporter};
+use crate::digest::Digest;
 use crate::ops::site::BundleTrust;
-use crate::report::bundle::{InspectImage, InspectReport, Signature, VerifyReport};
+use crate::report::bundle::{InspectImage, InspectLayer, InspectReport, Signature, VerifyReport};
 use anyhow::Context;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 fn signature(b: &Bundle) -> Signature {
@@ -49,6 +51,8 @@ pub fn inspect(o: &BundleTrust) -> anyhow::Result<InspectReport> {
     let m = b.manifest();
     let stored = m.stored_blob_bytes();
     let image_bytes = m.image_bytes();
+    let unique: u64 = m.blobs.iter().map(|x| x.size).sum();
+    let users = layer_users(m);
     Ok(InspectReport {
         bundle: o.bundle.clone(),
         bundle_id: b.id(),
@@ -71,22 +75,67 @@ pub fn inspect(o: &BundleTrust) -> anyhow::Result<InspectReport> {
                 size: i.total_size,
                 blobs: i.blobs.len(),
                 source: i.source.clone(),
+                layers: layers_of(m, i, &users),
             })
             .collect(),
         blob_count: m.blobs.len(),
         blobs_in_bundle: m.blobs.iter().filter(|x| x.present).count(),
         stored_blob_bytes: stored,
         image_bytes,
-        dedup_saving_bytes: image_bytes.saturating_sub(stored),
-        dedup_ratio: if stored > 0 {
-            image_bytes as f64 / stored as f64
+        unique_blob_bytes: unique,
+        dedup_saving_bytes: image_bytes.saturating_sub(unique),
+        dedup_ratio: if unique > 0 {
+            image_bytes as f64 / unique as f64
         } else {
             0.0
         },
+        delta_saving_bytes: unique.saturating_sub(stored),
         playbooks: m.playbooks.iter().map(|p| p.path.clone()).collect(),
         migrations: m.migrations.clone(),
         delta_base: m.delta_base.clone(),
         missing_blobs: m.missing_blobs().map(|x| x.digest).collect(),
         signature: signature(&b),
     })
+}
+
+/// A layer blob (OCI or Docker media type), not a manifest, index or config.
+fn is_layer(media_type: &str) -> bool {
+    media_type.contains(".layer.") || media_type.contains("rootfs.diff")
+}
+
+/// For every layer blob, the names of the images that use it.
+fn layer_users(m: &Manifest) -> BTreeMap<Digest, Vec<String>> {
+    let mut users: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+    for i in &m.images {
+        for d in &i.blobs {
+            if m.blob(d).is_some_and(|b| is_layer(&b.media_type)) {
+                let u = users.entry(*d).or_default();
+                if !u.contains(&i.name) {
+                    u.push(i.name.clone());
+                }
+            }
+        }
+    }
+    users
+}
+
+fn layers_of(
+    m: &Manifest,
+    i: &crate::bundle::manifest::ImageEntry,
+    users: &BTreeMap<Digest, Vec<String>>,
+) -> Vec<InspectLayer> {
+    i.blobs
+        .iter()
+        .filter_map(|d| m.blob(d))
+        .filter(|b| is_layer(&b.media_type))
+        .map(|b| InspectLayer {
+            digest: b.digest,
+            size: b.size,
+            in_bundle: b.present,
+            shared_with: users
+                .get(&b.digest)
+                .map(|u| u.iter().filter(|n| **n != i.name).cloned().collect())
+                .unwrap_or_default(),
+        })
+        .collect()
 }

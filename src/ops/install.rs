@@ -54,10 +54,13 @@ pub fn install(
     rep: &dyn SiteReporter,
 ) -> anyhow::Result<Outcome<InstallReport>> {
     let started = Instant::now();
+    // 0. What is cheap to get wrong first (the inventory, -e), before a large bundle is hashed.
+    let mut site = Site::load(&o.site)?;
+    site.warn_inventory(rep);
+    let extra_vars = crate::ops::run::parse_extra_vars(&o.extra_vars)?;
     // 1. The bundle, completely checked, before any node is contacted.
     let b = open_bundle(&o.bundle, rep)?;
     let m = b.manifest().clone();
-    let extra_vars = crate::ops::run::parse_extra_vars(&o.extra_vars)?;
     let pbs = Extracted::from(&b)?;
     let playbook = pbs.first_of(&["install.yml"])?;
     rep.line(&format!(
@@ -70,9 +73,8 @@ pub fn install(
             .unwrap_or_default()
     ));
     let exe = Exe::current()?;
-    let verified = started.elapsed().as_secs_f64();
-    let mut site = Site::load(&o.site)?;
-    site.laps.push(("verify".into(), verified));
+    // From the inventory load (just after `started`) to here; the next lap starts now.
+    site.lap("verify");
     let ca_dir = o.ca_dir.clone().unwrap_or_else(|| o.site.default_ca_dir());
 
     // 2. Connect and preflight: any problem stops here, before anything changes.
@@ -209,7 +211,11 @@ fn bundle_files(b: &Bundle) -> anyhow::Result<Vec<(String, Vec<u8>, u32)>> {
 
 /// Place the controller's darkport binary on a registry host (unless it is there) and check
 /// that it runs there.
-fn place_binary(n: &Node, exe: &Exe) -> anyhow::Result<String> {
+fn place_binary(
+    n: &Node,
+    exe: &Exe,
+    prog: &dyn crate::node::push::PushReporter,
+) -> anyhow::Result<String> {
     let mut t = n.t();
     let bin = n.layout().bin(&exe.digest);
     let run_it = format!(
@@ -224,7 +230,9 @@ fn place_binary(n: &Node, exe: &Exe) -> anyhow::Result<String> {
             sha256: Some(exe.digest),
             become_: None,
         };
+        prog.blob_started(&n.name, &exe.digest, exe.size);
         t.upload(&mut f, exe.size, &bin, &opts)?;
+        prog.blob_done(&n.name, &exe.digest, exe.size, 0);
         v = t.exec(&run_it, &ExecOpts::default())?;
     }
     if !v.success() {
@@ -267,7 +275,14 @@ fn push_all(
                 .sum::<u64>()
         })
         .sum();
-    let prog = rep.push_progress(to_send);
+    // The darkport binary each registry host lacks travels too (preflight's NEEDS counts it).
+    let exe_bytes: u64 = site
+        .nodes
+        .iter()
+        .filter(|n| n.registry && n.probe.as_ref().is_some_and(|p| !p.exe_present))
+        .map(|_| exe.size)
+        .sum();
+    let prog = rep.push_progress(to_send + exe_bytes);
     par(
         &mut site.nodes,
         site.forks,
@@ -275,7 +290,7 @@ fn push_all(
         |n| {
             step(n, "push", |n| {
                 if n.registry {
-                    let bin = place_binary(n, exe)?;
+                    let bin = place_binary(n, exe, prog.as_ref())?;
                     if is_primary(n) {
                         let present = n
                             .probe

@@ -83,6 +83,23 @@ pub fn migration_spec(rel: &str, pb: &Playbook) -> anyhow::Result<MigrationSpec>
     Ok(spec)
 }
 
+/// Shell: copy each `backup:` path aside before the migration runs (`PATH.darkport-backup-ID`),
+/// or, for a path that does not exist yet, leave a marker (`PATH.darkport-absent-ID`) so a
+/// rollback can restore its absence. Safe to run again: an existing backup or marker is kept
+/// (a re-run after the migration started must not take its output for the original).
+pub(crate) fn backup_script(spec: &MigrationSpec) -> String {
+    let mut script = String::from("set -e\n");
+    for p in &spec.backup {
+        let q = shell_quote(p);
+        let bq = shell_quote(&format!("{p}.darkport-backup-{}", spec.id));
+        let absent = shell_quote(&format!("{p}.darkport-absent-{}", spec.id));
+        script.push_str(&format!(
+            "if [ ! -e {bq} ] && [ ! -e {absent} ]; then\n  if [ -e {q} ] || [ -L {q} ]; then cp -a {q} {bq}.tmp && mv {bq}.tmp {bq}\n  else mkdir -p \"$(dirname {q})\" && : > {absent}; fi\nfi\n"
+        ));
+    }
+    script
+}
+
 /// One migration, exactly once: per site on the first selected node (journaled on every
 /// node), or on every node; finished ones are skipped, an unfinished non-rerunnable one stops.
 pub(crate) fn run_migration(
@@ -160,14 +177,7 @@ pub(crate) fn run_migration(
             forks,
             |n| targets.contains(&n.name),
             |n| {
-                let mut script = String::from("set -e\n");
-                for p in &spec.backup {
-                    let q = shell_quote(p);
-                    let bq = shell_quote(&format!("{p}.darkport-backup-{}", spec.id));
-                    script.push_str(&format!(
-                    "if [ -e {q} ] && [ ! -e {bq} ]; then cp -a {q} {bq}.tmp && mv {bq}.tmp {bq}; fi\n"
-                ));
-                }
+                let script = backup_script(spec);
                 let opts = ExecOpts {
                     become_: n.become_(),
                     ..Default::default()

@@ -7,6 +7,7 @@ pub mod build;
 mod build_check;
 pub mod bundle_blobs;
 pub mod bundle_info;
+pub mod conn;
 pub mod external;
 pub mod hash;
 pub mod install;
@@ -26,6 +27,7 @@ pub mod site;
 pub mod status;
 pub mod support;
 pub mod trust;
+pub mod uninstall;
 pub mod upgrade;
 
 /// What an operation that can stop part-way hands back: the report of what it did (always

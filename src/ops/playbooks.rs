@@ -154,8 +154,6 @@ pub(crate) fn run_step_playbook(
     let hs = crate::ops::run::InvHosts {
         inv: &site.inv,
         limit: None,
-        user: None,
-        become_pass: None,
         only: Some(&run_on),
     };
     let conn = Pool {

@@ -286,9 +286,10 @@ pub fn run(
     bundle: &BundleTrust,
     rep: &dyn SiteReporter,
 ) -> anyhow::Result<PreflightReport> {
+    let mut site = Site::load(site)?;
+    site.warn_inventory(rep);
     let b = open_bundle(bundle, rep)?;
     let exe = Exe::current()?;
-    let mut site = Site::load(site)?;
     site.connect();
     let rows = preflight(&mut site, &b, &exe, "install");
     Ok(PreflightReport {

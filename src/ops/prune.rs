@@ -23,7 +23,7 @@ pub struct PruneOptions {
 }
 
 /// Refuse while an install, upgrade or rollback is unfinished on some node.
-fn refuse_if_busy(site: &Site) -> anyhow::Result<()> {
+pub(crate) fn refuse_if_busy(site: &Site) -> anyhow::Result<()> {
     let busy: Vec<String> = site
         .nodes
         .iter()

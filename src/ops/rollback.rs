@@ -174,15 +174,21 @@ fn migrations_to_undo(
 }
 
 /// Shell: move each backup of migration `id` back into place, the current data aside until
-/// the move succeeded. Safe to run again after an interruption.
+/// the move succeeded; a path that did not exist before the migration (its absence marker,
+/// see `migrate::backup_script`) is removed again. One line per path says which happened,
+/// or that the path was left as is (no backup was taken). Safe to run again after an
+/// interruption.
 fn restore_script(spec: &MigrationSpec) -> String {
     let mut s = String::from("set -e\n");
     for p in &spec.backup {
         let q = shell_quote(p);
         let b = shell_quote(&format!("{p}.darkport-backup-{}", spec.id));
+        let absent = shell_quote(&format!("{p}.darkport-absent-{}", spec.id));
         let aside = shell_quote(&format!("{p}.darkport-rollback-{}", spec.id));
         s.push_str(&format!(
-            "if [ -e {b} ]; then\n  if [ -e {q} ] || [ -L {q} ]; then rm -rf {aside}; mv {q} {aside}; fi\n  mv {b} {q}\nfi\nrm -rf {aside}\n"
+            "if [ -e {b} ]; then\n  if [ -e {q} ] || [ -L {q} ]; then rm -rf {aside}; mv {q} {aside}; fi\n  mv {b} {q}\n  echo restored {q}\n\
+elif [ -e {absent} ]; then\n  if [ -e {q} ] || [ -L {q} ]; then rm -rf {aside}; mv {q} {aside}; fi\n  rm -f {absent}\n  echo removed {q}: it did not exist before the migration\n\
+else\n  echo left {q} as is: no backup of it was taken\nfi\nrm -rf {aside}\n"
         ));
     }
     s
@@ -447,6 +453,7 @@ fn restore_backups(
     let forks = site.forks;
     let name = format!("restore:{}", spec.id);
     let script = restore_script(spec);
+    let said = std::sync::Mutex::new(Vec::new());
     par(
         &mut site.nodes,
         forks,
@@ -457,21 +464,21 @@ fn restore_backups(
                     become_: n.become_(),
                     ..Default::default()
                 };
-                n.run_ok(
+                let out = n.run_ok(
                     &format!("restoring the backups of migration {}", spec.id),
                     &script,
                     &opts,
                 )?;
+                let mut said = said.lock().unwrap();
+                said.extend(out.lines().map(|l| format!("{}: {l}", n.name)));
                 Ok(())
             })
         },
     );
     site.check_all(&format!("restoring the backups of {}", spec.id))?;
-    rep.line(&format!(
-        "migration {}: restored {}",
-        spec.id,
-        spec.backup.join(", ")
-    ));
+    for l in said.into_inner().unwrap() {
+        rep.line(&format!("migration {}: {l}", spec.id));
+    }
     Ok(())
 }
 
@@ -563,5 +570,43 @@ mod tests {
         sh(&script);
         assert_eq!(std::fs::read_to_string(data.join("coins")).unwrap(), "4\n");
         assert!(!backup.exists() && !aside.exists());
+    }
+
+    /// A path the migration created (absent before it) is absent again after the rollback.
+    #[test]
+    fn a_path_absent_before_the_migration_is_removed_again() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("new/data");
+        let s = spec(&data);
+        let marker = d.path().join("new/data.darkport-absent-0001-x");
+        sh(&crate::ops::migrate::backup_script(&s));
+        assert!(marker.exists() && !data.exists());
+        // The migration creates the path; a re-run of the backup does not take it for the
+        // original.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("coins"), "migrated\n").unwrap();
+        sh(&crate::ops::migrate::backup_script(&s));
+        assert!(!d.path().join("new/data.darkport-backup-0001-x").exists());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(restore_script(&s))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("it did not exist before the migration"),
+            "{said}"
+        );
+        assert!(!data.exists() && !marker.exists());
+        // Neither a backup nor a marker: said plainly, the path left alone.
+        std::fs::create_dir_all(&data).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(restore_script(&s))
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("as is: no backup of it was taken"));
+        assert!(data.exists());
     }
 }

@@ -17,8 +17,6 @@ use std::path::{Path, PathBuf};
 pub(crate) struct InvHosts<'a> {
     pub inv: &'a Inventory,
     pub limit: Option<&'a str>,
-    pub user: Option<&'a str>,
-    pub become_pass: Option<&'a str>,
     pub only: Option<&'a [String]>,
 }
 
@@ -33,15 +31,7 @@ impl HostSource for InvHosts<'_> {
             .map_err(|e| e.to_string())
     }
     fn host_vars(&self, host: &str) -> Map<String, Value> {
-        let mut v = self.inv.host_vars(host);
-        if let Some(u) = self.user {
-            v.entry("ansible_user").or_insert(Value::String(u.into()));
-        }
-        if let Some(p) = self.become_pass {
-            v.entry("ansible_become_password")
-                .or_insert(Value::String(p.into()));
-        }
-        v
+        self.inv.host_vars(host)
     }
     fn groups(&self) -> BTreeMap<String, Vec<String>> {
         self.inv.groups()
@@ -120,10 +110,41 @@ pub struct PlayOptions {
     pub syntax_check: bool,
     pub known_hosts: Option<PathBuf>,
     pub accept_new_host_keys: bool,
-    /// Login user where the inventory names none.
-    pub user: Option<String>,
-    /// The become password (asked for by the command).
-    pub become_pass: Option<String>,
+    /// `-u`, `--private-key`, `-k`, `-K` (asked for by the command): where the inventory
+    /// sets none.
+    pub conn: crate::ops::conn::ConnDefaults,
+    /// `-m MODULE [-a ARGS]`: one task on the hosts `playbook` names as a pattern (as the
+    /// `ansible` command does), instead of a playbook file.
+    pub adhoc: Option<AdHoc>,
+}
+
+/// An ad-hoc task: `darkport run -m shell -a 'uptime' web`.
+#[derive(Clone, Debug)]
+pub struct AdHoc {
+    pub module: String,
+    pub args: Option<String>,
+}
+
+/// The one-play playbook an ad-hoc task runs as, written to `dir`.
+fn adhoc_playbook(dir: &std::path::Path, pattern: &str, a: &AdHoc) -> anyhow::Result<PathBuf> {
+    let args = a.args.clone().map(Value::String).unwrap_or(Value::Null);
+    let mut task = Map::new();
+    let name = match &a.args {
+        Some(x) => format!("{} {x}", a.module),
+        None => a.module.clone(),
+    };
+    task.insert("name".into(), Value::String(name));
+    task.insert(a.module.clone(), args);
+    let play = serde_json::json!([{
+        "name": format!("ad-hoc {}", a.module),
+        "hosts": pattern,
+        "gather_facts": false,
+        "tasks": [Value::Object(task)],
+    }]);
+    // JSON is YAML: the loader reads it and reports a bad module as for a playbook.
+    let p = dir.join("adhoc.yml");
+    std::fs::write(&p, serde_json::to_string_pretty(&play)?)?;
+    Ok(p)
 }
 
 /// What `darkport run` did.
@@ -137,7 +158,12 @@ pub struct PlayReport {
 
 pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Result<PlayReport> {
     // 1. Everything detectable without a host: YAML, keywords, modules, template syntax.
-    let pb = Playbook::load(&a.playbook)?;
+    let tmp = tempfile::tempdir()?;
+    let path = match &a.adhoc {
+        Some(h) => adhoc_playbook(tmp.path(), &a.playbook.to_string_lossy(), h)?,
+        None => a.playbook.clone(),
+    };
+    let pb = Playbook::load(&path)?;
     let extra_vars = parse_extra_vars(&a.extra_vars)?;
     if a.syntax_check {
         return Ok(PlayReport {
@@ -148,12 +174,13 @@ pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Resu
     }
     // 2. Inventory (+ group_vars/host_vars next to the playbook, which win).
     let mut inv = Inventory::load(&a.inventory)?;
-    inv.add_playbook_vars(&pb.dir)?;
+    inv.set_defaults(a.conn.to_vars());
+    if a.adhoc.is_none() {
+        inv.add_playbook_vars(&pb.dir)?;
+    }
     let hosts = InvHosts {
         inv: &inv,
         limit: a.limit.as_deref(),
-        user: a.user.as_deref(),
-        become_pass: a.become_pass.as_deref(),
         only: None,
     };
     if let Some(l) = &a.limit {

@@ -156,13 +156,16 @@ pub fn upgrade(
     o: &UpgradeOptions,
     rep: &dyn SiteReporter,
 ) -> anyhow::Result<Outcome<UpgradeReport>> {
+    // The inventory and -e first: cheap to get wrong, before a large bundle is hashed.
+    let mut site = Site::load(&o.site)?;
+    site.warn_inventory(rep);
+    let extra_vars = crate::ops::run::parse_extra_vars(&o.extra_vars)?;
     let b = open_bundle(&o.bundle, rep)?;
     let m = b.manifest().clone();
     let (target, upgrades_from) = versions(&m)?;
-    let extra_vars = crate::ops::run::parse_extra_vars(&o.extra_vars)?;
     let pbs = load_playbooks(&b)?;
     let exe = Exe::current()?;
-    let mut site = Site::load(&o.site)?;
+    site.lap("verify");
     site.connect();
     let rows = preflight(&mut site, &b, &exe, "upgrade");
     if !preflight::passed(&rows, rep) {

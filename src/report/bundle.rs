@@ -49,6 +49,18 @@ pub struct InspectImage {
     pub size: u64,
     pub blobs: usize,
     pub source: String,
+    /// The image's layers (every platform's), in the order the manifest lists its blobs.
+    pub layers: Vec<InspectLayer>,
+}
+
+/// One layer of an image: whether this file carries it (a delta leaves the base's out) and
+/// which other images of the bundle use the same blob (stored once).
+#[derive(Debug, Serialize)]
+pub struct InspectLayer {
+    pub digest: Digest,
+    pub size: u64,
+    pub in_bundle: bool,
+    pub shared_with: Vec<String>,
 }
 
 /// `darkport inspect`: what a bundle holds (its signature checked, its members not hashed).
@@ -69,8 +81,14 @@ pub struct InspectReport {
     pub blobs_in_bundle: usize,
     pub stored_blob_bytes: u64,
     pub image_bytes: u64,
+    /// Bytes of every distinct blob the images need (in this file or, for a delta, the base).
+    pub unique_blob_bytes: u64,
+    /// What storing each blob once saves: `image_bytes - unique_blob_bytes`.
     pub dedup_saving_bytes: u64,
     pub dedup_ratio: f64,
+    /// What a delta leaves to its base: `unique_blob_bytes - stored_blob_bytes` (0 for a full
+    /// bundle). Dedup and delta are different savings.
+    pub delta_saving_bytes: u64,
     pub playbooks: Vec<String>,
     pub migrations: Vec<String>,
     pub delta_base: Vec<DeltaBase>,

@@ -271,6 +271,34 @@ pub struct PruneReport {
     pub nodes: Vec<PruneRow>,
 }
 
+/// `darkport uninstall`: per node, what was done.
+#[derive(Debug, Serialize)]
+pub struct UninstallRow {
+    pub host: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// One line per thing removed (containers, the registry service, darkport_root).
+    pub done: Vec<String>,
+}
+
+/// `darkport uninstall`.
+#[derive(Debug, Serialize)]
+pub struct UninstallReport {
+    pub ok: bool,
+    /// `--check`: nothing was changed.
+    pub check: bool,
+    pub purge_data: bool,
+    /// The bundle's `uninstall.yml` when it has one.
+    pub playbook: Option<String>,
+    pub nodes: Vec<UninstallRow>,
+}
+
+impl Verdict for UninstallReport {
+    fn ok(&self) -> bool {
+        self.ok
+    }
+}
+
 /// `darkport status`: one row per node.
 #[derive(Debug, Serialize)]
 pub struct StatusRow {
@@ -284,12 +312,47 @@ pub struct StatusRow {
     pub operation: Option<String>,
     pub migrations: Vec<String>,
     pub registry: Option<String>,
+    /// The version a rollback would return to.
+    pub previous: Option<String>,
+    /// The product's containers (image from a site registry), as docker/podman list them.
+    pub containers: Vec<ContainerRow>,
+    /// Why the containers could not be listed.
+    pub containers_error: Option<String>,
+    /// Every finished install, upgrade and rollback, oldest first.
+    pub history: Vec<crate::state::Transition>,
+}
+
+/// One container of the product on a node.
+#[derive(Debug, Serialize)]
+pub struct ContainerRow {
+    pub runtime: String,
+    pub name: String,
+    pub image: String,
+    pub running: bool,
+    /// As the runtime says it (`Up 3 hours`, `Exited (1) 2 minutes ago`).
+    pub status: String,
+}
+
+/// `darkport status`: the site in one line.
+#[derive(Debug, Serialize)]
+pub struct SiteSummary {
+    pub product: Option<String>,
+    /// The version most nodes run.
+    pub version: Option<String>,
+    pub nodes_at_version: usize,
+    pub nodes: usize,
+    pub previous: Option<String>,
+    /// Every node records the same previous version and none is mid-operation.
+    pub rollback_possible: bool,
+    pub containers_running: usize,
+    pub containers: usize,
 }
 
 /// `darkport status`.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub ok: bool,
+    pub site: SiteSummary,
     pub nodes: Vec<StatusRow>,
 }
 

@@ -116,14 +116,16 @@ pub fn inspect_text(r: &InspectReport) -> String {
             i.platforms.join(","),
             bytes(i.size)
         ));
+        o.push_str(&image_layers_line(i));
     }
+    o.push_str(&shared_layers(r));
     o.push_str(&format!(
         "blobs     {} ({} in this file)\n",
         r.blob_count, r.blobs_in_bundle
     ));
     o.push_str(&format!(
         "stored    {} vs {} sum of image sizes: dedup saved {} ({:.1}%)\n",
-        bytes(r.stored_blob_bytes),
+        bytes(r.unique_blob_bytes),
         bytes(r.image_bytes),
         bytes(r.dedup_saving_bytes),
         if r.image_bytes > 0 {
@@ -132,6 +134,13 @@ pub fn inspect_text(r: &InspectReport) -> String {
             0.0
         }
     ));
+    if r.delta_saving_bytes > 0 {
+        o.push_str(&format!(
+            "          of which {} in this file; the delta leaves {} to its base\n",
+            bytes(r.stored_blob_bytes),
+            bytes(r.delta_saving_bytes)
+        ));
+    }
     o.push_str(&format!(
         "playbooks {} files, {} migrations\n",
         r.playbooks.len(),
@@ -151,6 +160,63 @@ pub fn inspect_text(r: &InspectReport) -> String {
         o.push_str(&format!(
             "          {} blobs must already be on the site\n",
             r.missing_blobs.len()
+        ));
+    }
+    o
+}
+
+/// `      3 layers (1.2 MiB): 2 shared with other images, 1 only here; 1 new in this file`
+fn image_layers_line(i: &crate::report::bundle::InspectImage) -> String {
+    let n = i.layers.len();
+    let size: u64 = i.layers.iter().map(|l| l.size).sum();
+    let shared = i
+        .layers
+        .iter()
+        .filter(|l| !l.shared_with.is_empty())
+        .count();
+    let new = i.layers.iter().filter(|l| l.in_bundle).count();
+    let mut s = format!(
+        "      {n} layer{} ({}): {shared} shared with other images, {} only here",
+        if n == 1 { "" } else { "s" },
+        bytes(size),
+        n - shared
+    );
+    if new < n {
+        s.push_str(&format!("; {new} in this file, {} from the base", n - new));
+    }
+    s.push('\n');
+    s
+}
+
+/// The layers several images use, largest first: what deduplication stores once.
+fn shared_layers(r: &InspectReport) -> String {
+    let mut seen = std::collections::BTreeMap::new();
+    for i in &r.images {
+        for l in i.layers.iter().filter(|l| !l.shared_with.is_empty()) {
+            seen.entry(l.digest).or_insert_with(|| {
+                let mut users = l.shared_with.clone();
+                users.push(i.name.clone());
+                users.sort();
+                (l.size, users)
+            });
+        }
+    }
+    if seen.is_empty() {
+        return String::new();
+    }
+    let mut rows: Vec<_> = seen.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+    let mut o = format!(
+        "shared    {} layer(s) stored once for several images\n",
+        rows.len()
+    );
+    for (d, (size, users)) in rows {
+        o.push_str(&format!(
+            "  {}  {:>10}  {} images: {}\n",
+            d.short(),
+            bytes(size),
+            users.len(),
+            users.join(", ")
         ));
     }
     o

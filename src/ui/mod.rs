@@ -3,6 +3,8 @@
 //! and ops call the reporter traits of [`crate::report`], implemented here.
 
 pub mod bundle;
+pub mod inspect_html;
+pub mod json;
 pub mod playbook;
 pub mod progress;
 pub mod site;
@@ -61,11 +63,9 @@ pub fn render_error(err: &anyhow::Error) -> String {
     out
 }
 
-/// Print a report as pretty JSON on stdout (`--json`).
+/// Print a report as the command's `--json` document on stdout (see [`json`]).
 pub fn print_json(report: &impl serde::Serialize) {
-    // Reports are plain data (no maps with non-string keys): serialising cannot fail.
-    let text = serde_json::to_string_pretty(report).expect("a report serialises to JSON");
-    println!("{text}");
+    json::print(report, None);
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub struct Progress {
 struct PlainState {
     pos: u64,
     last: Instant,
+    start: Instant,
 }
 
 impl Progress {
@@ -28,7 +29,7 @@ impl Progress {
         let bar = (mode == ProgressMode::Tty).then(|| {
             let pb = ProgressBar::new(total);
             let tmpl = if bytes {
-                "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}"
+                "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}"
             } else {
                 "{prefix:>12} [{bar:30}] {pos}/{len} {msg}"
             };
@@ -50,6 +51,7 @@ impl Progress {
             plain: Mutex::new(PlainState {
                 pos: 0,
                 last: Instant::now(),
+                start: Instant::now(),
             }),
             label: label.to_string(),
             total,
@@ -66,10 +68,11 @@ impl Progress {
             if st.last.elapsed() >= Duration::from_secs(10) {
                 st.last = Instant::now();
                 eprintln!(
-                    "{}: {} of {}",
+                    "{}: {} of {}{}",
                     self.label,
                     fmt_units(st.pos, self.bytes),
-                    fmt_units(self.total, self.bytes)
+                    fmt_units(self.total, self.bytes),
+                    eta(st.pos, self.total, st.start.elapsed())
                 );
             }
         }
@@ -105,5 +108,31 @@ fn fmt_units(n: u64, bytes: bool) -> String {
         super::bytes(n)
     } else {
         n.to_string()
+    }
+}
+
+/// `, eta 1m05s` from the rate so far (nothing before any progress).
+fn eta(pos: u64, total: u64, spent: Duration) -> String {
+    if pos == 0 || pos >= total {
+        return String::new();
+    }
+    let left = spent.as_secs_f64() * (total - pos) as f64 / pos as f64;
+    let s = left.round() as u64;
+    if s >= 60 {
+        format!(", eta {}m{:02}s", s / 60, s % 60)
+    } else {
+        format!(", eta {s}s")
+    }
+}
+
+#[cfg(test)]
+mod eta_tests {
+    #[test]
+    fn eta_from_the_rate_so_far() {
+        use std::time::Duration;
+        assert_eq!(super::eta(0, 100, Duration::from_secs(5)), "");
+        assert_eq!(super::eta(25, 100, Duration::from_secs(10)), ", eta 30s");
+        assert_eq!(super::eta(10, 100, Duration::from_secs(10)), ", eta 1m30s");
+        assert_eq!(super::eta(100, 100, Duration::from_secs(10)), "");
     }
 }

@@ -18,6 +18,8 @@ use std::time::Duration;
 pub struct SitePrinter {
     mode: ProgressMode,
     verify: BundleProgress,
+    /// `--json`: stdout holds only the document, so step lines and play output go to stderr.
+    json: bool,
 }
 
 impl SitePrinter {
@@ -26,7 +28,13 @@ impl SitePrinter {
         SitePrinter {
             mode: mode.resolve(),
             verify: BundleProgress::new(mode),
+            json: false,
         }
+    }
+    /// Printing for `--json` (see the `json` field).
+    pub fn for_json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
     }
     /// The same, with the bundle check shown in `mode` (quiet for a plan).
     pub fn with_verify(mut self, mode: ProgressMode) -> Self {
@@ -39,10 +47,16 @@ impl SitePrinter {
 }
 
 impl SiteReporter for SitePrinter {
-    /// One step line on stderr (nothing with --json).
+    /// One step line, on stdout with the play output and the recap (one stream to read or
+    /// pipe); nothing in quiet mode.
     fn line(&self, msg: &str) {
-        if !self.quiet() {
+        if self.quiet() {
+            return;
+        }
+        if self.json {
             eprintln!("==> {msg}");
+        } else {
+            println!("==> {msg}");
         }
     }
     fn warn(&self, msg: &str) {
@@ -57,8 +71,13 @@ impl SiteReporter for SitePrinter {
         &self.verify
     }
     fn playbook(&self) -> Box<dyn crate::playbook::engine::Reporter + '_> {
-        // Task output goes to stderr: stdout carries the report (`--json`).
-        Box::new(PlaybookPrinter::new(false, Box::new(std::io::stderr())))
+        // Task output joins the step lines on stdout; with `--json` stdout is the document.
+        let out: Box<dyn std::io::Write + Send> = if self.json {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        Box::new(PlaybookPrinter::new(false, out))
     }
 }
 
@@ -118,6 +137,11 @@ pub fn preflight_table(rows: &[PreflightRow]) -> String {
 
 pub fn print_preflight(r: &PreflightReport) {
     print!("{}", preflight_table(&r.nodes));
+    println!(
+        "NEEDS: what the node lacks: the manifest and playbooks; on a registry host also the blobs \
+it lacks and, if absent, this controller's darkport binary (registry hosts run it). FREE must \
+exceed NEEDS by 64 MiB + 10%."
+    );
 }
 
 /// The recap after an install.
@@ -274,7 +298,7 @@ pub fn print_prune(r: &PruneReport) {
 
 /// `darkport status` as text.
 pub fn status_table(r: &StatusReport) -> String {
-    let mut out = String::new();
+    let mut out = site_line(&r.site);
     for r in &r.nodes {
         if !r.reachable || r.error.is_some() {
             out.push_str(&format!(
@@ -309,8 +333,92 @@ pub fn status_table(r: &StatusReport) -> String {
                 r.migrations.join(", ")
             ));
         }
+        out.push_str(&containers_line(r));
+        if let Some(t) = r.history.last() {
+            out.push_str(&format!(
+                "{:<16}   last {} {}{} finished {}\n",
+                "",
+                t.action,
+                t.from
+                    .as_deref()
+                    .map(|f| format!("{f} -> "))
+                    .unwrap_or_default(),
+                t.to,
+                t.finished_at
+            ));
+        }
     }
     out
+}
+
+/// `site: dockercoins 1.1.0 on 3/3 nodes; previous 1.0.0 (rollback possible); 15/15 containers running`
+fn site_line(s: &crate::report::site::SiteSummary) -> String {
+    let mut l = match (&s.product, &s.version) {
+        (Some(p), Some(v)) => format!("site: {p} {v} on {}/{} nodes", s.nodes_at_version, s.nodes),
+        _ => format!("site: nothing installed on {} node(s)", s.nodes),
+    };
+    if let Some(p) = &s.previous {
+        l.push_str(&format!(
+            "; previous {p} ({})",
+            if s.rollback_possible {
+                "rollback possible"
+            } else {
+                "rollback not possible now"
+            }
+        ));
+    }
+    if s.containers > 0 {
+        l.push_str(&format!(
+            "; {}/{} containers running",
+            s.containers_running, s.containers
+        ));
+    }
+    l.push('\n');
+    l
+}
+
+/// The product's containers on one node: running ones by name, the others with their status.
+fn containers_line(r: &crate::report::site::StatusRow) -> String {
+    if let Some(e) = &r.containers_error {
+        return format!("{:<16}   containers unknown: {e}\n", "");
+    }
+    if r.containers.is_empty() {
+        return String::new();
+    }
+    let up: Vec<&str> = r
+        .containers
+        .iter()
+        .filter(|c| c.running)
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut l = format!("{:<16}   containers {} running", "", up.len());
+    if !up.is_empty() {
+        l.push_str(&format!(" ({})", up.join(", ")));
+    }
+    for c in r.containers.iter().filter(|c| !c.running) {
+        l.push_str(&format!("; {} {}", c.name, c.status));
+    }
+    l.push('\n');
+    l
+}
+
+pub fn print_uninstall(r: &crate::report::site::UninstallReport) {
+    if r.check {
+        println!(
+            "would run {} on every node{}, then remove the site registry, its trust and darkport_root:",
+            r.playbook
+                .as_deref()
+                .unwrap_or("no uninstall.yml (the containers of site-registry images are removed)"),
+            if r.purge_data { " with darkport_purge_data=true" } else { "" }
+        );
+    }
+    for n in &r.nodes {
+        match &n.error {
+            Some(e) => println!("{:<16} FAILED {e}", n.host),
+            None if r.check => println!("{:<16} reachable", n.host),
+            None => println!("{:<16} ok  {}", n.host, n.done.join("; ")),
+        }
+    }
 }
 
 pub fn print_status(r: &StatusReport) {
@@ -387,6 +495,16 @@ mod tests {
     fn status_table() {
         let r = StatusReport {
             ok: false,
+            site: crate::report::site::SiteSummary {
+                product: Some("coinshop".into()),
+                version: Some("1.1.0".into()),
+                nodes_at_version: 1,
+                nodes: 2,
+                previous: Some("1.0.0".into()),
+                rollback_possible: false,
+                containers_running: 1,
+                containers: 2,
+            },
             nodes: vec![
                 StatusRow {
                     host: "node1".into(),
@@ -399,6 +517,32 @@ mod tests {
                     operation: None,
                     migrations: vec!["0001-split-coins".into()],
                     registry: Some("up at 10.0.0.1:5000".into()),
+                    previous: Some("1.0.0".into()),
+                    containers: vec![
+                        crate::report::site::ContainerRow {
+                            runtime: "docker".into(),
+                            name: "coinshop-web".into(),
+                            image: "10.0.0.1:5000/coinshop/web:1.1.0".into(),
+                            running: true,
+                            status: "Up 2 hours".into(),
+                        },
+                        crate::report::site::ContainerRow {
+                            runtime: "docker".into(),
+                            name: "coinshop-worker".into(),
+                            image: "10.0.0.1:5000/coinshop/worker:1.1.0".into(),
+                            running: false,
+                            status: "Exited (1) 3 minutes ago".into(),
+                        },
+                    ],
+                    containers_error: None,
+                    history: vec![crate::state::Transition {
+                        action: "upgrade".into(),
+                        from: Some("1.0.0".into()),
+                        to: "1.1.0".into(),
+                        bundle_digest: Digest::of(b"bundle"),
+                        started_at: "2026-12-05T09:59:00Z".into(),
+                        finished_at: "2026-12-05T10:00:00Z".into(),
+                    }],
                 },
                 StatusRow {
                     host: "node2".into(),
@@ -411,6 +555,10 @@ mod tests {
                     operation: None,
                     migrations: vec![],
                     registry: None,
+                    previous: None,
+                    containers: vec![],
+                    containers_error: None,
+                    history: vec![],
                 },
             ],
         };

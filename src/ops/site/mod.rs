@@ -37,6 +37,8 @@ pub struct SiteOptions {
     pub known_hosts: Option<PathBuf>,
     /// Accept and record keys of hosts not yet known (never changed keys).
     pub accept_new_host_keys: bool,
+    /// `-u`, `--private-key`, `-k`, `-K`: where the inventory sets none.
+    pub conn: crate::ops::conn::ConnDefaults,
 }
 
 impl SiteOptions {
@@ -331,7 +333,8 @@ fn node_of(inv: &Inventory, h: &str, registry: bool, selected: bool) -> anyhow::
 
 impl Site {
     pub fn load(o: &SiteOptions) -> anyhow::Result<Site> {
-        let inv = Inventory::load(&o.inventory)?;
+        let mut inv = Inventory::load(&o.inventory)?;
+        inv.set_defaults(o.conn.to_vars());
         let all = inv.hosts();
         if all.is_empty() {
             bail!("the inventory has no hosts");
@@ -367,6 +370,13 @@ impl Site {
             laps: Vec::new(),
             lap_from: Instant::now(),
         })
+    }
+
+    /// What reading the inventory warned about (shown by the ops through their reporter).
+    pub(crate) fn warn_inventory(&self, rep: &dyn SiteReporter) {
+        for w in self.inv.warnings() {
+            rep.warn(&format!("[WARNING]: {w}"));
+        }
     }
 
     /// Load, connect and read every node's state; any unreachable node or unreadable state
