@@ -71,14 +71,7 @@ pub(crate) fn load_if_present(dir: &Path, rel: &str) -> anyhow::Result<Option<Pl
 /// The registries the nodes pull from (the first is `darkport_registry`) and each image of `m`
 /// as the nodes pull it (`darkport_images`).
 pub(crate) fn site_images(site: &Site, m: &Manifest) -> (Vec<String>, Map<String, Value>) {
-    let registries: Vec<String> = match &site.external {
-        Some(ext) => vec![ext.host.clone()],
-        None => site
-            .registries()
-            .iter()
-            .map(|n| n.registry_addr.clone())
-            .collect(),
-    };
+    let registries = site.registry_addrs();
     let images = m
         .images
         .iter()

@@ -26,14 +26,11 @@ pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
     let ca_dir = o.ca_dir.clone().unwrap_or_else(|| o.site.default_ca_dir());
     let ca_pem = std::fs::read(ca_dir.join(tls::CA_CERT)).ok();
     site.read_states();
-    let prefixes: Vec<String> = match &site.external {
-        Some(ext) => vec![format!("{}/", ext.host)],
-        None => site
-            .registries()
-            .iter()
-            .map(|n| format!("{}/", n.registry_addr))
-            .collect(),
-    };
+    let prefixes: Vec<String> = site
+        .registry_addrs()
+        .iter()
+        .map(|r| format!("{r}/"))
+        .collect();
     let found: Mutex<BTreeMap<String, Containers>> = Mutex::new(BTreeMap::new());
     par(
         &mut site.nodes,

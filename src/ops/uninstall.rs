@@ -98,13 +98,7 @@ pub fn uninstall(
     // 1. The product stops.
     let (registries, images) = match &manifest {
         Some((_, m)) => site_images(&site, m),
-        None => (
-            site.registries()
-                .iter()
-                .map(|n| n.registry_addr.clone())
-                .collect(),
-            Default::default(),
-        ),
+        None => (site.registry_addrs(), Default::default()),
     };
     match (&pb, &manifest) {
         (Some(pb), Some((d, m))) => {

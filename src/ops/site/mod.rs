@@ -464,6 +464,19 @@ impl Site {
         self.nodes.iter().filter(|n| n.registry).collect()
     }
 
+    /// `host:port` of every registry the nodes pull from: the external one, else each
+    /// registry host.
+    pub(crate) fn registry_addrs(&self) -> Vec<String> {
+        match &self.external {
+            Some(ext) => vec![ext.host.clone()],
+            None => self
+                .registries()
+                .iter()
+                .map(|n| n.registry_addr.clone())
+                .collect(),
+        }
+    }
+
     /// An error for the whole operation: internal (exit 2) when a node hit a bug.
     pub(crate) fn op_error(&self, msg: String) -> anyhow::Error {
         if self
