@@ -87,6 +87,10 @@ pub fn migration_spec(rel: &str, pb: &Playbook) -> anyhow::Result<MigrationSpec>
 /// or, for a path that does not exist yet, leave a marker (`PATH.darkport-absent-ID`) so a
 /// rollback can restore its absence. Safe to run again: an existing backup or marker is kept
 /// (a re-run after the migration started must not take its output for the original).
+///
+/// The product may still be writing the path (the migration's own playbook is what stops it),
+/// so a file that is renamed or removed while `cp` walks the tree makes it fail; the copy is
+/// then taken again from scratch, up to five times, before the node is failed with cp's error.
 pub(crate) fn backup_script(spec: &MigrationSpec) -> String {
     let mut script = String::from("set -e\n");
     for p in &spec.backup {
@@ -94,7 +98,7 @@ pub(crate) fn backup_script(spec: &MigrationSpec) -> String {
         let bq = shell_quote(&format!("{p}.darkport-backup-{}", spec.id));
         let absent = shell_quote(&format!("{p}.darkport-absent-{}", spec.id));
         script.push_str(&format!(
-            "if [ ! -e {bq} ] && [ ! -e {absent} ]; then\n  if [ -e {q} ] || [ -L {q} ]; then cp -a {q} {bq}.tmp && mv {bq}.tmp {bq}\n  else mkdir -p \"$(dirname {q})\" && : > {absent}; fi\nfi\n"
+            "if [ ! -e {bq} ] && [ ! -e {absent} ]; then\n  if [ -e {q} ] || [ -L {q} ]; then\n    i=0\n    while :; do\n      rm -rf {bq}.tmp\n      if err=$(cp -a {q} {bq}.tmp 2>&1); then mv {bq}.tmp {bq}; break; fi\n      i=$((i + 1))\n      if [ $i -ge 5 ]; then rm -rf {bq}.tmp; echo \"$err\" >&2; exit 1; fi\n      sleep 0.2\n    done\n  else mkdir -p \"$(dirname {q})\" && : > {absent}; fi\nfi\n"
         ));
     }
     script
@@ -298,14 +302,20 @@ pub(crate) fn run_migration_playbook(
         rep,
     );
     if ok.len() != targets.len() {
+        // Name each node with the reason it fell out (an earlier step may have failed it, and
+        // then the playbook never ran there).
+        let missing: Vec<String> = site
+            .nodes
+            .iter()
+            .filter(|n| targets.contains(&n.name) && !ok.contains(&n.name))
+            .map(|n| match &n.error {
+                Some(e) => format!("{} ({e})", n.name),
+                None => n.name.clone(),
+            })
+            .collect();
         bail!(
             "{what} did not finish on {}; fix it and run the same command again",
-            targets
-                .iter()
-                .filter(|t| !ok.contains(t))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.join(", ")
         );
     }
     Ok(())

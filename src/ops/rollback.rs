@@ -609,4 +609,67 @@ mod tests {
         assert!(String::from_utf8_lossy(&out.stdout).contains("as is: no backup of it was taken"));
         assert!(data.exists());
     }
+
+    /// A `cp` first on PATH that fails (as it does when the product renames a file while the
+    /// tree is copied) the first `fails` times, then runs the real one.
+    fn flaky_cp(dir: &Path, fails: u32) -> String {
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let count = dir.join("cp-calls");
+        std::fs::write(
+            bin.join("cp"),
+            format!(
+                "#!/bin/sh\nn=$(cat {c} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > {c}\n\
+                 if [ $n -le {fails} ]; then echo \"cp: cannot stat 'x.tmp': No such file or directory\" >&2; exit 1; fi\n\
+                 exec /bin/cp \"$@\"\n",
+                c = count.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("cp"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        format!("PATH={}:$PATH\n", bin.display())
+    }
+
+    /// The backup is taken while the product may still write the directory: a copy that
+    /// fails because a file vanished is taken again, and the backup is complete.
+    #[test]
+    fn a_backup_that_races_a_writer_is_taken_again() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("coins"), "7\n").unwrap();
+        let s = spec(&data);
+        sh(&(flaky_cp(d.path(), 2) + &crate::ops::migrate::backup_script(&s)));
+        let backup = d.path().join("data.darkport-backup-0001-x");
+        assert_eq!(
+            std::fs::read_to_string(backup.join("coins")).unwrap(),
+            "7\n"
+        );
+        assert!(!d.path().join("data.darkport-backup-0001-x.tmp").exists());
+    }
+
+    /// A copy that keeps failing fails the step with cp's own words and leaves no half copy.
+    #[test]
+    fn a_backup_that_keeps_failing_says_why_and_leaves_nothing_half_done() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let s = spec(&data);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(flaky_cp(d.path(), 99) + &crate::ops::migrate::backup_script(&s))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot stat 'x.tmp'"));
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("cp-calls"))
+                .unwrap()
+                .trim(),
+            "5"
+        );
+        assert!(!d.path().join("data.darkport-backup-0001-x").exists());
+        assert!(!d.path().join("data.darkport-backup-0001-x.tmp").exists());
+    }
 }
