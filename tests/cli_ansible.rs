@@ -151,3 +151,162 @@ fn ansible_cfg_and_environment_fill_what_the_command_line_leaves_out() {
         "{err}"
     );
 }
+
+/// `-v`, `-vv`, `-vvv` as ansible-playbook shows them, secrets still hidden under `no_log`;
+/// a `--limit` part that names no host warns as Ansible does, a limit naming none fails.
+#[test]
+fn verbosity_and_limit_warnings_read_like_ansible() {
+    let nodes = common::Nodes::sshd(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("site.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: say\n      command: echo hello-from-node\n    - name: secret\n      shell: echo topsecret-value\n      no_log: true\n",
+    )
+    .unwrap();
+    let inv = nodes.inventory_path().display().to_string();
+    let kh = nodes.known_hosts_path().display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "-i", &inv, "--known-hosts", &kh, "site.yml"];
+        args.extend_from_slice(extra);
+        darkport(d, &args, &[])
+    };
+
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        !out.contains("hello-from-node") && !out.contains("task path"),
+        "{out}"
+    );
+
+    let o = run(&["-v"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("\"stdout\": \"hello-from-node\""), "{out}");
+    assert!(!out.contains("task path"), "{out}");
+
+    let o = run(&["-vv"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("task path: ") && out.contains("site.yml:4"),
+        "{out}"
+    );
+    assert!(!out.contains("ESTABLISH"), "{out}");
+
+    let o = run(&["-vvv", "-l", "node1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("<node1> ESTABLISH SSH CONNECTION FOR USER: root"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<node1> EXEC /bin/sh -c 'echo hello-from-node'"),
+        "{out}"
+    );
+    assert!(!out.contains("<node2>"), "{out}");
+    // Neither the result nor the command of a no_log task shows its secret.
+    assert!(!out.contains("topsecret-value"), "{out}");
+    assert!(out.contains("no_log: true"), "{out}");
+
+    // A limit part that names nothing: Ansible's warning, the rest runs.
+    let o = run(&["-l", "node1,nosuch"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("[WARNING]: Could not match supplied host pattern, ignoring: nosuch"),
+        "{out}"
+    );
+    assert!(out.contains("node1") && !out.contains("[node2]"), "{out}");
+    let o = run(&["-l", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--limit \"nosuch\" matches no host"));
+
+    // The site commands take -v too and warn the same way.
+    let o = darkport(
+        d,
+        &[
+            "status",
+            "-i",
+            &inv,
+            "--known-hosts",
+            &kh,
+            "-l",
+            "node2,ghost",
+        ],
+        &[],
+    );
+    let all = text(&o);
+    assert!(
+        all.contains("Could not match supplied host pattern, ignoring: ghost"),
+        "{all}"
+    );
+}
+
+/// `ansible_ssh_common_args` with OpenSSH's host-key options: `UserKnownHostsFile` and
+/// `StrictHostKeyChecking` are honoured per host, and a changed key is still refused.
+#[test]
+fn host_key_options_in_ssh_common_args_are_honoured() {
+    let nodes = common::Nodes::sshd(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let base = std::fs::read_to_string(nodes.inventory_path()).unwrap();
+    let with_args = |args: &str| {
+        let p = d.join("inv.ini");
+        let s = base.replace(
+            "ansible_user=",
+            &format!("ansible_ssh_common_args=\"{args}\" ansible_user="),
+        );
+        assert_ne!(s, base, "the inventory has host lines with ansible_user");
+        std::fs::write(&p, s).unwrap();
+        p.display().to_string()
+    };
+    let adhoc = |inv: &str| darkport(d, &["run", "-i", inv, "-m", "ping", "all"], &[]);
+
+    // No known_hosts at all (HOME is elsewhere): refused as an unknown host key.
+    let o = adhoc(nodes.inventory_path().to_str().unwrap());
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("unknown host key"), "{}", text(&o));
+
+    // The inventory points at the nodes' known_hosts file.
+    let kh = nodes.known_hosts_path().display().to_string();
+    let o = adhoc(&with_args(&format!("-o UserKnownHostsFile={kh}")));
+    assert!(o.status.success(), "{}", text(&o));
+
+    // A file of its own, strict checking off: the key is recorded there.
+    let own = d.join("site_known_hosts");
+    let inv = with_args(&format!(
+        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new",
+        own.display()
+    ));
+    let o = adhoc(&inv);
+    assert!(o.status.success(), "{}", text(&o));
+    let recorded = std::fs::read_to_string(&own).unwrap();
+    assert!(!recorded.trim().is_empty());
+
+    // A changed key is refused even with strict checking off.
+    let forged: String = recorded
+        .lines()
+        .map(|l| {
+            let mut f: Vec<String> = l.split(' ').map(str::to_string).collect();
+            // Another valid-looking key: the second node's key file is not at hand, so
+            // flip the key type's blob to a different base64 body of the same length.
+            if f.len() >= 3 {
+                let b = f[2].clone();
+                let mid = b.len() / 2;
+                let c = if &b[mid..mid + 1] == "A" { "B" } else { "A" };
+                f[2] = format!("{}{}{}", &b[..mid], c, &b[mid + 1..]);
+            }
+            f.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&own, forged + "\n").unwrap();
+    let inv = with_args(&format!(
+        "-o UserKnownHostsFile={} -o StrictHostKeyChecking=no",
+        own.display()
+    ));
+    let o = adhoc(&inv);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("HOST KEY CHANGED"), "{}", text(&o));
+}

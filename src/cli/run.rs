@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Accept and record keys of hosts not yet in known_hosts (never changed keys).
     #[arg(long)]
     pub accept_new_host_keys: bool,
+    /// More detail, as for ansible-playbook: -v every task's result, -vv each task's
+    /// file:line, -vvv each host's connection and the commands sent over it.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(flatten)]
     pub conn: crate::cli::site::ConnArgs,
 }

@@ -23,6 +23,10 @@ pub struct SiteArgs {
     pub accept_new_host_keys: bool,
     #[command(flatten)]
     pub conn: ConnArgs,
+    /// More detail in the play output, as for ansible-playbook: -v every task's result,
+    /// -vv each task's file:line, -vvv each host's connection and the commands sent.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// One JSON document with the results instead of text.
     #[arg(long)]
     pub json: bool,

@@ -22,6 +22,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         check: a.check,
         diff: a.diff,
         forks: s.forks,
+        verbosity: a.verbose,
         syntax_check: a.syntax_check,
         known_hosts: a.known_hosts,
         accept_new_host_keys: s.accept_new_host_keys,
@@ -31,7 +32,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             args: a.args,
         }),
     };
-    let printer = PlaybookPrinter::new(a.json, Box::new(std::io::stdout()));
+    let printer =
+        PlaybookPrinter::new(a.json, Box::new(std::io::stdout())).with_verbosity(a.verbose);
     let r = run_playbook(&o, &printer)?;
     if r.syntax_checked {
         println!("\nplaybook: {}", r.playbook.display());

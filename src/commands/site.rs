@@ -27,6 +27,7 @@ fn site_options(a: &SiteArgs) -> anyhow::Result<SiteOptions> {
         known_hosts: a.known_hosts.clone(),
         accept_new_host_keys: s.accept_new_host_keys,
         conn: s.conn,
+        verbosity: a.verbose,
     })
 }
 
@@ -46,6 +47,7 @@ fn printer(a: &SiteArgs, progress: ProgressMode) -> SitePrinter {
         progress
     })
     .for_json(a.json)
+    .with_verbosity(a.verbose)
 }
 
 /// Print a report (JSON or text), then exit 0 when it says the operation succeeded.

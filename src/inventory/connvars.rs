@@ -94,6 +94,14 @@ pub fn parse_conn_vars(host: &str, vars: &Map<String, Value>) -> Result<ConnSpec
             jump
         }
     };
+    let mut hk = HostKeyOpts::default();
+    for n in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        if let Some(kv) = first(&[n]) {
+            let o = host_key_opts(&kv.1).map_err(|why| bad(kv.clone(), &why))?;
+            hk.known_hosts = hk.known_hosts.or(o.known_hosts);
+            hk.accept_new = hk.accept_new.or(o.accept_new);
+        }
+    }
     Ok(ConnSpec {
         name: host.to_string(),
         connection,
@@ -119,48 +127,94 @@ pub fn parse_conn_vars(host: &str, vars: &Map<String, Value>) -> Result<ConnSpec
             ]),
         },
         jump,
+        known_hosts: hk.known_hosts,
+        accept_new_host_keys: hk.accept_new,
     })
+}
+
+/// `UserKnownHostsFile` and `StrictHostKeyChecking` from the host's ssh arguments.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct HostKeyOpts {
+    pub known_hosts: Option<PathBuf>,
+    pub accept_new: Option<bool>,
+}
+
+/// Read `-o UserKnownHostsFile=F` and `-o StrictHostKeyChecking=V` (also `-oK=V`, `-o "K V"`)
+/// from OpenSSH arguments; the first value of each wins, as for ssh. Several files in
+/// `UserKnownHostsFile` use the first.
+pub fn host_key_opts(args: &str) -> Result<HostKeyOpts, String> {
+    let mut out = HostKeyOpts::default();
+    for (key, val) in ssh_options(args)? {
+        if key.eq_ignore_ascii_case("UserKnownHostsFile") && out.known_hosts.is_none() {
+            let first = val.split_whitespace().next().unwrap_or("");
+            if first.is_empty() {
+                return Err("UserKnownHostsFile without a file".into());
+            }
+            out.known_hosts = Some(expand_home(first));
+        } else if key.eq_ignore_ascii_case("StrictHostKeyChecking") && out.accept_new.is_none() {
+            out.accept_new = Some(match val.to_ascii_lowercase().as_str() {
+                "no" | "off" | "accept-new" => true,
+                "yes" | "ask" => false,
+                _ => {
+                    return Err(format!(
+                        "StrictHostKeyChecking={val}: expected yes, no, accept-new, off or ask"
+                    ))
+                }
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every `-o KEY=VALUE` (or `-oKEY=VALUE`, `-o "KEY VALUE"`) of OpenSSH arguments, in order;
+/// `-J X` / `-JX` reads as `ProxyJump=X`.
+fn ssh_options(args: &str) -> Result<Vec<(String, String)>, String> {
+    let words = super::pylit::shlex_split(args)?;
+    let mut out = Vec::new();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        if let Some(v) = w.strip_prefix("-J") {
+            let v = if v.is_empty() {
+                it.next().cloned().unwrap_or_default()
+            } else {
+                v.to_string()
+            };
+            out.push(("ProxyJump".to_string(), v));
+            continue;
+        }
+        let Some(o) = w.strip_prefix("-o") else {
+            continue;
+        };
+        let o = if o.is_empty() {
+            it.next().cloned().unwrap_or_default()
+        } else {
+            o.to_string()
+        };
+        let (k, v) = o
+            .split_once(|c: char| c == '=' || c.is_whitespace())
+            .map(|(k, v)| (k.trim(), v.trim().trim_start_matches('=').trim()))
+            .unwrap_or((o.trim(), ""));
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
 }
 
 /// From OpenSSH command-line arguments (`ansible_ssh_common_args`): `-o ProxyJump=X`,
 /// `-o "ProxyJump X"`, `-oProxyJump=X`, `-J X`, `-JX`. `Ok(None)` when there is none or it
 /// is `none`. `ProxyCommand` is refused: the ssh2 transport cannot run one.
 pub fn jump_from_ssh_args(args: &str) -> Result<Option<JumpHost>, String> {
-    let words = super::pylit::shlex_split(args)?;
     let mut found = None;
-    let mut it = words.iter();
-    while let Some(w) = it.next() {
-        let value = if let Some(v) = w.strip_prefix("-J") {
-            if v.is_empty() {
-                it.next().cloned()
-            } else {
-                Some(v.to_string())
-            }
-        } else if let Some(o) = w.strip_prefix("-o") {
-            let o = if o.is_empty() {
-                it.next().cloned().unwrap_or_default()
-            } else {
-                o.to_string()
-            };
-            let (key, val) = o
-                .split_once(|c: char| c == '=' || c.is_whitespace())
-                .map(|(k, v)| (k.trim(), v.trim().trim_start_matches('=').trim()))
-                .unwrap_or((o.trim(), ""));
-            if key.eq_ignore_ascii_case("ProxyCommand") && !val.eq_ignore_ascii_case("none") {
-                return Err(
-                    "ProxyCommand is not supported by darkport's SSH transport; \
-                     use -o ProxyJump=[user@]host[:port] or darkport_jump_host"
-                        .into(),
-                );
-            }
-            key.eq_ignore_ascii_case("ProxyJump")
-                .then(|| val.to_string())
-        } else {
-            None
-        };
+    for (key, val) in ssh_options(args)? {
+        if key.eq_ignore_ascii_case("ProxyCommand") && !val.eq_ignore_ascii_case("none") {
+            return Err(
+                "ProxyCommand is not supported by darkport's SSH transport; \
+                 use -o ProxyJump=[user@]host[:port] or darkport_jump_host"
+                    .into(),
+            );
+        }
         // OpenSSH uses the first value it is given.
-        if let (Some(v), None) = (value, &found) {
-            found = Some(v);
+        if key.eq_ignore_ascii_case("ProxyJump") && found.is_none() {
+            found = Some(val);
         }
     }
     match found {
@@ -286,5 +340,48 @@ mod tests {
             let var = v.as_object().unwrap().keys().next().unwrap().clone();
             assert!(e.contains("web1") && e.contains(&var), "{e}");
         }
+    }
+
+    #[test]
+    fn known_hosts_file_and_strict_checking_from_ssh_args() {
+        let o = host_key_opts(
+            "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o ProxyJump=b",
+        )
+        .unwrap();
+        assert_eq!(o.known_hosts, Some(PathBuf::from("/dev/null")));
+        assert_eq!(o.accept_new, Some(true));
+        let o = host_key_opts("-o 'UserKnownHostsFile /a /b' -oStrictHostKeyChecking=yes").unwrap();
+        assert_eq!(
+            (o.known_hosts, o.accept_new),
+            (Some(PathBuf::from("/a")), Some(false))
+        );
+        // The first value wins, as for ssh.
+        let o = host_key_opts("-o StrictHostKeyChecking=accept-new -o StrictHostKeyChecking=yes")
+            .unwrap();
+        assert_eq!(o.accept_new, Some(true));
+        assert_eq!(host_key_opts("-C").unwrap(), HostKeyOpts::default());
+        assert!(host_key_opts("-o StrictHostKeyChecking=maybe").is_err());
+        // In the inventory: the extra args fill what the common args leave.
+        let s = conn_spec(
+            "web1",
+            &vars(
+                json!({"ansible_ssh_common_args": "-o UserKnownHostsFile=/k",
+                "ansible_ssh_extra_args": "-o StrictHostKeyChecking=no"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.known_hosts, s.accept_new_host_keys),
+            (Some(PathBuf::from("/k")), Some(true))
+        );
+        let e = conn_spec(
+            "web1",
+            &vars(json!({"ansible_ssh_common_args": "-o StrictHostKeyChecking=maybe"})),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("web1") && e.to_string().contains("StrictHostKeyChecking=maybe"),
+            "{e}"
+        );
     }
 }

@@ -156,6 +156,7 @@ pub(crate) fn run_step_playbook(
     let opts = RunOptions {
         extra_vars: vars.clone(),
         forks,
+        verbosity: site.verbosity,
         ..Default::default()
     };
     let printer = rep.playbook();

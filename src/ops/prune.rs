@@ -92,6 +92,7 @@ pub fn prune(o: &PruneOptions) -> anyhow::Result<Outcome<PruneReport>> {
     }
     let ok = rows.iter().all(|r| r.error.is_none());
     let report = PruneReport {
+        warnings: site.warnings(),
         ok,
         dry_run: dry,
         nodes: rows,

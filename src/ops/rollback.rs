@@ -256,6 +256,7 @@ pub fn rollback(
 ) -> anyhow::Result<Outcome<RollbackReport>> {
     let extra_vars = crate::ops::run::parse_extra_vars(&o.extra_vars)?;
     let mut site = Site::open_all(&o.site, "rollback")?;
+    site.warn_inventory(rep);
     let prep = prepare(&site)?;
     if o.plan {
         return Ok(Outcome::ok(RollbackReport::Plan(plan_report(&site, &prep))));

@@ -98,6 +98,8 @@ fn split_list(v: &[String]) -> Vec<String> {
 /// `darkport run`: what ansible-playbook takes.
 pub struct PlayOptions {
     pub inventory: Vec<PathBuf>,
+    /// `-v` count (results, task paths, connections and commands).
+    pub verbosity: u8,
     pub playbook: PathBuf,
     pub extra_vars: Vec<String>,
     pub limit: Option<String>,
@@ -184,8 +186,12 @@ pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Resu
         only: None,
     };
     if let Some(l) = &a.limit {
-        if hosts.select("all").map(|h| h.is_empty()).unwrap_or(true) {
+        let s = inv.select_limited("all", Some(l))?;
+        if s.hosts.is_empty() {
             bail!("--limit {l:?} matches no host of the inventory");
+        }
+        for w in &s.warnings {
+            rep.event(engine::Event::Warning(w));
         }
     }
     let mut copts = ConnectOpts::default();
@@ -201,6 +207,7 @@ pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Resu
         check: a.check,
         diff: a.diff,
         forks: a.forks.max(1),
+        verbosity: a.verbosity,
     };
     let summary = engine::run(&pb, &hosts, &conn, &opts, rep);
     Ok(PlayReport {

@@ -51,6 +51,7 @@ pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
     let ok = rows.iter().all(|r| r.reachable && r.error.is_none());
     Ok(StatusReport {
         ok,
+        warnings: site.warnings(),
         site: summary(&site, &rows),
         nodes: rows,
     })

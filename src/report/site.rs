@@ -267,6 +267,9 @@ pub struct PruneRow {
 #[derive(Debug, Serialize)]
 pub struct PruneReport {
     pub ok: bool,
+    /// What reading the inventory and `--limit` warned about (Ansible's wording).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub dry_run: bool,
     pub nodes: Vec<PruneRow>,
 }
@@ -352,6 +355,9 @@ pub struct SiteSummary {
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub ok: bool,
+    /// What reading the inventory and `--limit` warned about (Ansible's wording).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub site: SiteSummary,
     pub nodes: Vec<StatusRow>,
 }

@@ -203,7 +203,23 @@ pub fn env_prefix(env: &[(String, String)]) -> String {
 pub fn connect(spec: &ConnSpec, opts: &ConnectOpts) -> Result<Box<dyn Transport>, TransportError> {
     match spec.connection {
         Connection::Local => Ok(Box::new(LocalTransport::new(&spec.name))),
-        Connection::Ssh => Ok(Box::new(SshTransport::connect(spec, opts)?)),
+        Connection::Ssh => {
+            // The host's own ssh options (`ansible_ssh_common_args`) win over the run's.
+            let mut own;
+            let opts = if spec.known_hosts.is_some() || spec.accept_new_host_keys.is_some() {
+                own = opts.clone();
+                if let Some(k) = &spec.known_hosts {
+                    own.known_hosts = k.clone();
+                }
+                if let Some(a) = spec.accept_new_host_keys {
+                    own.accept_new_host_keys = a;
+                }
+                &own
+            } else {
+                opts
+            };
+            Ok(Box::new(SshTransport::connect(spec, opts)?))
+        }
     }
 }
 

@@ -43,6 +43,13 @@ pub struct ConnSpec {
     pub become_: Become,
     /// Reach the host through this SSH jump host (bastion).
     pub jump: Option<JumpHost>,
+    /// `-o UserKnownHostsFile=…` in the host's ssh arguments: this known_hosts file instead
+    /// of the run's.
+    pub known_hosts: Option<PathBuf>,
+    /// `-o StrictHostKeyChecking=…` in the host's ssh arguments: `Some(true)` for `no`,
+    /// `off` or `accept-new` (record a key not yet known), `Some(false)` for `yes`/`ask`.
+    /// A changed key is refused either way.
+    pub accept_new_host_keys: Option<bool>,
 }
 
 /// An SSH jump host (OpenSSH `ProxyJump`): `[user@]host[:port]`. Without a user, the target's

@@ -10,6 +10,8 @@ use std::sync::Mutex;
 pub struct PlaybookPrinter {
     json: bool,
     color: bool,
+    /// `-v` count: from 1 every result shows its body, as `ansible-playbook -v` does.
+    verbosity: u8,
     out: Mutex<Box<dyn Write + Send>>,
 }
 
@@ -21,8 +23,15 @@ impl PlaybookPrinter {
         PlaybookPrinter {
             json,
             color,
+            verbosity: 0,
             out: Mutex::new(out),
         }
+    }
+
+    /// Show results and detail as `-v`, `-vv`, `-vvv` do for ansible-playbook.
+    pub fn with_verbosity(mut self, verbosity: u8) -> Self {
+        self.verbosity = verbosity;
+        self
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
@@ -47,6 +56,8 @@ impl PlaybookPrinter {
 
     fn result_text(&self, r: &HostResult) -> String {
         let mut out = String::new();
+        // Under no_log the result is already censored, so showing it hides nothing less.
+        let verbose = r.verbose || self.verbosity >= 1;
         let host = match &r.delegated_to {
             Some(d) => format!("[{} -> {d}]", r.host),
             None => format!("[{}]", r.host),
@@ -60,7 +71,7 @@ impl PlaybookPrinter {
                     it.label,
                     pretty(&it.result.to_value())
                 );
-            } else if r.verbose {
+            } else if verbose {
                 let mut m = it.result.as_map().clone();
                 m.retain(|k, _| {
                     k != "changed" && !k.starts_with("ansible_") && k != "item" && k != "failed"
@@ -88,9 +99,14 @@ impl PlaybookPrinter {
                 m.remove("results");
             }
             format!("{w}: {host}: {label} => {}", pretty(&Value::Object(m)))
-        } else if r.verbose && r.items.is_empty() {
+        } else if verbose && r.items.is_empty() {
             let mut m = r.result.as_map().clone();
-            m.remove("changed");
+            if !r.verbose {
+                // -v: the module's whole result, as ansible-playbook -v prints it.
+                m.retain(|k, _| !k.starts_with("_ansible"));
+            } else {
+                m.remove("changed");
+            }
             format!("{w}: {host} => {}", pretty(&Value::Object(m)))
         } else if !r.items.is_empty() {
             // Per-item lines already printed; Ansible prints no summary line for loops
@@ -160,6 +176,9 @@ impl Reporter for PlaybookPrinter {
                     v
                 }
                 Event::Warning(w) => json!({"event": "warning", "msg": w}),
+                Event::Verbose { host, msg } => {
+                    json!({"event": "verbose", "host": host, "msg": msg})
+                }
                 Event::Recap(stats) => json!({"event": "recap", "stats": stats}),
             };
             self.line(&v.to_string());
@@ -179,6 +198,10 @@ impl Reporter for PlaybookPrinter {
                 let _ = o.flush();
             }
             Event::Warning(w) => self.line(&self.paint("35", &format!("[WARNING]: {w}"))),
+            Event::Verbose { host: "", msg } => self.line(msg),
+            Event::Verbose { host, msg } => {
+                self.line(&self.paint("34", &format!("<{host}> {msg}")))
+            }
             Event::Recap(stats) => {
                 self.line(&Self::banner("PLAY RECAP"));
                 for (h, s) in stats {

@@ -20,6 +20,8 @@ pub struct SitePrinter {
     verify: BundleProgress,
     /// `--json`: stdout holds only the document, so step lines and play output go to stderr.
     json: bool,
+    /// `-v` count, for the play output.
+    verbosity: u8,
 }
 
 impl SitePrinter {
@@ -29,7 +31,13 @@ impl SitePrinter {
             mode: mode.resolve(),
             verify: BundleProgress::new(mode),
             json: false,
+            verbosity: 0,
         }
+    }
+    /// Play output at ansible-playbook's `-v` level `v`.
+    pub fn with_verbosity(mut self, v: u8) -> Self {
+        self.verbosity = v;
+        self
     }
     /// Printing for `--json` (see the `json` field).
     pub fn for_json(mut self, json: bool) -> Self {
@@ -77,7 +85,7 @@ impl SiteReporter for SitePrinter {
         } else {
             Box::new(std::io::stdout())
         };
-        Box::new(PlaybookPrinter::new(false, out))
+        Box::new(PlaybookPrinter::new(false, out).with_verbosity(self.verbosity))
     }
 }
 
@@ -293,6 +301,7 @@ pub fn prune_table(r: &PruneReport) -> String {
 }
 
 pub fn print_prune(r: &PruneReport) {
+    warn(&r.warnings);
     print!("{}", prune_table(r));
 }
 
@@ -422,7 +431,15 @@ pub fn print_uninstall(r: &crate::report::site::UninstallReport) {
 }
 
 pub fn print_status(r: &StatusReport) {
+    warn(&r.warnings);
     print!("{}", status_table(r));
+}
+
+/// Warnings a report carries, on stderr as the site reporter prints them.
+fn warn(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("[WARNING]: {w}");
+    }
 }
 
 #[cfg(test)]
@@ -494,6 +511,7 @@ mod tests {
     #[test]
     fn status_table() {
         let r = StatusReport {
+            warnings: vec![],
             ok: false,
             site: crate::report::site::SiteSummary {
                 product: Some("coinshop".into()),
@@ -609,6 +627,7 @@ mod tests {
     #[test]
     fn prune_table() {
         let r = PruneReport {
+            warnings: vec![],
             ok: false,
             dry_run: true,
             nodes: vec![

@@ -39,6 +39,8 @@ pub struct SiteOptions {
     pub accept_new_host_keys: bool,
     /// `-u`, `--private-key`, `-k`, `-K`: where the inventory sets none.
     pub conn: crate::ops::conn::ConnDefaults,
+    /// `-v` count for the playbooks the operation runs.
+    pub verbosity: u8,
 }
 
 impl SiteOptions {
@@ -244,7 +246,10 @@ pub struct Site {
     pub nodes: Vec<Node>,
     pub copts: ConnectOpts,
     pub forks: usize,
+    pub verbosity: u8,
     pub limit: Option<String>,
+    /// "Could not match supplied host pattern" for parts of `--limit` that name no host.
+    pub limit_warnings: Vec<String>,
     /// `registry: {external: URL}` in the inventory: images go to that registry, no node
     /// runs darkport's.
     pub external: Option<External>,
@@ -254,21 +259,23 @@ pub struct Site {
     lap_from: Instant,
 }
 
-/// The hosts the `--limit` selects (all without one).
+/// The hosts the `--limit` selects (all without one), and Ansible's warnings for the parts
+/// of it that match nothing; a limit that matches no host at all is an error, as it is for
+/// ansible-playbook.
 fn selected_hosts(
     inv: &Inventory,
     all: &[String],
     limit: Option<&str>,
-) -> anyhow::Result<BTreeSet<String>> {
+) -> anyhow::Result<(BTreeSet<String>, Vec<String>)> {
     Ok(match limit {
         Some(l) => {
-            let s = inv.select_limited("all", Some(l))?.hosts;
-            if s.is_empty() {
+            let s = inv.select_limited("all", Some(l))?;
+            if s.hosts.is_empty() {
                 bail!("--limit {l:?} matches no host of the inventory");
             }
-            s.into_iter().collect()
+            (s.hosts.into_iter().collect(), s.warnings)
         }
-        None => all.iter().cloned().collect(),
+        None => (all.iter().cloned().collect(), Vec::new()),
     })
 }
 
@@ -339,7 +346,7 @@ impl Site {
         if all.is_empty() {
             bail!("the inventory has no hosts");
         }
-        let selected = selected_hosts(&inv, &all, o.limit.as_deref())?;
+        let (selected, limit_warnings) = selected_hosts(&inv, &all, o.limit.as_deref())?;
         let external = External::from_var(inv.host_vars(&all[0]).get("registry"))
             .context("inventory variable `registry`")?;
         let registry = registry_hosts(&inv, &all, external.is_some())?;
@@ -364,7 +371,9 @@ impl Site {
             nodes,
             copts,
             forks: o.forks.max(1),
+            verbosity: o.verbosity,
             limit: o.limit.clone(),
+            limit_warnings,
             external,
             external_report: None,
             laps: Vec::new(),
@@ -374,9 +383,19 @@ impl Site {
 
     /// What reading the inventory warned about (shown by the ops through their reporter).
     pub(crate) fn warn_inventory(&self, rep: &dyn SiteReporter) {
-        for w in self.inv.warnings() {
+        for w in self.warnings() {
             rep.warn(&format!("[WARNING]: {w}"));
         }
+    }
+
+    /// The inventory's warnings and those of `--limit`, for ops that report them instead.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        self.inv
+            .warnings()
+            .iter()
+            .chain(&self.limit_warnings)
+            .cloned()
+            .collect()
     }
 
     /// Load, connect and read every node's state; any unreachable node or unreadable state

@@ -13,10 +13,8 @@ pub(super) fn run_task(
     active: &[String],
 ) -> Vec<String> {
     let name = {
-        let ctx = from_json(&Value::Object(pc.opts.extra_vars.clone()));
         let mut pv = pc.play.vars.clone();
         pv.extend(pc.opts.extra_vars.clone());
-        let _ = ctx;
         let ctx = from_json(&Value::Object(pv));
         let n = task.display_name();
         template::render_str(&n, &ctx).unwrap_or(n)
@@ -25,6 +23,12 @@ pub(super) fn run_task(
         name: &name,
         handler: false,
     });
+    if pc.opts.verbosity >= 2 {
+        pc.rep.event(Event::Verbose {
+            host: "",
+            msg: &format!("task path: {}:{}", task.loc.file, task.loc.line),
+        });
+    }
     let run_once = inh
         .last(&task.kw, |k| k.run_once.as_ref())
         .map(|v| template::ansible_bool(&v))
@@ -366,6 +370,13 @@ pub(super) fn get_transport<'h>(
                 cv.insert("ansible_user".into(), u);
             }
         }
+        if pc.opts.verbosity >= trace::TRACE_LEVEL {
+            let msg = trace::connect_line(&hs.name, &cv);
+            pc.rep.event(Event::Verbose {
+                host: &hs.name,
+                msg: &msg,
+            });
+        }
         hs.transport = Some(pc.conn.connect(&hs.name, &cv)?);
     }
     Ok(hs.transport.as_mut().unwrap())
@@ -453,6 +464,8 @@ struct TaskKeywords {
     delegate: Option<String>,
     retries: u32,
     delay: f64,
+    /// `-vvv` and not `no_log`: report each command sent to the host.
+    trace: bool,
 }
 
 fn resolve_keywords(
@@ -518,6 +531,8 @@ fn resolve_keywords(
         delay: number(&task.delay)
             .map(|s| s.parse().unwrap_or(5.0))
             .unwrap_or(5.0),
+        trace: pc.opts.verbosity >= trace::TRACE_LEVEL
+            && !task_flag(inh.last(&task.kw, |k| k.no_log.as_ref()), vars),
     }
 }
 
@@ -573,12 +588,7 @@ fn dispatch(
         Some(d) if d != hs.name && is_implicit_localhost(pc, d) => {
             hr.delegated_to = Some(d.to_string());
             let mut local = LocalTransport::new(d);
-            module_result(modules::run(
-                module,
-                &mut local,
-                &call.mod_ctx(&hr.host),
-                call.args,
-            ))
+            run_module(pc, call, module, &mut local, &call.mod_ctx(&hr.host))
         }
         Some(d) if d != hs.name => {
             hr.delegated_to = Some(d.to_string());
@@ -591,7 +601,7 @@ fn dispatch(
             Err(e) => return TaskResult::unreachable(e.to_string()),
             Ok(t) => {
                 let mc = call.mod_ctx(&hr.host);
-                module_result(modules::run(module, &mut **t, &mc, call.args))
+                run_module(pc, call, module, &mut **t, &mc)
             }
         },
     };
@@ -610,15 +620,42 @@ fn run_delegated(pc: &PlayCtx, d: &str, call: &Call) -> Result<TaskResult, Trans
         let mut map = pc.delegates.lock().unwrap();
         match map.remove(d) {
             Some(t) => t,
-            None => pc.conn.connect(d, &pc.inv.host_vars(d))?,
+            None => {
+                let vars = pc.inv.host_vars(d);
+                if pc.opts.verbosity >= trace::TRACE_LEVEL {
+                    let msg = trace::connect_line(d, &vars);
+                    pc.rep.event(Event::Verbose { host: d, msg: &msg });
+                }
+                pc.conn.connect(d, &vars)?
+            }
         }
     };
-    let r = modules::run(call.module, &mut *delegated, &call.mod_ctx(d), call.args);
+    let r = run_module(pc, call, call.module, &mut *delegated, &call.mod_ctx(d));
     pc.delegates
         .lock()
         .unwrap()
         .insert(d.to_string(), delegated);
-    Ok(module_result(r))
+    Ok(r)
+}
+
+/// Run a module on `t`; at `-vvv` through a transport that reports each command.
+fn run_module(
+    pc: &PlayCtx,
+    call: &Call,
+    module: &str,
+    t: &mut dyn Transport,
+    mc: &ModCtx,
+) -> TaskResult {
+    let args = call.args;
+    if call.kw.trace {
+        let mut traced = trace::Traced {
+            inner: t,
+            rep: pc.rep,
+        };
+        module_result(modules::run(module, &mut traced, mc, args))
+    } else {
+        module_result(modules::run(module, t, mc, args))
+    }
 }
 
 pub(super) fn post_process(

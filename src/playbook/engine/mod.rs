@@ -13,6 +13,7 @@ mod loops;
 mod result;
 mod state;
 mod strategy;
+mod trace;
 mod vars;
 
 use super::modules::{self, ModCtx, ModError};
@@ -64,6 +65,9 @@ pub struct RunOptions {
     pub check: bool,
     pub diff: bool,
     pub forks: usize,
+    /// `-v` count: 1 shows every result, 2 adds each task's file:line, 3 each host's
+    /// connection and the commands sent over it.
+    pub verbosity: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -110,11 +114,23 @@ pub struct HostResult {
 }
 
 pub enum Event<'a> {
-    PlayStart { name: &'a str },
-    NoHosts { pattern: &'a str },
-    TaskStart { name: &'a str, handler: bool },
+    PlayStart {
+        name: &'a str,
+    },
+    NoHosts {
+        pattern: &'a str,
+    },
+    TaskStart {
+        name: &'a str,
+        handler: bool,
+    },
     Result(&'a HostResult),
     Warning(&'a str),
+    /// Detail shown at `-vv` and above (`host` empty when it is not about one host).
+    Verbose {
+        host: &'a str,
+        msg: &'a str,
+    },
     Recap(&'a BTreeMap<String, Stats>),
 }
 
