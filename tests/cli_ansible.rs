@@ -310,3 +310,82 @@ fn host_key_options_in_ssh_common_args_are_honoured() {
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("HOST KEY CHANGED"), "{}", text(&o));
 }
+
+/// `darkport run -m MODULE -a ARGS PATTERN` prints what `ansible PATTERN -m MODULE -a ARGS`
+/// prints on the same nodes (its one-block-per-host output, no banners, no recap).
+#[test]
+fn ad_hoc_output_is_ansibles() {
+    let nodes = common::Nodes::sshd(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let inv = nodes.inventory_path().display().to_string();
+    let kh = nodes.known_hosts_path().display().to_string();
+    let ours = |args: &[&str]| {
+        let mut a = vec!["run", "-i", &inv, "--known-hosts", &kh];
+        a.extend_from_slice(args);
+        darkport(d, &a, &[])
+    };
+    // Drop the lines only one of the tools prints (Python interpreter discovery, the
+    // `[ERROR]` preamble ansible-core 2.19 adds on failure).
+    let keep = |s: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(s)
+            .lines()
+            .filter(|l| {
+                l.contains(" | ")
+                    || l.starts_with(' ')
+                    || (l.starts_with('{') && !l.starts_with("{'"))
+                    || l.starts_with('}')
+                    || l.starts_with("hi")
+                    || l.starts_with("non-zero")
+            })
+            .filter(|l| {
+                !l.contains("discovered_interpreter")
+                    && !l.starts_with("    \"ansible_facts\"")
+                    && *l != "    },"
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let cases: [(&[&str], i32); 3] = [
+        (&["-m", "ping", "node1"], 0),
+        (&["-m", "shell", "-a", "echo hi; echo err >&2", "node1"], 0),
+        (&["-m", "shell", "-a", "exit 3", "node1"], 2),
+    ];
+    let have_ansible = Command::new("ansible").arg("--version").output().is_ok();
+    for (args, ansible_rc) in cases {
+        let o = ours(args);
+        let mine = keep(&o.stdout);
+        assert!(!mine.is_empty(), "{}", text(&o));
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("PLAY"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(o.status.code(), Some(ansible_rc), "{}", text(&o));
+        if have_ansible {
+            let a = Command::new("ansible")
+                .current_dir(d)
+                .args(["-i", &inv])
+                .args(args)
+                .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+                .env("ANSIBLE_NOCOLOR", "1")
+                .output()
+                .unwrap();
+            assert_eq!(a.status.code(), Some(ansible_rc), "ansible {args:?}");
+            assert_eq!(mine, keep(&a.stdout), "darkport vs ansible for {args:?}");
+        }
+    }
+    let o = ours(&["-m", "shell", "-a", "echo hi; echo err >&2", "node1"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("node1 | CHANGED | rc=0 >>\nhierr\n"),
+        "{}",
+        text(&o)
+    );
+    let o = ours(&["-m", "ping", "node1,nosuch"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("[WARNING]: Could not match supplied host pattern, ignoring: nosuch"),
+        "{out}"
+    );
+    assert!(out.contains("node1 | SUCCESS => {"), "{out}");
+}

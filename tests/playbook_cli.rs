@@ -97,7 +97,7 @@ fn local_run_output_and_runtime_undefined_variable() {
         .current_dir(d.path())
         .args(["run", "-i", "inv", "pb.yml"])
         .assert()
-        .code(1);
+        .code(2); // a task failed: ansible-playbook's exit code
     let o = String::from_utf8_lossy(&a.get_output().stdout).to_string();
     assert!(o.contains("TASK [write] ***"), "{o}");
     assert!(o.contains("changed: [here]"), "{o}");
@@ -121,7 +121,7 @@ fn local_run_output_and_runtime_undefined_variable() {
         .current_dir(d.path())
         .args(["run", "-i", "inv", "pb.yml", "--json", "--skip-tags", "x"])
         .assert()
-        .code(1);
+        .code(2);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&a.get_output().stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

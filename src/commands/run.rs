@@ -32,11 +32,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             args: a.args,
         }),
     };
-    let printer =
+    let mut printer =
         PlaybookPrinter::new(a.json, Box::new(std::io::stdout())).with_verbosity(a.verbose);
+    if let Some(m) = &o.adhoc {
+        printer = printer.adhoc(&m.module);
+    }
     let r = run_playbook(&o, &printer)?;
     if r.syntax_checked {
         println!("\nplaybook: {}", r.playbook.display());
     }
-    Ok(if r.ok { 0 } else { 1 })
+    // ansible-playbook's and ansible's exit codes: 4 when a host was unreachable, 2 when one
+    // failed (1 stays for errors before any host ran: a bad playbook or inventory).
+    Ok(match (r.ok, r.unreachable) {
+        (true, _) => 0,
+        (false, true) => 4,
+        (false, false) => 2,
+    })
 }

@@ -30,6 +30,12 @@ impl HostSource for InvHosts<'_> {
             })
             .map_err(|e| e.to_string())
     }
+    fn pattern_warnings(&self, pattern: &str) -> Vec<String> {
+        self.inv
+            .select_with_warnings(pattern)
+            .map(|s| s.warnings)
+            .unwrap_or_default()
+    }
     fn host_vars(&self, host: &str) -> Map<String, Value> {
         self.inv.host_vars(host)
     }
@@ -156,6 +162,8 @@ pub struct PlayReport {
     /// `--syntax-check`: the playbook was only validated.
     pub syntax_checked: bool,
     pub ok: bool,
+    /// Some host was unreachable (ansible-playbook exits 4 then, else 2 when one failed).
+    pub unreachable: bool,
 }
 
 pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Result<PlayReport> {
@@ -172,6 +180,7 @@ pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Resu
             playbook: a.playbook.clone(),
             syntax_checked: true,
             ok: true,
+            unreachable: false,
         });
     }
     // 2. Inventory (+ group_vars/host_vars next to the playbook, which win).
@@ -214,5 +223,6 @@ pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Resu
         playbook: a.playbook.clone(),
         syntax_checked: false,
         ok: summary.success(),
+        unreachable: summary.stats.values().any(|s| s.unreachable > 0),
     })
 }

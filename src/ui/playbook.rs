@@ -12,6 +12,9 @@ pub struct PlaybookPrinter {
     color: bool,
     /// `-v` count: from 1 every result shows its body, as `ansible-playbook -v` does.
     verbosity: u8,
+    /// Ad hoc (`run -m MODULE`): `ansible`'s own output, `host | STATE => {…}`, no banners
+    /// and no recap.
+    adhoc: Option<String>,
     out: Mutex<Box<dyn Write + Send>>,
 }
 
@@ -24,8 +27,76 @@ impl PlaybookPrinter {
             json,
             color,
             verbosity: 0,
+            adhoc: None,
             out: Mutex::new(out),
         }
+    }
+
+    /// Print as `ansible HOSTS -m MODULE` does (see the `adhoc` field).
+    pub fn adhoc(mut self, module: &str) -> Self {
+        self.adhoc = Some(module.to_string());
+        self
+    }
+
+    /// One host's result as `ansible` prints it (its "minimal" output): command-like modules
+    /// as `host | CHANGED | rc=0 >>` and their output, the others `host | SUCCESS => {…}`.
+    fn adhoc_text(&self, module: &str, r: &HostResult) -> String {
+        let host = &r.host;
+        let m = r.result.as_map();
+        let body = || {
+            let mut m = m.clone();
+            m.retain(|k, v| {
+                !k.starts_with("_ansible") && k != "invocation" && !(k == "failed" && v == false)
+            });
+            pretty(&Value::Object(m))
+        };
+        let command_like = [
+            "command",
+            "shell",
+            "raw",
+            "ansible.builtin.command",
+            "ansible.builtin.shell",
+            "ansible.builtin.raw",
+        ]
+        .contains(&module)
+            && !m.contains_key("ansible_job_id");
+        let text = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let generic = |caption: &str| {
+            let rc = m
+                .get("rc")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-1".into());
+            format!(
+                "{host} | {caption} | rc={rc} >>\n{}{}{}\n",
+                text("stdout"),
+                text("stderr"),
+                text("msg")
+            )
+        };
+        let (s, code) = match r.status {
+            Status::Unreachable => (format!("{host} | UNREACHABLE! => {}\n", body()), "31"),
+            Status::Failed if command_like && m.contains_key("rc") => (generic("FAILED"), "31"),
+            Status::Failed => (format!("{host} | FAILED! => {}\n", body()), "31"),
+            Status::Skipped => (format!("{host} | SKIPPED\n"), "36"),
+            Status::Ok | Status::Changed => {
+                let state = if r.status == Status::Changed {
+                    "CHANGED"
+                } else {
+                    "SUCCESS"
+                };
+                let code = if r.status == Status::Changed {
+                    "33"
+                } else {
+                    "32"
+                };
+                if command_like {
+                    (generic(state), code)
+                } else {
+                    (format!("{host} | {state} => {}\n", body()), code)
+                }
+            }
+        };
+        self.paint(code, s.trim_end_matches('\n')) + "\n"
     }
 
     /// Show results and detail as `-v`, `-vv`, `-vvv` do for ansible-playbook.
@@ -184,6 +255,29 @@ impl Reporter for PlaybookPrinter {
             self.line(&v.to_string());
             return;
         }
+        if let Some(module) = &self.adhoc {
+            match ev {
+                Event::Result(r) => {
+                    let t = self.adhoc_text(module, r);
+                    let mut o = self.out.lock().unwrap();
+                    let _ = write!(o, "{t}");
+                    let _ = o.flush();
+                }
+                Event::NoHosts { .. } => {
+                    self.line(&self.paint("35", "[WARNING]: No hosts matched, nothing to do"))
+                }
+                Event::PlayStart { .. } | Event::TaskStart { .. } | Event::Recap(_) => {}
+                Event::Verbose { host: "", .. } => {}
+                ev => self.text_event(ev),
+            }
+            return;
+        }
+        self.text_event(ev);
+    }
+}
+
+impl PlaybookPrinter {
+    fn text_event(&self, ev: Event<'_>) {
         match ev {
             Event::PlayStart { name } => self.line(&Self::banner(&format!("PLAY [{name}]"))),
             Event::NoHosts { .. } => self.line("skipping: no hosts matched"),

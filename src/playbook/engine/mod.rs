@@ -41,6 +41,10 @@ use vars::*;
 pub trait HostSource: Sync {
     /// Hosts matching an Ansible pattern, already restricted by `--limit`.
     fn select(&self, pattern: &str) -> Result<Vec<String>, String>;
+    /// Ansible's "Could not match supplied host pattern, ignoring: X" for a play's pattern.
+    fn pattern_warnings(&self, _pattern: &str) -> Vec<String> {
+        Vec::new()
+    }
     /// Merged inventory variables of a host (group and host vars at Ansible precedence).
     fn host_vars(&self, host: &str) -> Map<String, Value>;
     fn groups(&self) -> BTreeMap<String, Vec<String>>;
@@ -171,6 +175,9 @@ pub fn run(
         let ctx0 = from_json(&Value::Object(opts.extra_vars.clone()));
         let pattern = template::render_str(&pattern, &ctx0).unwrap_or(pattern);
         let name = template::render_str(&play.name, &ctx0).unwrap_or(play.name.clone());
+        for w in inv.pattern_warnings(&pattern) {
+            rep.event(Event::Warning(&w));
+        }
         rep.event(Event::PlayStart { name: &name });
         let selected = match inv.select(&pattern) {
             Ok(h) => h,
