@@ -42,6 +42,23 @@ impl Site<'_> {
     }
 }
 
+/// A JSON document's shape: its keys and the type of each value (an array by its first
+/// element), so a snapshot catches a renamed, dropped or retyped field but not a new timing.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
+        Value::String(_) => "string".into(),
+        Value::Number(_) => "number".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Null => "null".into(),
+    }
+}
+
+fn shape_text(v: &Value) -> String {
+    serde_json::to_string_pretty(&shape(v)).unwrap()
+}
+
 fn state_exists(nodes: &common::Nodes, i: usize) -> bool {
     nodes
         .node_root(i)
@@ -248,6 +265,8 @@ fn install_seeds_the_site_registry_and_is_idempotent() {
         String::from_utf8_lossy(&o.stderr)
     );
     let j = json_of(&o);
+    // The document's shape (keys and value types) is the contract docs/JSON.md describes.
+    insta::assert_snapshot!("install_json_shape", shape_text(&j));
     assert_eq!(j["nodes"][0]["push"]["blobs_sent"], 0);
     assert_eq!(j["nodes"][0]["push"]["bytes_sent"], 0);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -266,6 +285,7 @@ fn install_seeds_the_site_registry_and_is_idempotent() {
         String::from_utf8_lossy(&o.stderr)
     );
     let j = json_of(&o);
+    insta::assert_snapshot!("status_json_shape", shape_text(&j));
     for r in j["nodes"].as_array().unwrap() {
         assert_eq!(r["version"], "1.0.0", "{r}");
     }
