@@ -923,3 +923,80 @@ fn unreachable_jump_host_fails_the_hosts_behind_it() {
         );
     }
 }
+
+/// A burst of connections to one host whose sshd drops every unauthenticated connection
+/// beyond 2 (OpenSSH's `MaxStartups`, here at its harshest): every one gets through, by
+/// retrying with backoff, and none takes more than a few seconds.
+#[test]
+fn a_connection_burst_refused_by_max_startups_is_retried() {
+    let nodes = Nodes::sshd(1);
+    nodes.set_sshd_limits(0, "2:100:2", 10);
+    let o = opts(&nodes);
+    let s = spec(&nodes, 0, &[]);
+    let started = std::time::Instant::now();
+    let results: Vec<Result<String, String>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..24)
+            .map(|_| {
+                sc.spawn(|| {
+                    darkport::transport::connect(&s, &o)
+                        .map_err(|e| e.to_string())
+                        .map(|mut t| run(&mut *t, "echo in"))
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 24 failed: {failed:?}",
+        failed.len()
+    );
+    assert!(results.iter().all(|r| r.as_deref() == Ok("in\n")));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A server that always drops the connection as OpenSSH does past `MaxStartups`: the tries
+/// are bounded (in count and in time) and the error says what the server did.
+#[test]
+fn a_host_that_always_drops_the_connection_fails_with_the_reason() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { break };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::io::Write::write_all(&mut c, b"Exceeded MaxStartups\r\n");
+        }
+    });
+    let nodes = Nodes::sshd(1);
+    let mut o = opts(&nodes);
+    o.connect_timeout = Duration::from_secs(1);
+    let s = spec(
+        &nodes,
+        0,
+        &[
+            ("ansible_host", Value::from("127.0.0.1")),
+            ("ansible_port", Value::from(port)),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let e = darkport::transport::connect(&s, &o)
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("see MaxStartups"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=10).contains(&n), "{n} tries");
+}

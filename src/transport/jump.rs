@@ -7,7 +7,7 @@
 //! between the other ends and the channels. The jump session ends when the last target
 //! session over it is gone.
 
-use super::session::{open_session, tcp_connect, Peer};
+use super::session::{open_session, tcp_connect, with_drop_retries, Peer};
 use super::spec::{ConnSpec, ConnectOpts, JumpHost};
 use super::TransportError;
 use ssh2::{BlockDirections, Channel, Session};
@@ -147,20 +147,23 @@ impl Bastion {
         opts: &ConnectOpts,
     ) -> Result<Arc<Bastion>, TransportError> {
         let label = format!("jump host {user}@{}:{}", jump.host, jump.port);
-        let tcp = tcp_connect(&jump.host, jump.port, opts).map_err(|msg| {
-            TransportError::Unreachable {
-                host: spec.name.clone(),
-                msg: format!("{label}: {msg}"),
-            }
-        })?;
-        let fd = tcp.as_raw_fd();
         let peer = Peer {
             host: &jump.host,
             port: jump.port,
             user,
             label: format!("{label}: "),
         };
-        let sess = open_session(tcp, &peer, spec, opts)?;
+        // A bastion takes every target's connection: bursts past its MaxStartups are retried.
+        let (sess, fd) = with_drop_retries(opts, || {
+            let tcp = tcp_connect(&jump.host, jump.port, opts).map_err(|msg| {
+                TransportError::Unreachable {
+                    host: spec.name.clone(),
+                    msg: format!("{label}: {msg}"),
+                }
+            })?;
+            let fd = tcp.as_raw_fd();
+            Ok((open_session(tcp, &peer, spec, opts)?, fd))
+        })?;
         sess.set_keepalive(false, 15);
         sess.set_timeout(0);
         sess.set_blocking(false);

@@ -46,6 +46,34 @@ pub(super) fn tcp_connect(host: &str, port: u16, opts: &ConnectOpts) -> Result<T
     Err(last)
 }
 
+/// Why a session did not open; `dropped` when the server closed the connection before it
+/// sent its banner, as OpenSSH does to connections past `MaxStartups` (worth another try).
+#[derive(Debug)]
+pub(super) struct OpenError {
+    pub err: TransportError,
+    pub dropped: bool,
+}
+
+impl From<TransportError> for OpenError {
+    fn from(err: TransportError) -> Self {
+        OpenError {
+            err,
+            dropped: false,
+        }
+    }
+}
+
+impl From<OpenError> for TransportError {
+    fn from(e: OpenError) -> Self {
+        e.err
+    }
+}
+
+/// libssh2's codes for a socket that closed or failed while the banner was awaited.
+const LIBSSH2_ERROR_BANNER_RECV: i32 = -2;
+const LIBSSH2_ERROR_SOCKET_DISCONNECT: i32 = -13;
+const LIBSSH2_ERROR_SOCKET_RECV: i32 = -43;
+
 /// SSH handshake over `stream`, host key check against known_hosts, authentication with the
 /// credentials of `spec` as `peer.user`. The session is left blocking with the connect timeout.
 /// Errors name `spec.name` (the inventory host) and start with `peer.label`.
@@ -54,16 +82,18 @@ pub(super) fn open_session<S: AsRawFd + 'static>(
     peer: &Peer,
     spec: &ConnSpec,
     opts: &ConnectOpts,
-) -> Result<Session, TransportError> {
+) -> Result<Session, OpenError> {
     let name = &spec.name;
     let label = &peer.label;
     let unreachable = |msg: String| TransportError::Unreachable {
         host: name.clone(),
         msg: format!("{label}{msg}"),
     };
-    let host_key = |msg: String| TransportError::HostKey {
-        host: name.clone(),
-        msg: format!("{label}{msg}"),
+    let host_key = |msg: String| {
+        OpenError::from(TransportError::HostKey {
+            host: name.clone(),
+            msg: format!("{label}{msg}"),
+        })
     };
     let target = format!("{}:{}", peer.host, peer.port);
 
@@ -90,8 +120,25 @@ pub(super) fn open_session<S: AsRawFd + 'static>(
     for m in [ssh2::MethodType::CryptCs, ssh2::MethodType::CryptSc] {
         let _ = sess.method_pref(m, CIPHERS);
     }
-    sess.handshake()
-        .map_err(|e| unreachable(format!("SSH handshake with {target}: {e}")))?;
+    if let Err(e) = sess.handshake() {
+        // No SSH banner arrived: nothing, or OpenSSH's "Exceeded MaxStartups" line instead.
+        let no_banner = sess
+            .banner()
+            .is_none_or(|b| b.trim().is_empty() || b.contains("MaxStartups"));
+        let dropped = no_banner
+            && matches!(
+                e.code(),
+                ssh2::ErrorCode::Session(
+                    LIBSSH2_ERROR_BANNER_RECV
+                        | LIBSSH2_ERROR_SOCKET_DISCONNECT
+                        | LIBSSH2_ERROR_SOCKET_RECV
+                )
+            );
+        return Err(OpenError {
+            err: unreachable(format!("SSH handshake with {target}: {e}")),
+            dropped,
+        });
+    }
 
     // Host key check.
     let (blob, _) = sess
@@ -144,6 +191,65 @@ pub(super) fn open_session<S: AsRawFd + 'static>(
         msg: format!("{label}{msg}"),
     })?;
     Ok(sess)
+}
+
+/// Run `attempt` again while it fails with a connection the server dropped before its banner
+/// (`MaxStartups` on a busy host): exponential backoff from 50 ms to 2 s with jitter, at most
+/// `DROP_TRIES` tries and never past three connect timeouts in all. The last error says how
+/// often the server dropped the connection.
+pub(super) fn with_drop_retries<T>(
+    opts: &ConnectOpts,
+    mut attempt: impl FnMut() -> Result<T, OpenError>,
+) -> Result<T, TransportError> {
+    const DROP_TRIES: u32 = 10;
+    let deadline = std::time::Instant::now() + opts.connect_timeout * 3;
+    let mut delay = Duration::from_millis(50);
+    let mut seed = jitter_seed();
+    for n in 1.. {
+        match attempt() {
+            Ok(t) => return Ok(t),
+            Err(e) if !e.dropped => return Err(e.err),
+            Err(e) => {
+                // Sleep between half and all of `delay` (full jitter spreads a burst out).
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let pause = delay.mul_f64(0.5 + (seed % 1000) as f64 / 2000.0);
+                if n >= DROP_TRIES || std::time::Instant::now() + pause > deadline {
+                    return Err(with_hint(e.err, n));
+                }
+                std::thread::sleep(pause);
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// A seed that differs between threads and runs (no cryptographic need).
+fn jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish() | 1
+}
+
+fn with_hint(e: TransportError, tries: u32) -> TransportError {
+    match e {
+        TransportError::Unreachable { host, msg } => TransportError::Unreachable {
+            host,
+            msg: format!(
+                "{msg} (the server closed the connection before its banner on all {tries} \
+                 tries: its sshd may refuse bursts of connections, see MaxStartups)"
+            ),
+        },
+        e => e,
+    }
 }
 
 /// TCP keepalive and TCP_USER_TIMEOUT, so a vanished peer (cable cut, node gone without a

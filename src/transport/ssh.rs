@@ -7,7 +7,7 @@
 //! [`super::known_hosts`]. A host behind a jump host runs its session over a channel of the
 //! jump host's shared session ([`super::jump`]).
 
-use super::session::{open_session, tcp_connect, Peer};
+use super::session::{open_session, tcp_connect, OpenError, Peer};
 use super::spec::{ConnSpec, ConnectOpts};
 use super::*;
 use crate::digest::Digest;
@@ -48,6 +48,10 @@ impl SshTransport {
     /// TCP connect (or a channel through the jump host), handshake, host key check,
     /// authentication — each bounded by `opts.connect_timeout`.
     pub fn connect(spec: &ConnSpec, opts: &ConnectOpts) -> Result<SshTransport, TransportError> {
+        super::session::with_drop_retries(opts, || Self::connect_once(spec, opts))
+    }
+
+    fn connect_once(spec: &ConnSpec, opts: &ConnectOpts) -> Result<SshTransport, OpenError> {
         let target = Peer {
             host: &spec.host,
             port: spec.port,

@@ -341,6 +341,17 @@ pub fn start_all(base: &Path, n: usize, client_key: &Path) -> Vec<FastNode> {
     nodes
 }
 
+/// The connection limits of the nodes' sshd: generous by default (tests open many sessions);
+/// `DARKPORT_NODES_SSHD_DEFAULTS=1` keeps OpenSSH's own (`MaxStartups 10:30:100`,
+/// `MaxSessions 10`), what a customer's hosts have (the scale benchmark uses it).
+fn sshd_limits() -> &'static str {
+    if std::env::var_os("DARKPORT_NODES_SSHD_DEFAULTS").is_some_and(|v| v == "1") {
+        ""
+    } else {
+        "MaxSessions 64\nMaxStartups 200\n"
+    }
+}
+
 fn write_sshd_config(node: &FastNode, auth: &Path) {
     let d = node.dir.display();
     let cfg = format!(
@@ -354,8 +365,7 @@ fn write_sshd_config(node: &FastNode, auth: &Path) {
          PasswordAuthentication yes\n\
          KbdInteractiveAuthentication no\n\
          AuthorizedKeysFile {auth}\n\
-         MaxSessions 64\n\
-         MaxStartups 200\n\
+         {limits}\
          UseDNS no\n\
          PrintMotd no\n\
          PrintLastLog no\n\
@@ -364,6 +374,7 @@ fn write_sshd_config(node: &FastNode, auth: &Path) {
         ip = node.ip,
         port = node.port,
         auth = auth.display(),
+        limits = sshd_limits(),
     );
     std::fs::write(node.dir.join("sshd_config"), cfg).unwrap();
 }

@@ -262,6 +262,27 @@ impl Nodes {
         }
     }
 
+    /// Restart fast node `i`'s sshd with `MaxStartups` and `MaxSessions` set to these values.
+    pub fn set_sshd_limits(&self, i: usize, max_startups: &str, max_sessions: u32) {
+        let Kind::Fast(v) = &self.kind else {
+            panic!("set_sshd_limits works on fast nodes only");
+        };
+        let p = v[i].dir.join("sshd_config");
+        let cfg: String = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("MaxStartups") && !l.starts_with("MaxSessions"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            &p,
+            format!("MaxStartups {max_startups}\nMaxSessions {max_sessions}\n{cfg}"),
+        )
+        .unwrap();
+        v[i].stop();
+        v[i].start();
+    }
+
     /// Start a stopped node again (same address, same host key).
     pub fn start(&self, i: usize) {
         match &self.kind {
