@@ -298,13 +298,52 @@ impl PlaybookPrinter {
             }
             Event::Recap(stats) => {
                 self.line(&Self::banner("PLAY RECAP"));
-                for (h, s) in stats {
-                    self.line(&recap_line(h, s));
+                for l in recap_lines(stats, self.verbosity) {
+                    self.line(&l);
                 }
                 self.line("");
             }
         }
     }
+}
+
+/// Hosts above which the recap is compact unless `-v` is given.
+pub const COMPACT_RECAP_ABOVE: usize = 20;
+
+/// The recap: one line per host as Ansible prints it; for more than [`COMPACT_RECAP_ABOVE`]
+/// hosts (and no `-v`) the totals, then only the hosts that failed or were unreachable, so a
+/// 250-host run ends with what needs attention.
+pub fn recap_lines(
+    stats: &std::collections::BTreeMap<String, Stats>,
+    verbosity: u8,
+) -> Vec<String> {
+    if stats.len() <= COMPACT_RECAP_ABOVE || verbosity > 0 {
+        return stats.iter().map(|(h, s)| recap_line(h, s)).collect();
+    }
+    let mut total = Stats::default();
+    for s in stats.values() {
+        total.ok += s.ok;
+        total.changed += s.changed;
+        total.unreachable += s.unreachable;
+        total.failed += s.failed;
+        total.skipped += s.skipped;
+        total.rescued += s.rescued;
+        total.ignored += s.ignored;
+    }
+    let bad: Vec<(&String, &Stats)> = stats
+        .iter()
+        .filter(|(_, s)| s.failed > 0 || s.unreachable > 0)
+        .collect();
+    let mut out = vec![recap_line(
+        &format!("{} hosts (total)", stats.len()),
+        &total,
+    )];
+    out.push(format!(
+        "{} host(s) without failures not listed (-v or --json lists every host)",
+        stats.len() - bad.len()
+    ));
+    out.extend(bad.into_iter().map(|(h, s)| recap_line(h, s)));
+    out
 }
 
 /// `host : ok=1    changed=0 …` as Ansible prints it.
@@ -358,5 +397,29 @@ mod tests {
         ];
         let text: String = hosts.iter().map(|(h, s)| recap_line(h, s) + "\n").collect();
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn a_big_recap_is_compact_and_lists_only_the_failures() {
+        let mut stats = std::collections::BTreeMap::new();
+        for i in 1..=250 {
+            let s = Stats {
+                ok: 60,
+                failed: u32::from(i == 17),
+                unreachable: u32::from(i == 203),
+                ..Default::default()
+            };
+            stats.insert(format!("node{i:03}"), s);
+        }
+        let lines = recap_lines(&stats, 0);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].starts_with("250 hosts (total)") && lines[0].contains("ok=15000"));
+        assert!(lines[0].contains("failed=1") && lines[0].contains("unreachable=1"));
+        assert!(lines[1].starts_with("248 host(s) without failures not listed"));
+        assert!(lines[2].starts_with("node017") && lines[3].starts_with("node203"));
+        // -v, or a small site: every host, as Ansible prints it.
+        assert_eq!(recap_lines(&stats, 1).len(), 250);
+        let small: std::collections::BTreeMap<_, _> = stats.into_iter().take(20).collect();
+        assert_eq!(recap_lines(&small, 0).len(), 20);
     }
 }
