@@ -124,7 +124,7 @@ pub(super) fn open_session<S: AsRawFd + 'static>(
         // No SSH banner arrived: nothing, or OpenSSH's "Exceeded MaxStartups" line instead.
         let no_banner = sess
             .banner()
-            .is_none_or(|b| b.trim().is_empty() || b.contains("MaxStartups"));
+            .map_or(true, |b| b.trim().is_empty() || b.contains("MaxStartups"));
         let dropped = no_banner
             && matches!(
                 e.code(),
