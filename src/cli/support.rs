@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct SupportBundleArgs {
-    /// Inventory file(s) (INI or YAML), merged in the order given.
-    #[arg(short = 'i', long = "inventory", required = true)]
+    /// Inventory file(s) (INI or YAML), merged in the order given; default: ansible.cfg's
+    /// `inventory` or ANSIBLE_INVENTORY.
+    #[arg(short = 'i', long = "inventory")]
     pub inventory: Vec<PathBuf>,
     /// Output file (default `darkport-support-<UTC time>.tar.zst` in the current directory).
     #[arg(short, long)]
@@ -19,9 +20,9 @@ pub struct SupportBundleArgs {
     /// Only containers whose name matches this regular expression (default: every container).
     #[arg(long)]
     pub containers: Option<String>,
-    /// Hosts collected from in parallel.
-    #[arg(short = 'f', long, default_value_t = 16)]
-    pub forks: usize,
+    /// Hosts collected from in parallel (default: ANSIBLE_FORKS, ansible.cfg's `forks`, else 64).
+    #[arg(short = 'f', long)]
+    pub forks: Option<usize>,
     /// Seconds allowed to connect to one node before it counts as unreachable.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
