@@ -18,7 +18,7 @@ pub struct StatusOptions {
     pub ca_dir: Option<PathBuf>,
 }
 
-type Containers = Result<Vec<ContainerRow>, String>;
+pub(crate) type Containers = Result<Vec<ContainerRow>, String>;
 
 pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
     let mut site = Site::load(&o.site)?;
@@ -59,7 +59,7 @@ pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
 
 /// The product's containers on `n`: every container docker or podman lists whose image comes
 /// from one of the site's registries (`prefixes`: `host:port/`).
-fn containers(n: &Node, prefixes: &[String]) -> Containers {
+pub(crate) fn containers(n: &Node, prefixes: &[String]) -> Containers {
     let script = r#"for r in docker podman; do
   if command -v $r >/dev/null 2>&1; then
     $r ps -a --format '{{.Names}}	{{.Image}}	{{.State}}	{{.Status}}' 2>/dev/null | sed "s/^/$r	/"

@@ -11,7 +11,7 @@ use crate::ops::prune::refuse_if_busy;
 use crate::ops::site::{par, Site, SiteOptions};
 use crate::ops::Outcome;
 use crate::report::site::{SiteReporter, UninstallReport, UninstallRow};
-use crate::transport::ExecOpts;
+use crate::transport::{shell_quote, ExecOpts};
 use anyhow::{bail, Context};
 use serde_json::json;
 use std::sync::Mutex;
@@ -25,22 +25,26 @@ pub struct UninstallOptions {
     pub extra_vars: Vec<String>,
 }
 
-/// Remove every container on the node whose image is from one of `prefixes` (`host:port/`).
-fn stop_containers_script(prefixes: &[String]) -> String {
-    let pat = prefixes
-        .iter()
-        .map(|p| format!("{p}*"))
-        .collect::<Vec<_>>()
-        .join("|");
-    format!(
-        r#"for r in docker podman; do
-  command -v $r >/dev/null 2>&1 || continue
-  $r ps -a --format '{{{{.Names}}}} {{{{.Image}}}}' 2>/dev/null | while read -r name image; do
-    case "$image" in {pat}) $r rm -f "$name" >/dev/null && echo "removed container $name ($r)";; esac
-  done
-done
-"#
-    )
+/// Remove the product's containers on `n` (those `status` lists: images from the site's
+/// registries, `prefixes` = `host:port/`), one line said per container removed.
+fn remove_containers_script(n: &crate::ops::site::Node, prefixes: &[String]) -> String {
+    match crate::ops::status::containers(n, prefixes) {
+        Err(e) => format!(
+            "echo {} >&2; exit 1",
+            shell_quote(&format!("listing the containers: {e}"))
+        ),
+        Ok(rows) => {
+            let mut s = String::from("set -e\n");
+            for c in rows {
+                let (rt, name) = (shell_quote(&c.runtime), shell_quote(&c.name));
+                s.push_str(&format!(
+                    "{rt} rm -f {name} >/dev/null\necho {}\n",
+                    shell_quote(&format!("removed container {} ({})", c.name, c.runtime))
+                ));
+            }
+            s
+        }
+    }
 }
 
 pub fn uninstall(
@@ -119,13 +123,9 @@ pub fn uninstall(
         _ => {
             rep.line("no uninstall.yml: removing the containers of site-registry images; the product's data stays");
             let prefixes: Vec<String> = registries.iter().map(|r| format!("{r}/")).collect();
-            let script = stop_containers_script(&prefixes);
-            run_everywhere(
-                &mut site,
-                &rows,
-                "removing the product's containers",
-                |_| script.clone(),
-            )?;
+            run_everywhere(&mut site, &rows, "removing the product's containers", |n| {
+                remove_containers_script(n, &prefixes)
+            })?;
         }
     }
     // 2. What darkport put on every node.
