@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/darkport
 
-.PHONY: all build demo test lint fmt deps bench clean nodes nodes-down
+.PHONY: all build demo test lint fmt deps bench clean nodes nodes-down dist dist-check
 
 all: build
 
@@ -41,6 +41,16 @@ nodes-down:
 bench: deps
 	$(CARGO) build --release
 	for b in bench/*.sh; do echo "== $$b"; bash $$b || exit 1; done
+
+# The portable release binary for sites (x86_64 Linux, glibc >= 2.17), with its .sha256:
+# dist/darkport-<version>-x86_64-linux.
+dist:
+	./scripts/dist.sh
+
+# Runs that binary in a Debian bullseye (glibc 2.31) chroot: --version and registry serve
+# answering GET /v2/; the debug build must fail there. Needs root; not part of `make test`.
+dist-check:
+	./scripts/dist-check.sh "$$(./scripts/dist.sh)"
 
 clean:
 	$(CARGO) clean
