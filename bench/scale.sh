@@ -12,12 +12,12 @@
 # Per command: wall time, the controller's peak RSS (largest process, GNU time), and for
 # darkport the peak thread and open-fd counts (sampled every 20 ms); then the ratios.
 #   bench/scale.sh
-#   BENCH_SIZES="10 50" BENCH_PEER_SIZES="10" bench/scale.sh
+#   BENCH_SIZES="10 50" BENCH_PEER_SIZES="10" bench/scale.sh   (BENCH_PEER_SIZES="": darkport only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${CARGO_TARGET_DIR:-target}
 SIZES=${BENCH_SIZES:-"10 50 100 250"}
-PEER_SIZES=${BENCH_PEER_SIZES:-"10 50"}
+PEER_SIZES=${BENCH_PEER_SIZES-"10 50"}
 max=0; for n in $SIZES $PEER_SIZES; do [ "$n" -gt "$max" ] && max=$n; done
 
 cargo build -q --release --bin darkport --example nodes
