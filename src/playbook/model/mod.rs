@@ -394,7 +394,7 @@ fn loc_of(file: &Arc<str>, n: &YNode) -> Loc {
 }
 
 fn read_yaml(path: &Path) -> Result<(Arc<str>, YNode), LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
+    let src = crate::yaml_limits::read_to_string(path).map_err(|e| LoadError::Read {
         path: path.display().to_string(),
         source: e,
     })?;
