@@ -250,11 +250,7 @@ impl Loader {
     /// (its dependencies' included). `None` when the same role with the same params is
     /// already in the play and its meta does not say `allow_duplicates: true`: Ansible runs
     /// it once.
-    fn load_play_role(
-        &self,
-        r: &YNode,
-        file: &Arc<str>,
-    ) -> Result<Option<RoleEntry>, LoadError> {
+    fn load_play_role(&self, r: &YNode, file: &Arc<str>) -> Result<Option<RoleEntry>, LoadError> {
         let rloc = loc_of(file, r);
         let (name, mut params, mut kw) = match &r.v {
             YValue::Str(s) => (s.clone(), Map::new(), Kw::default()),
