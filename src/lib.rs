@@ -33,6 +33,7 @@
 //!   engine/).
 //! - Base: [`digest`] (sha256), [`fanout`] (the one bounded worker pool, panics caught per
 //!   item) used by ops, transport and the playbook engine.
+//!   [`yaml_limits`]: the bounds every YAML loader shares (document size, alias expansion).
 //!
 //! ```text
 //! build:   spec ─► source/ ─► store/ (CAS, sha256) ─► bundle/ (writer + minisign) ─► FILE
@@ -67,3 +68,4 @@ pub mod state;
 pub mod store;
 pub mod transport;
 pub mod ui;
+pub mod yaml_limits;

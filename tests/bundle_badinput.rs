@@ -520,3 +520,69 @@ fn broken_playbooks_are_refused_before_signing() {
     assert!(err.contains("pb/install.yml: missing"), "{err}");
     assert!(!out.exists());
 }
+
+/// `inspect --pubkey` reports on every member (images, blobs, playbooks, SBOMs, SHA256SUMS),
+/// so it checks them as verify does: one changed byte in any of them is exit 1 naming the
+/// member, not "signature ok". `--manifest-only` checks the signature alone and says so.
+#[test]
+fn inspect_checks_every_member_it_reports_on() {
+    let f = fixture();
+    let (pk, bs) = (f.pubk.to_str().unwrap(), f.bundle.to_str().unwrap());
+    let out = ok(&run(&["inspect", "--pubkey", pk, bs]));
+    assert!(out.contains("every hash matches the manifest"), "{out}");
+    let b = Bundle::open(&f.bundle, &Trust::key(TrustedKey::load(&f.pubk).unwrap())).unwrap();
+    let pick = |pred: &dyn Fn(&str) -> bool| {
+        b.members()
+            .iter()
+            .find(|m| pred(&m.name) && m.size > 0)
+            .unwrap_or_else(|| panic!("no such member in {:?}", b.members()))
+            .clone()
+    };
+    let targets = [
+        pick(&|n| n.starts_with("blobs/")),
+        pick(&|n| n == "playbooks/install.yml"),
+        pick(&|n| n == "SHA256SUMS"),
+        pick(&|n| n.starts_with("sbom/")),
+    ];
+    drop(b);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&f.bundle)
+        .unwrap();
+    for m in &targets {
+        let pos = m.data_offset + m.size / 2;
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, pos).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x20], pos).unwrap();
+        let err = fails(&run(&["inspect", "--pubkey", pk, bs]));
+        assert!(
+            err.contains(&m.name) && err.contains("verification of"),
+            "{}: {err}",
+            m.name
+        );
+        let o = run(&["inspect", "--json", "--pubkey", pk, bs]);
+        fails(&o);
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["ok"], false, "{j}");
+        // Asked for the manifest only: exit 0, and the output says what was not checked.
+        let out = ok(&run(&["inspect", "--manifest-only", "--pubkey", pk, bs]));
+        assert!(
+            out.contains("signature of the manifest ok")
+                && out.contains("members not checked (run verify)"),
+            "{out}"
+        );
+        let o = run(&["inspect", "--manifest-only", "--json", "--pubkey", pk, bs]);
+        let j: serde_json::Value = serde_json::from_slice(&ok_out(&o)).unwrap();
+        assert_eq!(j["members_checked"], false, "{j}");
+        file.write_all_at(&byte, pos).unwrap();
+    }
+    let o = run(&["inspect", "--json", "--pubkey", pk, bs]);
+    let j: serde_json::Value = serde_json::from_slice(&ok_out(&o)).unwrap();
+    assert_eq!(j["members_checked"], true, "{j}");
+}
+
+fn ok_out(o: &std::process::Output) -> Vec<u8> {
+    ok(o);
+    o.stdout.clone()
+}

@@ -211,3 +211,77 @@ fn a_closed_stdout_pipe_is_a_quiet_exit() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A generated INI of `n` hosts in two groups (with variables), like a big site's.
+fn big_ini(dir: &Path, n: usize) -> PathBuf {
+    use std::fmt::Write;
+    let mut s = String::from("[web]\n");
+    for i in 0..n / 2 {
+        let _ = writeln!(
+            s,
+            "web{i} ansible_host=10.0.{}.{} x={i}",
+            (i >> 8) & 255,
+            i & 255
+        );
+    }
+    s.push_str("[db]\n");
+    for i in 0..n / 2 {
+        let _ = writeln!(s, "db{i} ansible_host=10.1.{}.{}", (i >> 8) & 255, i & 255);
+    }
+    s.push_str("[all:vars]\nansible_user=root\n[prod:children]\nweb\ndb\n");
+    let p = dir.join(format!("big{n}.ini"));
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+fn timed_list(dir: &Path, args: &[&str]) -> (std::time::Duration, Vec<u8>) {
+    let t0 = std::time::Instant::now();
+    let out = darkport(dir)
+        .args(["inventory", "--list"])
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    (t0.elapsed(), out)
+}
+
+/// `inventory --list` grows linearly with the hosts (it was quadratic: every host added to a
+/// group was looked up among the group's hosts; leaving `ungrouped` and every exact name of a
+/// `--limit @file` were linear scans too).
+#[test]
+fn inventory_list_is_linear_in_the_number_of_hosts() {
+    let d = tempfile::tempdir().unwrap();
+    let small = big_ini(d.path(), 25_000);
+    let large = big_ini(d.path(), 100_000);
+    let (ts, _) = timed_list(d.path(), &["-i", small.to_str().unwrap()]);
+    let (tl, out) = timed_list(d.path(), &["-i", large.to_str().unwrap()]);
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(j["web"]["hosts"].as_array().unwrap().len(), 50_000);
+    assert_eq!(j["_meta"]["hostvars"]["db49999"]["ansible_user"], "root");
+    // 4x the hosts: linear is ~4x the time, quadratic ~16x.
+    let ratio = tl.as_secs_f64() / ts.as_secs_f64();
+    assert!(
+        ratio < 8.0,
+        "25k hosts {ts:?}, 100k hosts {tl:?}: x{ratio:.1}"
+    );
+
+    // 50,000 hosts listed ungrouped first and then in a group, and a --limit file naming
+    // each of them (both took 15 s and 29 s in a debug build before).
+    use std::fmt::Write;
+    let (mut ini, mut names) = (String::new(), String::new());
+    for i in 0..50_000 {
+        let _ = writeln!(ini, "h{i}");
+        let _ = writeln!(names, "h{i}");
+    }
+    ini.push_str("[web]\n");
+    ini.push_str(&names);
+    std::fs::write(d.path().join("ung.ini"), ini).unwrap();
+    std::fs::write(d.path().join("limit.txt"), names).unwrap();
+    let (t, out) = timed_list(d.path(), &["-i", "ung.ini", "--limit", "@limit.txt"]);
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(j["web"]["hosts"].as_array().unwrap().len(), 50_000);
+    assert!(j.get("ungrouped").is_none(), "{}", j["ungrouped"]);
+    assert!(t < std::time::Duration::from_secs(5), "{t:?}");
+}

@@ -169,3 +169,180 @@ fn extra_vars_forms() {
         .code(0);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "extra 1 from-file");
 }
+
+/// A role that depends on (meta/main.yml) or includes a role leading back to it is refused
+/// at load with the chain and the file:line that closes the loop, as ansible-core refuses it
+/// ("A recursion loop was detected with the roles specified"); a loop that only shows at run
+/// time (through a task file included at run time) fails the task naming the chain.
+#[test]
+fn role_dependency_loops_are_refused_naming_the_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let run = |dir: &Path, args: &[&str]| {
+        Command::cargo_bin("darkport")
+            .unwrap()
+            .current_dir(dir)
+            .args(args)
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+    };
+    // meta/main.yml dependencies: r1 -> r2 -> r1.
+    let meta = p.join("meta");
+    write(&meta, "inv", "[local]\nhere ansible_connection=local\n");
+    write(
+        &meta,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  roles: [r1]\n",
+    );
+    write(&meta, "roles/r1/tasks/main.yml", "- debug: msg=r1\n");
+    write(
+        &meta,
+        "roles/r1/meta/main.yml",
+        "dependencies:\n  - role: r2\n",
+    );
+    write(&meta, "roles/r2/tasks/main.yml", "- debug: msg=r2\n");
+    write(
+        &meta,
+        "roles/r2/meta/main.yml",
+        "galaxy_info: {}\ndependencies:\n  - r1\n",
+    );
+    for args in [
+        &["run", "-i", "inv", "pb.yml"][..],
+        &["run", "-i", "inv", "--syntax-check", "pb.yml"][..],
+    ] {
+        run(&meta, args)
+            .code(1)
+            .stderr(predicate::str::contains("roles/r2/meta/main.yml:3:5"))
+            .stderr(predicate::str::contains("recursion loop"))
+            .stderr(predicate::str::contains("r1 -> r2 -> r1"))
+            .stdout(predicate::str::contains("PLAY").not());
+    }
+    // A role depending on itself.
+    write(&meta, "roles/r2/meta/main.yml", "dependencies: [r2]\n");
+    run(&meta, &["run", "-i", "inv", "pb.yml"])
+        .code(1)
+        .stderr(predicate::str::contains("roles/r2/meta/main.yml:1:16: "))
+        .stderr(predicate::str::contains(
+            "loop was detected with the roles specified: r2 -> r2",
+        ));
+    // include_role, resolved when the playbook loads: r1 -> r2 -> r1.
+    let inc = p.join("inc");
+    write(&inc, "inv", "[local]\nhere ansible_connection=local\n");
+    write(
+        &inc,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  roles: [r1]\n",
+    );
+    write(
+        &inc,
+        "roles/r1/tasks/main.yml",
+        "- debug: msg=r1\n- include_role: name=r2\n",
+    );
+    write(
+        &inc,
+        "roles/r2/tasks/main.yml",
+        "- debug: msg=r2\n- include_role:\n    name: r1\n",
+    );
+    run(&inc, &["run", "-i", "inv", "pb.yml"])
+        .code(1)
+        .stderr(predicate::str::contains("roles/r2/tasks/main.yml:3:5"))
+        .stderr(predicate::str::contains("r1 -> r2 -> r1"))
+        .stdout(predicate::str::contains("PLAY").not());
+    // The loop closes only at run time (a templated include_tasks): the task fails with the
+    // chain instead of including forever.
+    let dynamic = p.join("dynamic");
+    write(&dynamic, "inv", "[local]\nhere ansible_connection=local\n");
+    write(
+        &dynamic,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  roles: [r1]\n",
+    );
+    write(
+        &dynamic,
+        "roles/r1/tasks/main.yml",
+        "- debug: msg=r1\n- include_tasks: \"{{ 'more.yml' }}\"\n",
+    );
+    write(
+        &dynamic,
+        "roles/r1/tasks/more.yml",
+        "- include_role: name=r2\n",
+    );
+    write(
+        &dynamic,
+        "roles/r2/tasks/main.yml",
+        "- debug: msg=r2\n- include_role: name=r1\n",
+    );
+    let a = run(&dynamic, &["run", "-i", "inv", "pb.yml"]).code(2);
+    let out = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(
+        out.contains("roles/r2/tasks/main.yml:2:") && out.contains("r1 -> r2 -> r1"),
+        "{out}"
+    );
+    assert_eq!(out.matches("\"msg\": \"r1\"").count(), 1, "{out}");
+}
+
+/// meta/main.yml dependencies run before their role, each role (with the same params) once
+/// per play unless it allows duplicates, their handlers join the play's; checked against
+/// ansible-playbook 2.19 on the same files.
+#[test]
+fn role_dependencies_run_first_and_once_per_play() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    write(p, "inv", "[local]\nhere ansible_connection=local\n");
+    write(p, "roles/web/tasks/main.yml", "- debug: msg=web\n");
+    write(
+        p,
+        "roles/web/meta/main.yml",
+        "dependencies:\n  - common\n  - twice\n",
+    );
+    write(p, "roles/db/tasks/main.yml", "- debug: msg=db\n");
+    write(
+        p,
+        "roles/db/meta/main.yml",
+        "dependencies:\n  - role: common\n  - role: common\n    vars:\n      x: 2\n  - twice\n",
+    );
+    write(
+        p,
+        "roles/common/tasks/main.yml",
+        "- debug: msg=\"common {{ x | default(0) }} {{ common_default }}\"\n  changed_when: true\n  notify: h\n",
+    );
+    write(p, "roles/common/defaults/main.yml", "common_default: cd\n");
+    write(
+        p,
+        "roles/common/handlers/main.yml",
+        "- name: h\n  debug: msg=handler\n",
+    );
+    write(p, "roles/twice/tasks/main.yml", "- debug: msg=twice\n");
+    write(p, "roles/twice/meta/main.yml", "allow_duplicates: true\n");
+    write(
+        p,
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=\"play sees {{ common_default }}\"\n  roles: [web, db, common]\n",
+    );
+    let a = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(p)
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .code(0);
+    let out = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    let msgs: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("\"msg\": \""))
+        .map(|l| l.trim_end_matches("\","))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "common 0 cd",
+            "twice",
+            "web",
+            "common 2 cd",
+            "twice",
+            "db",
+            "play sees cd",
+            "handler"
+        ],
+        "{out}"
+    );
+}

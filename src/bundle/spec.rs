@@ -103,7 +103,7 @@ fn valid_product(n: &str) -> bool {
 
 impl Spec {
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        let text = crate::yaml_limits::read_to_string(path).map_err(|source| SpecError::Read {
             path: path.into(),
             source,
         })?;
@@ -111,6 +111,12 @@ impl Spec {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        crate::yaml_limits::check(text).map_err(|e| SpecError::Syntax {
+            path: path.into(),
+            line: e.line as u64,
+            column: e.col as u64,
+            message: e.msg,
+        })?;
         let raw: RawSpec = serde_saphyr::from_str(text).map_err(|e| {
             let (line, column) = e
                 .location()

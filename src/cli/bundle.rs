@@ -73,4 +73,8 @@ pub struct InspectArgs {
     /// Also write a page with the images and the layers they share (rows × columns).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Check only the signature of the manifest, not each member's hash (quick on a big
+    /// bundle, but a changed member goes unnoticed: run verify before trusting it).
+    #[arg(long)]
+    pub manifest_only: bool,
 }

@@ -3,6 +3,7 @@
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct RegistryArgs {
@@ -82,6 +83,21 @@ pub struct ServeArgs {
     /// Log one line per request even on a terminal (always on with --progress plain).
     #[arg(long)]
     pub log_requests: bool,
+    /// Close a connection that starts no request for this long (after its TLS handshake or
+    /// its last response), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// A request head (and a TLS handshake) must arrive whole within this time of its first
+    /// byte, or the connection is closed.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; larger ones get 431.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+    /// Connections open at once (TLS handshakes included); more are closed at once (503 on
+    /// plain HTTP). Lowered to what the open-files limit holds.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 #[derive(Subcommand, Debug)]

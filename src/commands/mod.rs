@@ -69,7 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Keygen(a) => keygen::run(a),
         Command::BuildBundle(a) => build_bundle::run(a, cli.progress),
         Command::Verify(a) => verify::run(a, cli.progress),
-        Command::Inspect(a) => inspect::run(a),
+        Command::Inspect(a) => inspect::run(a, cli.progress),
         Command::Sbom(a) => sbom::run_sbom(a, cli.progress),
         Command::Licenses(a) => sbom::run_licenses(a, cli.progress),
         Command::Run(a) => run::run(a),

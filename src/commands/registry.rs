@@ -1,7 +1,7 @@
 //! `darkport registry serve | ca init | cert | passwd | fetch`.
 
 use crate::cli::registry::{CaCommand, PasswdArgs, RegistryArgs, RegistryCommand, ServeArgs};
-use crate::ops::registry::{self, RequestRecord, ServeConfig, ServeReporter, ServerEvents};
+use crate::ops::registry::{self, Limits, RequestRecord, ServeConfig, ServeReporter, ServerEvents};
 use crate::ui::ProgressMode;
 use anyhow::Context;
 use std::io::Write;
@@ -114,6 +114,12 @@ fn serve(a: ServeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         tls: a.tls_cert.zip(a.tls_key),
         auth: a.auth,
         realm: a.realm,
+        limits: Limits {
+            idle_timeout: a.idle_timeout,
+            header_timeout: a.header_timeout,
+            max_header_bytes: a.max_header_bytes,
+            max_connections: a.max_connections as usize,
+        },
     };
     registry::serve(cfg, Arc::new(LogEvents { requests }))?;
     Ok(0)

@@ -352,7 +352,7 @@ fn vars_dir_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InventoryErr
 }
 
 fn load_vars_file(path: &Path) -> Result<Option<Map<String, Value>>, InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InventoryError::Read {
+    let text = crate::yaml_limits::read_to_string(path).map_err(|e| InventoryError::Read {
         path: path.to_path_buf(),
         source: e,
     })?;

@@ -460,10 +460,7 @@ impl Inventory {
             }
         };
         if let Some(g) = group {
-            if !self.groups[g].hosts.contains(&h) {
-                self.groups[g].hosts.push(h);
-                self.hosts[h].groups.push(g);
-            }
+            self.add_host_to(g, h);
         }
         h
     }
@@ -594,16 +591,23 @@ impl Inventory {
                 self.add_child(ALL, g).expect("all has no parents");
             }
         }
+        // Leaving `ungrouped` is one pass over its hosts at the end, not one per host.
+        let mut leaving = HashSet::new();
         for h in 0..self.hosts.len() {
             let groups = self.all_groups_of(h);
             if groups.contains(&UNGROUPED) {
                 if groups.iter().any(|&g| g != ALL && g != UNGROUPED) {
-                    self.groups[UNGROUPED].hosts.retain(|&x| x != h);
+                    leaving.insert(h);
                     self.hosts[h].groups.retain(|&x| x != UNGROUPED);
                 }
             } else if groups.iter().all(|&g| g == ALL) {
                 self.add_host_to(UNGROUPED, h);
             }
+        }
+        if !leaving.is_empty() {
+            self.groups[UNGROUPED]
+                .hosts
+                .retain(|x| !leaving.contains(x));
         }
         // depth = longest path from `all`
         let n = self.groups.len();
@@ -634,8 +638,11 @@ impl Inventory {
         }
     }
 
+    /// Put host `h` in group `g` (once). Membership is looked up in the host's own list of
+    /// groups (a few), not in the group's hosts (maybe 100,000s): `hosts[h].groups` and
+    /// `groups[g].hosts` always change together.
     fn add_host_to(&mut self, g: usize, h: usize) {
-        if !self.groups[g].hosts.contains(&h) {
+        if !self.hosts[h].groups.contains(&g) {
             self.groups[g].hosts.push(h);
             self.hosts[h].groups.push(g);
         }

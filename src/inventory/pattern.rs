@@ -102,26 +102,26 @@ fn evaluate(
     parts: Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<usize>, InventoryError> {
+    // `have` mirrors `hosts`, so each part costs what it matches (a `--limit @file` of
+    // 100,000 names is linear, not quadratic).
     let mut hosts: Vec<usize> = Vec::new();
+    let mut have: HashSet<usize> = HashSet::new();
     for p in order_patterns(parts) {
         if let Some(&h) = inv.host_idx.get(&p) {
-            if !hosts.contains(&h) {
+            if have.insert(h) {
                 hosts.push(h);
             }
             continue;
         }
         let that = match_one(inv, &p, warnings)?;
-        if p.starts_with('!') {
+        if p.starts_with('!') || p.starts_with('&') {
             let that: HashSet<usize> = that.into_iter().collect();
-            hosts.retain(|h| !that.contains(h));
-        } else if p.starts_with('&') {
-            let that: HashSet<usize> = that.into_iter().collect();
-            hosts.retain(|h| that.contains(h));
+            let keep = !p.starts_with('!');
+            hosts.retain(|h| that.contains(h) == keep);
+            have.retain(|h| that.contains(h) == keep);
         } else {
-            let existing: HashSet<usize> = hosts.iter().copied().collect();
-            let mut added = HashSet::new();
             for h in that {
-                if !existing.contains(&h) && added.insert(h) {
+                if have.insert(h) {
                     hosts.push(h);
                 }
             }

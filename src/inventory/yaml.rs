@@ -77,6 +77,12 @@ pub fn key_string(v: &Value) -> String {
 
 /// Parse one YAML document; an empty stream gives `None`.
 pub fn parse(src: &str) -> Result<Option<Node>, YamlError> {
+    // saphyr's own alias limit counts nodes, not the text a copied scalar holds.
+    crate::yaml_limits::check(src).map_err(|e| YamlError {
+        line: e.line,
+        col: e.col,
+        msg: e.msg,
+    })?;
     let mut parser = saphyr_parser::Parser::new_from_str(src);
     let mut loader: YamlLoader<MarkedYaml> = YamlLoader::default();
     loader.early_parse(false);

@@ -62,6 +62,7 @@ After=network-online.target
 ExecStart={cmdline}
 Restart=always
 RestartSec=1
+LimitNOFILE=65536
 [Install]
 WantedBy=multi-user.target
 EOF
@@ -139,6 +140,8 @@ mod tests {
             "{unit}"
         );
         assert!(unit.contains("Restart=always"));
+        // Enough descriptors for --max-connections' default (two per connection).
+        assert!(unit.contains("\nLimitNOFILE=65536\n"), "{unit}");
         // A root with a space is quoted for the shell.
         let spaced = Layout::new("/srv/dark port");
         let q = RegistryService {

@@ -162,7 +162,7 @@ fn check_includes(
                     continue;
                 }
                 seen.push(p.clone());
-                match Playbook::load_tasks(&pb.dir, p, &t.role) {
+                match Playbook::load_tasks(&pb.dir, p, &t.role, &[]) {
                     Ok(inner) => {
                         c.task_files += 1;
                         check_includes(pb, &inner, depth + 1, seen, problems, c);

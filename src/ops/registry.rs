@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use crate::registry::fetch::FetchReport;
 pub use crate::registry::receive::ReceiveReport;
 pub use crate::registry::tls::{CaInfo, ServerCertInfo};
-pub use crate::registry::{RequestRecord, ServeConfig, ServerEvents};
+pub use crate::registry::{Limits, RequestRecord, ServeConfig, ServerEvents};
 
 /// The server's events, and the moment it listens.
 pub trait ServeReporter: ServerEvents {

@@ -6,6 +6,7 @@
 //! `yes`/`no`/`on`/`off` are booleans, `0644` is octal, `1:30` is sexagesimal, `1e3` is a
 //! string (PyYAML's float needs a dot), `~`/`null`/empty are null. Quoted scalars stay strings.
 
+use crate::yaml_limits::{self, AliasBudget};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
@@ -239,18 +240,21 @@ fn pos_of(span: &Span) -> Pos {
     }
 }
 
-/// Parse every document of a YAML stream.
+/// Parse every document of a YAML stream, within the bounds of [`crate::yaml_limits`]
+/// (document size, what aliases may expand to).
 pub fn load_all(src: &str, file: &str) -> Result<Vec<YNode>, YamlError> {
-    let mut parser = Parser::new_from_str(src);
-    let mut docs = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, YNode> = HashMap::new();
     let err = |pos: Pos, msg: String| YamlError {
         file: file.to_string(),
         line: pos.line,
         col: pos.col,
         msg,
     };
+    yaml_limits::check_document_size(src.len()).map_err(|m| err(Pos { line: 1, col: 1 }, m))?;
+    let mut parser = Parser::new_from_str(src);
+    let mut docs = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, YNode> = HashMap::new();
+    let mut budget = AliasBudget::default();
     while let Some(ev) = parser.next_event() {
         let (ev, span) = ev.map_err(|e| YamlError {
             file: file.to_string(),
@@ -259,6 +263,7 @@ pub fn load_all(src: &str, file: &str) -> Result<Vec<YNode>, YamlError> {
             msg: format!("YAML syntax error: {}", e.info()),
         })?;
         let pos = pos_of(&span);
+        budget.event(&ev).map_err(|m| err(pos, m))?;
         let done: Option<(YNode, usize)> = match ev {
             Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => None,
             Event::StreamEnd => break,

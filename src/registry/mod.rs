@@ -43,6 +43,8 @@ pub mod blobs;
 pub mod client;
 pub mod fetch;
 pub mod index;
+pub mod limits;
+mod listen;
 pub mod names;
 pub mod range;
 pub mod receive;
@@ -50,6 +52,7 @@ pub mod server;
 pub mod tls;
 
 pub use index::{blob_path, index_path, RepoIndex, TagEntry};
+pub use limits::Limits;
 pub use server::{RequestRecord, ServeConfig, Server, ServerEvents};
 
 use std::net::SocketAddr;

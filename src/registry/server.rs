@@ -3,27 +3,22 @@
 use super::auth::Htpasswd;
 use super::blobs::{self, IntegrityCache, OnVerdict, Verdict};
 use super::index::{blob_path, index_path, manifest_content_type, Kind, RepoIndex, View};
+use super::limits::Limits;
 use super::names::{self, BlobRef, Reference, Route, RouteError};
 use super::range::{parse_range, RangeReq};
 use super::RegistryError;
 use crate::digest::Digest;
 use axum::body::Body;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use axum::serve::{IncomingStream, Listener};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -36,6 +31,8 @@ pub struct ServeConfig {
     /// Password file (see [`super::auth`]); no auth when absent.
     pub auth: Option<PathBuf>,
     pub realm: String,
+    /// Timeouts, header size and connection cap (see [`super::limits`]).
+    pub limits: Limits,
 }
 
 /// One answered request, for the request log.
@@ -183,130 +180,12 @@ impl Reloader {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, RegistryListener>> for Peer {
-    fn connect_info(s: IncomingStream<'_, RegistryListener>) -> Peer {
-        Peer(*s.remote_addr())
-    }
-}
-
-/// A plain or TLS connection.
-pub enum Conn {
-    Plain(TcpStream),
-    Tls(Box<tokio_native_tls::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-/// Accepts TCP connections and, with TLS, completes each handshake in its own task (a slow
-/// client never blocks the others) before handing the connection to the HTTP server.
-pub struct RegistryListener {
-    rx: tokio::sync::mpsc::Receiver<(Conn, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl Listener for RegistryListener {
-    type Io = Conn;
-    type Addr = SocketAddr;
-    async fn accept(&mut self) -> (Conn, SocketAddr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task never ends while the listener lives; park if it did.
-            None => std::future::pending().await,
-        }
-    }
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
-}
-
-fn spawn_acceptor(
-    tcp: tokio::net::TcpListener,
-    tls: Option<tokio_native_tls::TlsAcceptor>,
-    events: Arc<dyn ServerEvents>,
-) -> tokio::sync::mpsc::Receiver<(Conn, SocketAddr)> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let tls = tls.map(Arc::new);
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = match tcp.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    events.notice(&format!("accept failed: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            match &tls {
-                None => {
-                    if tx.send((Conn::Plain(stream), peer)).await.is_err() {
-                        return;
-                    }
-                }
-                Some(acc) => {
-                    let (acc, tx, events) = (acc.clone(), tx.clone(), events.clone());
-                    tokio::spawn(async move {
-                        match tokio::time::timeout(Duration::from_secs(15), acc.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(s)) => {
-                                let _ = tx.send((Conn::Tls(Box::new(s)), peer)).await;
-                            }
-                            Ok(Err(e)) => {
-                                events.notice(&format!("TLS handshake with {peer} failed: {e}"))
-                            }
-                            Err(_) => {
-                                events.notice(&format!("TLS handshake with {peer} timed out"))
-                            }
-                        }
-                    });
-                }
-            }
-        }
-    });
-    rx
-}
-
 /// A bound, not yet running server.
 pub struct Server {
-    listener: RegistryListener,
+    tcp: tokio::net::TcpListener,
+    tls: Option<tokio_native_tls::TlsAcceptor>,
+    limits: Limits,
+    local: SocketAddr,
     shared: Arc<Shared>,
     url: String,
 }
@@ -355,7 +234,7 @@ impl Server {
             source,
         })?;
         let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
-        let rx = spawn_acceptor(tcp, tls, events.clone());
+        let limits = fit_limits(cfg.limits, events.as_ref());
         let shared = Arc::new(Shared {
             root: cfg.root,
             catalog,
@@ -366,14 +245,17 @@ impl Server {
             events,
         });
         Ok(Server {
-            listener: RegistryListener { rx, local },
+            tcp,
+            tls,
+            limits,
+            local,
             shared,
             url,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local
+        self.local
     }
 
     /// `http://ADDR` or `https://ADDR`.
@@ -399,15 +281,26 @@ impl Server {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(self.shared.clone());
-        let addr = self.listener.local;
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<Peer>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| RegistryError::Bind { addr, source })
+        let events = self.shared.events.clone();
+        super::listen::serve(self.tcp, self.tls, app, self.limits, events, shutdown).await;
+        Ok(())
     }
+}
+
+/// The configured limits, with the connection cap lowered to what the open-files limit
+/// holds (raised to its hard limit first).
+fn fit_limits(mut limits: Limits, events: &dyn ServerEvents) -> Limits {
+    let nofile = super::limits::raise_nofile_limit();
+    let fits = super::limits::connections_for_fds(nofile);
+    if limits.max_connections > fits {
+        events.notice(&format!(
+            "the open-files limit ({nofile}) holds {fits} connections: serving at most {fits} \
+             instead of --max-connections {} (raise LimitNOFILE / ulimit -n)",
+            limits.max_connections
+        ));
+        limits.max_connections = fits;
+    }
+    limits
 }
 
 // ---------------------------------------------------------------------------------------

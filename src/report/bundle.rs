@@ -93,6 +93,10 @@ pub struct InspectReport {
     pub migrations: Vec<String>,
     pub delta_base: Vec<DeltaBase>,
     pub missing_blobs: Vec<Digest>,
+    /// Members of the file (manifest and signature included).
+    pub members: usize,
+    /// Every member was hashed against the manifest (false with `--manifest-only`).
+    pub members_checked: bool,
     #[serde(skip)]
     pub signature: Signature,
 }

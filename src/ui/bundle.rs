@@ -100,10 +100,20 @@ pub fn inspect_text(r: &InspectReport) -> String {
     o.push_str(&format!("platforms {}\n", r.platforms.join(", ")));
     o.push_str(&format!(
         "signature {}\n",
-        match &r.signature {
-            Signature::Trusted(k) => format!("ok, key {k}"),
-            Signature::Unchecked => "present but NOT checked (no trusted key)".into(),
-            Signature::None => "NONE (unsigned)".into(),
+        match (&r.signature, r.members_checked) {
+            (Signature::Trusted(k), true) => format!("ok, key {k}"),
+            (Signature::Trusted(k), false) =>
+                format!("of the manifest ok, key {k}; members not checked (run verify)"),
+            (Signature::Unchecked, _) => "present but NOT checked (no trusted key)".into(),
+            (Signature::None, _) => "NONE (unsigned)".into(),
+        }
+    ));
+    o.push_str(&format!(
+        "members   {}\n",
+        if r.members_checked {
+            format!("{}, every hash matches the manifest", r.members)
+        } else {
+            format!("{}, NOT checked (--manifest-only; run verify)", r.members)
         }
     ));
     o.push_str(&format!("id        {}\n", r.bundle_id));

@@ -59,6 +59,9 @@ pub(super) struct PlayCtx<'a> {
 pub(super) struct Inherit {
     pub(super) kws: Vec<Kw>,
     pub(super) role: Option<Arc<RoleCtx>>,
+    /// The roles running, outermost first (a task file included at run time must not
+    /// include one of them again: a loop).
+    pub(super) roles: Vec<Arc<RoleCtx>>,
 }
 
 impl Inherit {

@@ -122,7 +122,10 @@ pub(super) fn run_list(
                 }
                 run_meta(pc, hosts, task, inh, &active, &mut res);
             }
-            TaskKind::Role { role, tasks: rt } | TaskKind::IncludeRole { role, tasks: rt } => {
+            TaskKind::Role { role, tasks: rt }
+            | TaskKind::IncludeRole {
+                role, tasks: rt, ..
+            } => {
                 // A role entry runs like a block: when a task inside matches the tags.
                 let role_entry = matches!(task.kind, TaskKind::Role { .. });
                 let runs =
@@ -130,10 +133,11 @@ pub(super) fn run_list(
                 if !runs {
                     continue;
                 }
-                let sub = Inherit {
+                let mut sub = Inherit {
                     role: Some(role.clone()),
                     ..inh.push(&task.kw, None)
                 };
+                sub.roles.push(role.clone());
                 let r = run_list(pc, hosts, rt, &sub, &active);
                 res.failed.extend(r.failed);
                 res.end_play |= r.end_play;
@@ -392,7 +396,7 @@ fn run_include(
         }
     }
     for (p, members) in groups {
-        let tasks = match Playbook::load_tasks(&pc.pb.dir, &p, &task.role) {
+        let tasks = match Playbook::load_tasks(&pc.pb.dir, &p, &task.role, &inh.roles) {
             Ok(t) => t,
             Err(e) => {
                 for (h, _) in &members {

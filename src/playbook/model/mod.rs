@@ -4,8 +4,11 @@
 use super::template;
 use super::yaml::{self, YNode, YValue};
 use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 mod args;
@@ -216,6 +219,8 @@ pub enum TaskKind {
     IncludeRole {
         role: Arc<RoleCtx>,
         tasks: Vec<Task>,
+        /// The role's handlers and its dependencies' (they join the play's).
+        handlers: Vec<Task>,
     },
     Meta(String),
 }
@@ -383,6 +388,33 @@ pub struct Playbook {
 struct Loader {
     pb_dir: PathBuf,
     depth: usize,
+    /// The roles being loaded, outermost first (name as written, directory): meeting one of
+    /// them again (a dependency or an include_role) is a loop.
+    roles: Vec<(String, PathBuf)>,
+    /// Roles (directory and params) already in the current play: a play role or dependency
+    /// met again is left out, as Ansible runs a role once per play (see `play.rs`).
+    ran: Rc<RefCell<HashSet<String>>>,
+}
+
+impl Loader {
+    fn new(pb_dir: PathBuf, depth: usize) -> Loader {
+        Loader {
+            pb_dir,
+            depth,
+            roles: Vec::new(),
+            ran: Rc::default(),
+        }
+    }
+
+    /// A loader one include deeper, in the same roles and play.
+    fn deeper(&self) -> Loader {
+        Loader {
+            pb_dir: self.pb_dir.clone(),
+            depth: self.depth + 1,
+            roles: self.roles.clone(),
+            ran: self.ran.clone(),
+        }
+    }
 }
 
 fn loc_of(file: &Arc<str>, n: &YNode) -> Loc {
@@ -394,7 +426,7 @@ fn loc_of(file: &Arc<str>, n: &YNode) -> Loc {
 }
 
 fn read_yaml(path: &Path) -> Result<(Arc<str>, YNode), LoadError> {
-    let src = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
+    let src = crate::yaml_limits::read_to_string(path).map_err(|e| LoadError::Read {
         path: path.display().to_string(),
         source: e,
     })?;
@@ -527,10 +559,7 @@ impl Playbook {
             })
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let loader = Loader {
-            pb_dir: dir.clone(),
-            depth: 0,
-        };
+        let loader = Loader::new(dir.clone(), 0);
         let Some(items) = node.as_seq() else {
             return Err(invalid(
                 &loc_of(&file, &node),
@@ -548,17 +577,20 @@ impl Playbook {
         })
     }
 
-    /// Load a task file at run time (`include_tasks`).
+    /// Load a task file at run time (`include_tasks`) inside the roles `running` (outermost
+    /// first): a role it includes that leads back to one of them is a loop, refused here.
     pub fn load_tasks(
         pb_dir: &Path,
         path: &Path,
         role: &Option<Arc<RoleCtx>>,
+        running: &[Arc<RoleCtx>],
     ) -> Result<Vec<Task>, LoadError> {
-        Loader {
-            pb_dir: pb_dir.to_path_buf(),
-            depth: 1,
-        }
-        .load_task_file(path, role)
+        let mut loader = Loader::new(pb_dir.to_path_buf(), 1);
+        loader.roles = running
+            .iter()
+            .map(|r| (r.name.clone(), r.path.clone()))
+            .collect();
+        loader.load_task_file(path, role)
     }
 }
 

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// A role entry loaded: the role, the task that runs it, its handlers (its dependencies'
+/// included).
+type RoleEntry = (Arc<RoleCtx>, Task, Vec<Task>);
+
 impl Loader {
     pub(super) fn load_role(
         &self,
@@ -11,20 +15,21 @@ impl Loader {
         tasks_from: Option<&str>,
         loc: &Loc,
     ) -> Result<RoleLoad, LoadError> {
-        let cands = [self.pb_dir.join("roles").join(name), self.pb_dir.join(name)];
-        let Some(path) = cands.iter().find(|p| p.is_dir()) else {
+        let path = self.find_role(name, loc)?;
+        if let Some(i) = self.roles.iter().position(|(_, p)| *p == path) {
+            let chain: Vec<&str> = self.roles[i..].iter().map(|(n, _)| n.as_str()).collect();
             return Err(invalid(
                 loc,
                 format!(
-                    "the role '{name}' was not found in {}",
-                    cands
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "a recursion loop was detected with the roles specified: {} -> {name} \
+                     (a role must not depend on, or include, a role that leads back to it)",
+                    chain.join(" -> ")
                 ),
             ));
-        };
+        }
+        let mut sub = self.deeper();
+        sub.depth = self.depth; // a role is no include: its files count their own depth
+        sub.roles.push((name.to_string(), path.clone()));
         let vars_of = |sub: &str| -> Result<Map<String, Value>, LoadError> {
             match find_yaml(&path.join(sub), "main") {
                 Some(p) => load_vars_file(&p),
@@ -39,21 +44,79 @@ impl Loader {
             params,
         });
         let some = Some(rc.clone());
-        let tasks = match find_yaml(&path.join("tasks"), tasks_from.unwrap_or("main")) {
-            Some(p) => self.load_task_file(&p, &some)?,
+        // meta/main.yml dependencies run first, each (with its params) once per play.
+        let (mut tasks, mut dep_handlers) = (Vec::new(), Vec::new());
+        for dep in sub.dependencies(&path)? {
+            if let Some((_, task, handlers)) = sub.load_play_role(&dep.0, &dep.1)? {
+                tasks.push(task);
+                dep_handlers.extend(handlers);
+            }
+        }
+        match find_yaml(&path.join("tasks"), tasks_from.unwrap_or("main")) {
+            Some(p) => tasks.extend(sub.load_task_file(&p, &some)?),
             None if tasks_from.is_some() => {
                 return Err(invalid(
                     loc,
                     format!("role '{name}' has no tasks file '{}'", tasks_from.unwrap()),
                 ))
             }
+            None => {}
+        }
+        let mut handlers = match find_yaml(&path.join("handlers"), "main") {
+            Some(p) => sub.load_task_file(&p, &some)?,
             None => vec![],
         };
-        let handlers = match find_yaml(&path.join("handlers"), "main") {
-            Some(p) => self.load_task_file(&p, &some)?,
-            None => vec![],
-        };
+        handlers.extend(dep_handlers);
         Ok((rc, tasks, handlers))
+    }
+
+    /// The directory of role `name`: `roles/<name>` or `<name>` beside the playbook.
+    fn find_role(&self, name: &str, loc: &Loc) -> Result<PathBuf, LoadError> {
+        let cands = [self.pb_dir.join("roles").join(name), self.pb_dir.join(name)];
+        let Some(path) = cands.iter().find(|p| p.is_dir()) else {
+            return Err(invalid(
+                loc,
+                format!(
+                    "the role '{name}' was not found in {}",
+                    cands
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        Ok(path.clone())
+    }
+
+    /// The `dependencies:` entries of a role's `meta/main.yml`, with the file they are in.
+    fn dependencies(&self, role: &Path) -> Result<Vec<(YNode, Arc<str>)>, LoadError> {
+        let Some(p) = find_yaml(&role.join("meta"), "main") else {
+            return Ok(vec![]);
+        };
+        let (file, node) = read_yaml(&p)?;
+        match node.get("dependencies") {
+            None => Ok(vec![]),
+            Some(d) if matches!(d.v, YValue::Null) => Ok(vec![]),
+            Some(d) => match d.as_seq() {
+                Some(list) => Ok(list.iter().map(|n| (n.clone(), file.clone())).collect()),
+                None => Err(invalid(
+                    &loc_of(&file, d),
+                    "dependencies must be a list of roles",
+                )),
+            },
+        }
+    }
+
+    /// Whether a role's `meta/main.yml` says `allow_duplicates: true`.
+    fn allows_duplicates(role: &Path) -> Result<bool, LoadError> {
+        let Some(p) = find_yaml(&role.join("meta"), "main") else {
+            return Ok(false);
+        };
+        let (_, node) = read_yaml(&p)?;
+        Ok(node
+            .get("allow_duplicates")
+            .is_some_and(|v| matches!(v.v, YValue::Bool(true))))
     }
 
     pub(super) fn load_play(&self, node: &YNode, file: &Arc<str>) -> Result<Play, LoadError> {
@@ -64,6 +127,7 @@ impl Loader {
         if node.get("import_playbook").is_some() {
             return Err(invalid(&loc, "import_playbook is not supported"));
         }
+        self.ran.borrow_mut().clear(); // roles run once per play
         for (k, _) in map {
             let key = k.key_string();
             if !PLAY_KEYWORDS.contains(&key.as_str()) {
@@ -91,8 +155,19 @@ impl Loader {
             kw: kw_from(map, file)?,
             ..Default::default()
         };
+        // Task lists and roles load in the order they run (a role met again is left out, and
+        // `handlers:` must not replace the handlers roles brought), the rest as written.
+        const RUN_ORDER: [&str; 4] = ["pre_tasks", "roles", "tasks", "post_tasks"];
         for (k, v) in map {
-            self.set_play_keyword(&mut play, &k.key_string(), v, file)?;
+            let k = k.key_string();
+            if !RUN_ORDER.contains(&k.as_str()) {
+                self.set_play_keyword(&mut play, &k, v, file)?;
+            }
+        }
+        for key in RUN_ORDER {
+            if let Some(v) = node.get(key) {
+                self.set_play_keyword(&mut play, key, v, file)?;
+            }
         }
         // Handlers from include_role/import_role tasks join the play's handlers.
         let mut extra = Vec::new();
@@ -102,7 +177,7 @@ impl Loader {
             &play.tasks,
             &play.post_tasks,
         ] {
-            role_handlers(list, self, &mut extra)?;
+            role_handlers(list, &mut extra);
         }
         play.handlers.extend(extra);
         play.uses_hostvars = play.vars.values().any(mentions_hostvars)
@@ -156,10 +231,13 @@ impl Loader {
             "handlers" => play.handlers = self.load_task_list(v, file, &base, &None)?,
             "roles" => {
                 for r in v.as_seq().unwrap_or(&[]) {
-                    let (rc, task, handlers) = self.load_play_role(r, file)?;
-                    play.roles.push(rc);
-                    play.role_tasks.push(task);
-                    play.handlers.extend(handlers);
+                    // None: the same role with the same params is already in the play.
+                    if let Some((rc, task, handlers)) = self.load_play_role(r, file)? {
+                        // Dependencies' defaults and vars are the play's too, theirs first.
+                        push_with_deps(&rc, &task, &mut play.roles);
+                        play.role_tasks.push(task);
+                        play.handlers.extend(handlers);
+                    }
                 }
             }
             _ => {}
@@ -167,13 +245,12 @@ impl Loader {
         Ok(())
     }
 
-    /// One `roles:` entry (a name, or a mapping with `role:` plus params and keywords) as
-    /// the role, the task that runs it and the role's handlers.
-    fn load_play_role(
-        &self,
-        r: &YNode,
-        file: &Arc<str>,
-    ) -> Result<(Arc<RoleCtx>, Task, Vec<Task>), LoadError> {
+    /// One `roles:` entry or `meta/main.yml` dependency (a name, or a mapping with `role:`
+    /// plus params and keywords) as the role, the task that runs it and the role's handlers
+    /// (its dependencies' included). `None` when the same role with the same params is
+    /// already in the play and its meta does not say `allow_duplicates: true`: Ansible runs
+    /// it once.
+    fn load_play_role(&self, r: &YNode, file: &Arc<str>) -> Result<Option<RoleEntry>, LoadError> {
         let rloc = loc_of(file, r);
         let (name, mut params, mut kw) = match &r.v {
             YValue::Str(s) => (s.clone(), Map::new(), Kw::default()),
@@ -199,39 +276,58 @@ impl Loader {
         for (vk, vv) in std::mem::take(&mut kw.vars) {
             params.insert(vk, vv);
         }
+        let path = self.find_role(&name, &rloc)?;
+        let key = format!("{}\n{}", path.display(), Value::Object(params.clone()));
+        if self.ran.borrow().contains(&key) && !Self::allows_duplicates(&path)? {
+            return Ok(None);
+        }
         let (rc, tasks, handlers) = self.load_role(&name, params, None, &rloc)?;
+        self.ran.borrow_mut().insert(key);
         let mut task = Task::empty(rloc, kw, None);
         task.name = Some(format!("role {name}"));
         task.kind = TaskKind::Role {
             role: rc.clone(),
             tasks,
         };
-        Ok((rc, task, handlers))
+        Ok(Some((rc, task, handlers)))
     }
 }
 
+/// `rc` after the roles it depends on (the `Role` tasks its task runs first), depth first.
+fn push_with_deps(rc: &Arc<RoleCtx>, task: &Task, out: &mut Vec<Arc<RoleCtx>>) {
+    if let TaskKind::Role { tasks, .. } = &task.kind {
+        for t in tasks {
+            if let TaskKind::Role { role, .. } = &t.kind {
+                push_with_deps(role, t, out);
+            }
+        }
+    }
+    out.push(rc.clone());
+}
+
 /// Handlers of the roles that tasks include (include_role/import_role), found through
-/// blocks and play roles; a play role's own handlers are already the play's.
-fn role_handlers(tasks: &[Task], loader: &Loader, out: &mut Vec<Task>) -> Result<(), LoadError> {
+/// blocks and roles; a play role's own handlers (and its dependencies') are already the
+/// play's.
+fn role_handlers(tasks: &[Task], out: &mut Vec<Task>) {
     for t in tasks {
         match &t.kind {
-            TaskKind::IncludeRole { role, .. } => {
-                if let Some(p) = find_yaml(&role.path.join("handlers"), "main") {
-                    out.extend(loader.load_task_file(&p, &Some(role.clone()))?);
-                }
+            TaskKind::IncludeRole {
+                tasks, handlers, ..
+            } => {
+                out.extend(handlers.iter().cloned());
+                role_handlers(tasks, out);
             }
             TaskKind::Block {
                 block,
                 rescue,
                 always,
             } => {
-                role_handlers(block, loader, out)?;
-                role_handlers(rescue, loader, out)?;
-                role_handlers(always, loader, out)?;
+                role_handlers(block, out);
+                role_handlers(rescue, out);
+                role_handlers(always, out);
             }
-            TaskKind::Role { tasks, .. } => role_handlers(tasks, loader, out)?,
+            TaskKind::Role { tasks, .. } => role_handlers(tasks, out),
             _ => {}
         }
     }
-    Ok(())
 }

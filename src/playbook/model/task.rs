@@ -43,10 +43,7 @@ impl Loader {
             ));
         }
         let (file, node) = read_yaml(path)?;
-        let sub = Loader {
-            pb_dir: self.pb_dir.clone(),
-            depth: self.depth + 1,
-        };
+        let sub = self.deeper();
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         sub.load_task_list(&node, &file, &base, role)
     }
@@ -222,9 +219,13 @@ impl Loader {
                     .map(template::py_str)
                     .ok_or_else(|| invalid(args_loc, format!("{module}: no role name given")))?;
                 let tasks_from = args.get("tasks_from").map(template::py_str);
-                let (rc, tasks, _handlers) =
+                let (rc, tasks, handlers) =
                     self.load_role(&name, Map::new(), tasks_from.as_deref(), args_loc)?;
-                TaskKind::IncludeRole { role: rc, tasks }
+                TaskKind::IncludeRole {
+                    role: rc,
+                    tasks,
+                    handlers,
+                }
             }
             _ => TaskKind::Module {
                 module,
