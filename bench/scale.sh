@@ -60,7 +60,7 @@ measure() {
     if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
       local t f
       t=$(awk '/^Threads:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
-      f=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
+      f=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l || true)
       [ "${t:-0}" -gt "$th" ] && th=$t
       [ "$f" -gt "$fd" ] && fd=$f
     fi
