@@ -32,18 +32,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
 wipe() { for i in $(seq 1 "$max"); do rm -rf "$dir/node$i/root/srv/bench"; done; }
 
-# Inventories with the first N nodes, for each tool.
-mkinv() {
-  local n=$1
-  { echo "[nodes]"; grep '^node' "$inv" | head -n "$n" | sed "s|\$| ansible_ssh_common_args='-o UserKnownHostsFile=$kh'|"; } > "$dir/inv$n.ini"
-  {
-    echo "hosts = ["
-    grep '^node' "$inv" | head -n "$n" | while read -r name h p u k; do
-      echo "  ('${h#ansible_host=}', {'ssh_port': ${p#ansible_port=}, 'ssh_user': 'root', 'ssh_key': '${k#ansible_ssh_private_key_file=}', 'ssh_known_hosts_file': '$kh', 'ssh_strict_host_key_checking': 'yes'}),"
-    done
-    echo "]"
-  } > "$dir/inv$n.py"
-}
+. bench/inventories.sh
 
 run_dp() { "$DP" run -i "$dir/inv$1.ini" --known-hosts "$kh" -f 10 "$pb/site.yml" > "$dir/dp.log" 2>&1 || { cat "$dir/dp.log"; exit 1; }; }
 run_ansible() {

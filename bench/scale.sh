@@ -37,17 +37,7 @@ pb=$PWD/bench/playbook
 log=$dir/last.log
 
 wipe() { for i in $(seq 1 "$max"); do rm -rf "$dir/node$i/root/srv/bench"; done; }
-mkinv() {
-  local n=$1
-  { echo "[nodes]"; grep '^node' "$inv" | head -n "$n" | sed "s|\$| ansible_ssh_common_args='-o UserKnownHostsFile=$kh'|"; } > "$dir/inv$n.ini"
-  {
-    echo "hosts = ["
-    grep '^node' "$inv" | head -n "$n" | while read -r _ h p _ k; do
-      echo "  ('${h#ansible_host=}', {'ssh_port': ${p#ansible_port=}, 'ssh_user': 'root', 'ssh_key': '${k#ansible_ssh_private_key_file=}', 'ssh_known_hosts_file': '$kh', 'ssh_strict_host_key_checking': 'yes'}),"
-    done
-    echo "]"
-  } > "$dir/inv$n.py"
-}
+. bench/inventories.sh
 
 # measure NAME CMD...: runs CMD (in $pb), prints nothing; sets SECS, RSS_MIB, THREADS, FDS.
 measure() {

@@ -50,16 +50,10 @@ impl PlaybookPrinter {
             });
             pretty(&Value::Object(m))
         };
-        let command_like = [
-            "command",
-            "shell",
-            "raw",
-            "ansible.builtin.command",
-            "ansible.builtin.shell",
-            "ansible.builtin.raw",
-        ]
-        .contains(&module)
-            && !m.contains_key("ansible_job_id");
+        // The module's own name, as the engine resolves `ansible.builtin.shell` and the like.
+        let name = crate::playbook::modules::registry::lookup(module).map_or(module, |d| d.name);
+        let command_like =
+            ["command", "shell", "raw"].contains(&name) && !m.contains_key("ansible_job_id");
         let text = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let generic = |caption: &str| {
             let rc = m

@@ -11,22 +11,19 @@ use std::io::{Read, Write};
 /// Verbosity at which connections and the commands sent over them are shown.
 pub(super) const TRACE_LEVEL: u8 = 3;
 
-/// The connection line for a host: who logs in where, from its connection variables.
+/// The connection line for a host: who logs in where, read from its connection variables by
+/// the same rules the connection itself uses.
 pub(super) fn connect_line(host: &str, vars: &Map<String, Value>) -> String {
-    let s = |k: &str| {
-        vars.get(k)
-            .and_then(|v| v.as_str().map(str::to_string).or(Some(v.to_string())))
-    };
-    let user = s("ansible_user")
-        .or_else(|| s("ansible_ssh_user"))
-        .unwrap_or_else(|| "(login user)".into());
-    let addr = s("ansible_host").unwrap_or_else(|| host.to_string());
-    let port = s("ansible_port").unwrap_or_else(|| "22".into());
-    let conn = s("ansible_connection").unwrap_or_else(|| "ssh".into());
-    format!(
-        "ESTABLISH {} CONNECTION FOR USER: {user} ({addr}:{port})",
-        conn.to_uppercase()
-    )
+    match crate::inventory::connvars::parse_conn_vars(host, vars) {
+        Ok(c) if c.connection == crate::transport::Connection::Local => {
+            format!("ESTABLISH LOCAL CONNECTION FOR USER: {}", c.user)
+        }
+        Ok(c) => format!(
+            "ESTABLISH SSH CONNECTION FOR USER: {} ({}:{})",
+            c.user, c.host, c.port
+        ),
+        Err(e) => format!("ESTABLISH CONNECTION: {e}"),
+    }
 }
 
 /// A transport that reports every command before it runs it.
@@ -110,9 +107,15 @@ mod tests {
             connect_line("node1", v.as_object().unwrap()),
             "ESTABLISH SSH CONNECTION FOR USER: ops (10.0.0.5:2222)"
         );
+        let v = json!({"ansible_ssh_user": "app", "ansible_ssh_host": "h", "ansible_ssh_port": 23});
         assert_eq!(
-            connect_line("node1", &Map::new()),
-            "ESTABLISH SSH CONNECTION FOR USER: (login user) (node1:22)"
+            connect_line("node1", v.as_object().unwrap()),
+            "ESTABLISH SSH CONNECTION FOR USER: app (h:23)"
+        );
+        let v = json!({"ansible_connection": "local", "ansible_user": "root"});
+        assert_eq!(
+            connect_line("here", v.as_object().unwrap()),
+            "ESTABLISH LOCAL CONNECTION FOR USER: root"
         );
     }
 
