@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(skopeo docker-registry minisign openssh-server openssh-client busybox-static zstd curl
       python3-apt passwd
       pkg-config libssl-dev debootstrap iproute2 hyperfine rsync sudo openssl util-linux
-      time bc file)
+      time bc file docker-compose)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

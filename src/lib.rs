@@ -54,6 +54,7 @@ pub const VERSION: &str = concat!(
 pub mod bundle;
 pub mod cli;
 pub mod commands;
+pub mod compose;
 pub mod digest;
 pub mod fanout;
 pub mod inventory;

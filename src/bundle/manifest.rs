@@ -32,6 +32,10 @@ pub struct Manifest {
     pub migrations: Vec<String>,
     /// Bundles a delta bundle builds on (empty for a full bundle).
     pub delta_base: Vec<DeltaBase>,
+    /// The product's compose files (`compose/<file>` members of `files`), in `-f` order;
+    /// absent for a playbook-only product.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compose: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

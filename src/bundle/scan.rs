@@ -412,6 +412,15 @@ pub(super) fn parse_manifest(path: &Path, mbytes: &[u8]) -> Result<Manifest, Bun
     {
         return Err(bad("blobs are not sorted and unique".into()));
     }
+    if let Some(c) = manifest
+        .compose
+        .iter()
+        .find(|c| !c.starts_with("compose/") || !manifest.files.iter().any(|f| f.path == **c))
+    {
+        return Err(bad(format!(
+            "compose file {c:?} is not a compose/ member listed in files"
+        )));
+    }
     Ok(manifest)
 }
 

@@ -40,13 +40,24 @@ struct RawSpec {
     upgrades_from: Option<Spanned<String>>,
     #[serde(default)]
     platforms: Option<Spanned<Vec<String>>>,
-    images: Spanned<Vec<RawImage>>,
+    #[serde(default)]
+    images: Option<Spanned<Vec<RawImage>>>,
+    /// One compose file or a list (`-f` order).
+    #[serde(default)]
+    compose: Option<Spanned<ComposePaths>>,
     #[serde(default)]
     playbooks: Option<Spanned<String>>,
     #[serde(default)]
     registries: BTreeMap<String, crate::source::registry_settings::RegistrySettings>,
     #[serde(default)]
     layer_compression: Option<crate::source::Compression>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ComposePaths {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +93,12 @@ pub struct Spec {
     pub registry: RegistryOptions,
     /// Compression for uncompressed layers (`layer_compression:`; the CLI flag overrides).
     pub layer_compression: Option<crate::source::Compression>,
+    /// `compose:` files, resolved against the spec's directory, in `-f` order.
+    pub compose: Vec<PathBuf>,
+    /// Line of `compose:` in the spec.
+    pub compose_line: u64,
+    /// The compose files read by [`Spec::load`] (their images are in `images`).
+    pub compose_project: Option<crate::compose::Project>,
 }
 
 /// Image names: `[host[:port]/]path[:tag]`, lowercase path components, like a registry
@@ -107,7 +124,52 @@ impl Spec {
             path: path.into(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut spec = Self::parse(&text, path)?;
+        spec.add_compose_images()?;
+        Ok(spec)
+    }
+
+    /// Read the `compose:` files and add every image their services name that `images:`
+    /// does not list, as a registry source (`docker://REF`); `images:` entries of the same
+    /// name (e.g. built with `dir:`) are what the services get.
+    fn add_compose_images(&mut self) -> Result<(), SpecError> {
+        if self.compose.is_empty() {
+            return Ok(());
+        }
+        let project = crate::compose::load(&self.compose).map_err(|e| match e {
+            crate::compose::ComposeError::Read { path, source } => SpecError::Read { path, source },
+            crate::compose::ComposeError::Invalid {
+                path,
+                line,
+                message,
+            } => SpecError::Invalid {
+                path,
+                line,
+                message,
+            },
+        })?;
+        let base = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        for svc in project.images() {
+            let name = crate::compose::site_name(&svc.image);
+            if self.images.iter().any(|i| i.name == name) {
+                continue;
+            }
+            let text = format!("docker://{}", svc.image);
+            let source = SourceRef::parse(&text, &base).map_err(|e| SpecError::Invalid {
+                path: self.path.clone(),
+                line: self.compose_line,
+                message: format!("service {:?} ({}): {e}", svc.name, svc.at),
+            })?;
+            self.images.push(ImageSpec {
+                name: name.to_string(),
+                source,
+                source_text: text,
+                config: None,
+                at: svc.at.clone(),
+            });
+        }
+        self.compose_project = Some(project);
+        Ok(())
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
@@ -201,15 +263,38 @@ impl Spec {
             }
             None => vec![Platform::parse("linux/amd64").unwrap()],
         };
-        if raw.images.value.is_empty() {
-            return Err(invalid(
-                raw.images.referenced.line(),
-                "images is empty".into(),
-            ));
-        }
+        let (compose, compose_line) = match &raw.compose {
+            Some(c) => {
+                let list = match &c.value {
+                    ComposePaths::One(p) => vec![p.clone()],
+                    ComposePaths::Many(v) => v.clone(),
+                };
+                if list.is_empty() {
+                    return Err(invalid(c.referenced.line(), "compose is empty".into()));
+                }
+                (
+                    list.iter().map(|p| base.join(p)).collect::<Vec<_>>(),
+                    c.referenced.line(),
+                )
+            }
+            None => (Vec::new(), 0),
+        };
+        let raw_images = match raw.images {
+            Some(i) if i.value.is_empty() && compose.is_empty() => {
+                return Err(invalid(i.referenced.line(), "images is empty".into()))
+            }
+            Some(i) => i.value,
+            None if compose.is_empty() => {
+                return Err(invalid(
+                    1,
+                    "no images: and no compose: (a bundle ships at least one image)".into(),
+                ))
+            }
+            None => Vec::new(),
+        };
         let mut images = Vec::new();
         let mut names = std::collections::HashSet::new();
-        for im in raw.images.value {
+        for im in raw_images {
             let line = im.name.referenced.line();
             if !valid_image_name(&im.name.value) {
                 return Err(invalid(
@@ -254,6 +339,9 @@ impl Spec {
                 registries: raw.registries,
             },
             layer_compression: raw.layer_compression,
+            compose,
+            compose_line,
+            compose_project: None,
         })
     }
 }

@@ -94,6 +94,11 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
         playbooks,
         migrations,
         delta_base: bases,
+        compose: spec
+            .compose_project
+            .iter()
+            .flat_map(|p| p.files.iter().map(|f| format!("compose/{}", f.rel)))
+            .collect(),
     };
     let blobs = manifest.blobs.len();
     let blobs_in_bundle = manifest.blobs.iter().filter(|b| b.present).count();
@@ -103,13 +108,16 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
     let product = manifest.product.clone();
     let version = manifest.version.clone();
     let nimages = manifest.images.len();
-    let sboms = image_sboms(&manifest, &store)?;
+    let mut extra = image_sboms(&manifest, &store)?;
+    if let Some(p) = &spec.compose_project {
+        extra.extend(p.members());
+    }
     let summary = writer::write_bundle(
         manifest,
         &store,
         spec.playbooks.as_deref(),
         opts.key.as_ref(),
-        sboms,
+        extra,
         &out,
         rep,
     )

@@ -52,6 +52,7 @@ mod tests {
             playbooks: vec![],
             migrations: vec![],
             delta_base: vec![],
+            compose: vec![],
         };
         let out = d.path().join("b.darkport");
         crate::bundle::writer::write_bundle(

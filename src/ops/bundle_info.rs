@@ -111,6 +111,7 @@ pub fn inspect(
         delta_saving_bytes: unique.saturating_sub(stored),
         playbooks: m.playbooks.iter().map(|p| p.path.clone()).collect(),
         migrations: m.migrations.clone(),
+        compose: m.compose.clone(),
         delta_base: m.delta_base.clone(),
         missing_blobs: m.missing_blobs().map(|x| x.digest).collect(),
         members: b.members().len(),

@@ -327,6 +327,7 @@ mod tests {
             playbooks: vec![],
             migrations: vec![],
             delta_base: vec![],
+            compose: vec![],
         }
     }
 

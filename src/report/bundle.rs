@@ -91,6 +91,8 @@ pub struct InspectReport {
     pub delta_saving_bytes: u64,
     pub playbooks: Vec<String>,
     pub migrations: Vec<String>,
+    /// The compose files the product is deployed with, in `-f` order (empty: playbooks only).
+    pub compose: Vec<String>,
     pub delta_base: Vec<DeltaBase>,
     pub missing_blobs: Vec<Digest>,
     /// Members of the file (manifest and signature included).

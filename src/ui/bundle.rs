@@ -156,6 +156,9 @@ pub fn inspect_text(r: &InspectReport) -> String {
         r.playbooks.len(),
         r.migrations.len()
     ));
+    if !r.compose.is_empty() {
+        o.push_str(&format!("compose   {}\n", r.compose.join(", ")));
+    }
     if r.delta_base.is_empty() {
         o.push_str("delta     no (full bundle)\n");
     } else {

@@ -1,0 +1,136 @@
+//! The compose file a site deploys: every variable substituted (from the bundled `.env`), every
+//! service's `image:` pinned to the site registry by the digest the bundle ships
+//! (`REGISTRY/path@sha256:…`), so each node pulls exactly what was signed.
+//!
+//! The output is JSON (a subset of YAML that `docker compose`, `docker-compose` 1.x,
+//! `podman-compose` and `docker stack deploy` all read) after one comment line; merge keys are
+//! expanded and a literal `$` is written `$$` so the engine's own substitution leaves it alone.
+
+use super::{interpolate, normalize_image, site_name, ComposeError};
+use crate::digest::Digest;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `text` (the compose file at `path`) with variables from `vars` substituted and every image
+/// pinned: `digests` maps a site name (`dockercoins/rng:1.0.0`) to its manifest digest.
+pub fn pin(
+    text: &str,
+    path: &Path,
+    vars: &BTreeMap<String, String>,
+    registry: &str,
+    digests: &BTreeMap<String, Digest>,
+) -> Result<String, ComposeError> {
+    let invalid = |message: String| ComposeError::Invalid {
+        path: path.into(),
+        line: 0,
+        message,
+    };
+    crate::yaml_limits::check(text).map_err(|e| ComposeError::Invalid {
+        path: path.into(),
+        line: e.line as u64,
+        message: e.msg,
+    })?;
+    let mut doc: Value = serde_saphyr::from_str(text).map_err(|e| ComposeError::Invalid {
+        path: path.into(),
+        line: e.location().map(|l| l.line()).unwrap_or(0),
+        message: e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .into(),
+    })?;
+    substitute(&mut doc, vars).map_err(invalid)?;
+    if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
+        for (name, svc) in services.iter_mut() {
+            let Some(image) = svc.get_mut("image") else {
+                continue;
+            };
+            let Some(reference) = image.as_str() else {
+                return Err(invalid(format!("service {name:?}: image is not a string")));
+            };
+            let full = normalize_image(reference)
+                .map_err(|m| invalid(format!("service {name:?}: image {reference:?}: {m}")))?;
+            let site = site_name(&full);
+            let digest = digests.get(site).ok_or_else(|| {
+                invalid(format!(
+                    "service {name:?}: image {site} is not in the bundle"
+                ))
+            })?;
+            let repo = site.rsplit_once(':').map(|x| x.0).unwrap_or(site);
+            *image = Value::String(format!("{registry}/{repo}@{digest}"));
+        }
+    }
+    let mut out = String::from(
+        "# written by darkport: images pinned to the site registry by digest; do not edit\n",
+    );
+    out.push_str(&serde_json::to_string_pretty(&doc).expect("json"));
+    out.push('\n');
+    Ok(out)
+}
+
+/// Substitute variables in every string value (keys are left as they are, as Compose does),
+/// then escape what is left of `$` for the engine's own pass.
+fn substitute(v: &mut Value, vars: &BTreeMap<String, String>) -> Result<(), String> {
+    match v {
+        Value::String(s) => {
+            *s = interpolate(s, vars)?.replace('$', "$$");
+        }
+        Value::Array(a) => {
+            for x in a {
+                substitute(x, vars)?;
+            }
+        }
+        Value::Object(m) => {
+            for x in m.values_mut() {
+                substitute(x, vars)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_pinned_and_variables_resolved() {
+        let text = "x-s: &s\n  restart: always\nservices:\n  rng:\n    <<: *s\n    image: dockercoins/rng:${TAG}\n    command: [\"sh\", \"-c\", \"echo $$HOME ${GREETING:-hi}\"]\n  cache:\n    image: docker.io/library/redis\n";
+        let vars: BTreeMap<_, _> = [("TAG".to_string(), "1.0.0".to_string())].into();
+        let d1 = Digest::of(b"rng");
+        let d2 = Digest::of(b"redis");
+        let digests: BTreeMap<_, _> = [
+            ("dockercoins/rng:1.0.0".to_string(), d1),
+            ("library/redis:latest".to_string(), d2),
+        ]
+        .into();
+        let out = pin(text, Path::new("c.yml"), &vars, "10.0.0.1:5000", &digests).unwrap();
+        assert!(out.starts_with("# written by darkport"));
+        let body: Value = serde_json::from_str(out.split_once('\n').unwrap().1).unwrap();
+        let rng = &body["services"]["rng"];
+        assert_eq!(rng["image"], format!("10.0.0.1:5000/dockercoins/rng@{d1}"));
+        assert_eq!(rng["restart"], "always");
+        assert_eq!(rng["command"][2], "echo $$HOME hi");
+        assert_eq!(
+            body["services"]["cache"]["image"],
+            format!("10.0.0.1:5000/library/redis@{d2}")
+        );
+        // Read back as YAML, the file is the same document.
+        let again: Value = serde_saphyr::from_str(&out).unwrap();
+        assert_eq!(again, body);
+
+        let e = pin(
+            "services:\n  x:\n    image: other/x:1\n",
+            Path::new("c.yml"),
+            &vars,
+            "r:5000",
+            &digests,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("image other/x:1 is not in the bundle"), "{e}");
+    }
+}
