@@ -460,3 +460,53 @@ pub(super) fn expected_members(
     }
     Ok(expected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::FileEntry;
+
+    fn manifest(compose: &[&str], files: &[&str]) -> Vec<u8> {
+        Manifest {
+            format: FORMAT_V1.into(),
+            product: "p".into(),
+            version: "1.0.0".into(),
+            upgrades_from: None,
+            platforms: vec!["linux/amd64".into()],
+            created: None,
+            images: vec![],
+            blobs: vec![],
+            files: files
+                .iter()
+                .map(|f| FileEntry {
+                    path: f.to_string(),
+                    sha256: crate::digest::Digest::of(f.as_bytes()),
+                    size: 1,
+                })
+                .collect(),
+            playbooks: vec![],
+            migrations: vec![],
+            delta_base: vec![],
+            compose: compose.iter().map(|c| c.to_string()).collect(),
+        }
+        .to_bytes()
+    }
+
+    /// A `compose` entry must be a `compose/` member the manifest lists (and so hashes).
+    #[test]
+    fn compose_entries_must_be_listed_members() {
+        let p = Path::new("b.darkport");
+        let ok = manifest(&["compose/c.yml"], &["compose/c.yml"]);
+        assert_eq!(parse_manifest(p, &ok).unwrap().compose, ["compose/c.yml"]);
+        for bad in [
+            manifest(&["compose/c.yml"], &[]),
+            manifest(&["index.json"], &["index.json"]),
+        ] {
+            let e = parse_manifest(p, &bad).unwrap_err().to_string();
+            assert!(e.contains("b.darkport"), "{e}");
+        }
+        // Without compose files the key is not written at all (older bundles stay identical).
+        let none = String::from_utf8(manifest(&[], &[])).unwrap();
+        assert!(!none.contains("compose"), "{none}");
+    }
+}
