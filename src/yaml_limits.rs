@@ -13,6 +13,46 @@
 use saphyr_parser::{Event, Parser};
 use std::collections::HashMap;
 
+/// Why a document did not load, and where (1-based; 0 when unknown).
+#[derive(Debug)]
+pub struct YamlError {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+/// `text` checked against the bounds here, then deserialized with serde-saphyr. The crate's
+/// message is cut to its first line without its own "line N column M" prefix, because
+/// callers print `file:line:col` themselves.
+pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    check(text).map_err(|e| YamlError {
+        line: e.line as u64,
+        column: e.col as u64,
+        message: e.msg,
+    })?;
+    serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((0, 0));
+        let full = e.to_string();
+        let first = full.lines().next().unwrap_or("invalid YAML").trim();
+        let message = match first.strip_prefix("error: ") {
+            Some(rest) if rest.starts_with("line ") => {
+                rest.split_once(": ").map(|x| x.1).unwrap_or(rest)
+            }
+            Some(rest) => rest,
+            None => first,
+        }
+        .to_string();
+        YamlError {
+            line,
+            column,
+            message,
+        }
+    })
+}
+
 /// The largest YAML document any loader reads.
 pub const MAX_DOCUMENT_BYTES: usize = 64 << 20;
 /// The most nodes that alias expansion may add to one stream.

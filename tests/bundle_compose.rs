@@ -34,6 +34,18 @@ fn project(dir: &Path, compose: &str) -> std::path::PathBuf {
     spec
 }
 
+/// `build-bundle -f SPEC -o OUT/ --unsigned`.
+fn build_unsigned(spec: &Path, out: &Path) -> std::process::Output {
+    run(&[
+        "build-bundle",
+        "-f",
+        spec.to_str().unwrap(),
+        "-o",
+        &format!("{}/", out.display()),
+        "--unsigned",
+    ])
+}
+
 const COMPOSE: &str = "services:\n  web:\n    image: demo/web:${TAG}\n    env_file: web.env\n    ports: [\"8000:8000\"]\n  api:\n    image: demo/api:${TAG:-9}\n";
 
 #[test]
@@ -103,34 +115,24 @@ fn a_service_without_an_image_names_its_file_and_line() {
     let dir = tmp.path();
     let bad = format!("{COMPOSE}  cache:\n    build: ./cache\n");
     let spec = project(dir, &bad);
-    let o = run(&[
-        "build-bundle",
-        "-f",
-        spec.to_str().unwrap(),
-        "-o",
-        &format!("{}/", dir.join("dist").display()),
-        "--unsigned",
-    ]);
-    let err = fails(&o);
+    let err = fails(&build_unsigned(&spec, &dir.join("dist")));
     assert!(
         err.contains("app/docker-compose.yml:9: service \"cache\" has only build:"),
         "{err}"
     );
     assert!(!dir.join("dist/testprod-1.0.0.darkport").exists());
 
+    // A YAML error in the compose file: file:line:col, the crate's own prefix dropped.
+    let spec = project(dir, "services:\n  web:\n    image: [a\n");
+    let err = fails(&build_unsigned(&spec, &dir.join("dist")));
+    assert!(err.contains("app/docker-compose.yml:3:"), "{err}");
+    assert!(!err.contains("error: line"), "{err}");
+
     // An image neither built (images:) nor in a registry that answers: the pull fails and
     // the error names the service's place in the compose file.
     let bad = format!("{COMPOSE}  cache:\n    image: 127.0.0.1:1/cache:7\n");
     let spec = project(dir, &bad);
-    let o = run(&[
-        "build-bundle",
-        "-f",
-        spec.to_str().unwrap(),
-        "-o",
-        &format!("{}/", dir.join("dist").display()),
-        "--unsigned",
-    ]);
-    let err = fails(&o);
+    let err = fails(&build_unsigned(&spec, &dir.join("dist")));
     assert!(err.contains("app/docker-compose.yml:9"), "{err}");
     assert!(err.contains("cache:7"), "{err}");
 }

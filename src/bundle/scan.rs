@@ -504,6 +504,10 @@ mod tests {
         ] {
             let e = parse_manifest(p, &bad).unwrap_err().to_string();
             assert!(e.contains("b.darkport"), "{e}");
+            assert!(
+                e.contains("is not a compose/ member listed in files"),
+                "{e}"
+            );
         }
         // Without compose files the key is not written at all (older bundles stay identical).
         let none = String::from_utf8(manifest(&[], &[])).unwrap();

@@ -138,6 +138,17 @@ impl Spec {
         }
         let project = crate::compose::load(&self.compose).map_err(|e| match e {
             crate::compose::ComposeError::Read { path, source } => SpecError::Read { path, source },
+            crate::compose::ComposeError::Syntax {
+                path,
+                line,
+                column,
+                message,
+            } => SpecError::Syntax {
+                path,
+                line,
+                column,
+                message,
+            },
             crate::compose::ComposeError::Invalid {
                 path,
                 line,
@@ -173,35 +184,11 @@ impl Spec {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
-        crate::yaml_limits::check(text).map_err(|e| SpecError::Syntax {
+        let raw: RawSpec = crate::yaml_limits::from_str(text).map_err(|e| SpecError::Syntax {
             path: path.into(),
-            line: e.line as u64,
-            column: e.col as u64,
-            message: e.msg,
-        })?;
-        let raw: RawSpec = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            // The crate's message carries a snippet; keep its first line only.
-            let full = e.to_string();
-            let first = full.lines().next().unwrap_or("invalid YAML").trim();
-            // Drop the crate's own "error: line N column M: " prefix; we print file:line:col.
-            let message = match first.strip_prefix("error: ") {
-                Some(rest) if rest.starts_with("line ") => {
-                    rest.split_once(": ").map(|x| x.1).unwrap_or(rest)
-                }
-                Some(rest) => rest,
-                None => first,
-            }
-            .to_string();
-            SpecError::Syntax {
-                path: path.into(),
-                line,
-                column,
-                message,
-            }
+            line: e.line,
+            column: e.column,
+            message: e.message,
         })?;
         let invalid = |line: u64, message: String| SpecError::Invalid {
             path: path.into(),

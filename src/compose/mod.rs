@@ -25,6 +25,13 @@ pub enum ComposeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{path}:{line}: {message}")]
     Invalid {
         path: PathBuf,
@@ -162,13 +169,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Project, ComposeError> {
                 dir.display()
             ),
         })?;
-        let bytes = crate::yaml_limits::read_to_string(p)
-            .map_err(|source| ComposeError::Read {
-                path: p.clone(),
-                source,
-            })?
-            .into_bytes();
-        let text = String::from_utf8_lossy(&bytes).to_string();
+        let text = crate::yaml_limits::read_to_string(p).map_err(|source| ComposeError::Read {
+            path: p.clone(),
+            source,
+        })?;
         let (services, env_files) = parse_services(&text, p, &vars)?;
         for (ef, line) in env_files {
             let member = Path::new(&ef);
@@ -203,7 +207,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Project, ComposeError> {
         }
         project.files.push(ComposeFile {
             rel,
-            bytes,
+            bytes: text.into_bytes(),
             services,
         });
     }
@@ -233,15 +237,7 @@ pub fn parse_services(
         line,
         message,
     };
-    crate::yaml_limits::check(text).map_err(|e| invalid(e.line as u64, e.msg))?;
-    let raw: RawCompose = serde_saphyr::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(0);
-        let full = e.to_string();
-        invalid(
-            line,
-            full.lines().next().unwrap_or("invalid YAML").to_string(),
-        )
-    })?;
+    let raw: RawCompose = read_yaml(text, path)?;
     let mut services = Vec::new();
     let mut env_files = Vec::new();
     for (name, svc) in raw.services {
@@ -285,6 +281,16 @@ pub fn site_name(image: &str) -> &str {
 /// `localhost` (the rule docker uses).
 fn is_registry_host(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost"
+}
+
+/// `text` (the file at `path`) deserialized within the YAML bounds; errors name `file:line:col`.
+fn read_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ComposeError> {
+    crate::yaml_limits::from_str(text).map_err(|e| ComposeError::Syntax {
+        path: path.into(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
+    })
 }
 
 /// `redis` → `redis:latest`; a digest reference or an invalid name is refused.

@@ -26,21 +26,7 @@ pub fn pin(
         line: 0,
         message,
     };
-    crate::yaml_limits::check(text).map_err(|e| ComposeError::Invalid {
-        path: path.into(),
-        line: e.line as u64,
-        message: e.msg,
-    })?;
-    let mut doc: Value = serde_saphyr::from_str(text).map_err(|e| ComposeError::Invalid {
-        path: path.into(),
-        line: e.location().map(|l| l.line()).unwrap_or(0),
-        message: e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .into(),
-    })?;
+    let mut doc: Value = super::read_yaml(text, path)?;
     substitute(&mut doc, vars).map_err(invalid)?;
     if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
         for (name, svc) in services.iter_mut() {
