@@ -45,6 +45,10 @@ struct RawSpec {
     /// One compose file or a list (`-f` order).
     #[serde(default)]
     compose: Option<Spanned<ComposePaths>>,
+    /// The compose variables (`docker compose --env-file`); default: `.env` beside the first
+    /// compose file.
+    #[serde(default)]
+    compose_env_file: Option<Spanned<String>>,
     #[serde(default)]
     playbooks: Option<Spanned<String>>,
     #[serde(default)]
@@ -97,6 +101,8 @@ pub struct Spec {
     pub compose: Vec<PathBuf>,
     /// Line of `compose:` in the spec.
     pub compose_line: u64,
+    /// `compose_env_file:`, resolved against the spec's directory.
+    pub compose_env_file: Option<PathBuf>,
     /// The compose files read by [`Spec::load`] (their images are in `images`).
     pub compose_project: Option<crate::compose::Project>,
 }
@@ -136,29 +142,32 @@ impl Spec {
         if self.compose.is_empty() {
             return Ok(());
         }
-        let project = crate::compose::load(&self.compose).map_err(|e| match e {
-            crate::compose::ComposeError::Read { path, source } => SpecError::Read { path, source },
-            crate::compose::ComposeError::Syntax {
-                path,
-                line,
-                column,
-                message,
-            } => SpecError::Syntax {
-                path,
-                line,
-                column,
-                message,
-            },
-            crate::compose::ComposeError::Invalid {
-                path,
-                line,
-                message,
-            } => SpecError::Invalid {
-                path,
-                line,
-                message,
-            },
-        })?;
+        let project = crate::compose::load(&self.compose, self.compose_env_file.as_deref())
+            .map_err(|e| match e {
+                crate::compose::ComposeError::Read { path, source } => {
+                    SpecError::Read { path, source }
+                }
+                crate::compose::ComposeError::Syntax {
+                    path,
+                    line,
+                    column,
+                    message,
+                } => SpecError::Syntax {
+                    path,
+                    line,
+                    column,
+                    message,
+                },
+                crate::compose::ComposeError::Invalid {
+                    path,
+                    line,
+                    message,
+                } => SpecError::Invalid {
+                    path,
+                    line,
+                    message,
+                },
+            })?;
         let base = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
         for svc in project.images() {
             let name = crate::compose::site_name(&svc.image);
@@ -266,6 +275,12 @@ impl Spec {
             }
             None => (Vec::new(), 0),
         };
+        if let (Some(e), true) = (&raw.compose_env_file, compose.is_empty()) {
+            return Err(invalid(
+                e.referenced.line(),
+                "compose_env_file without compose: (it holds the compose files' variables)".into(),
+            ));
+        }
         let raw_images = match raw.images {
             Some(i) if i.value.is_empty() && compose.is_empty() => {
                 return Err(invalid(i.referenced.line(), "images is empty".into()))
@@ -328,6 +343,7 @@ impl Spec {
             layer_compression: raw.layer_compression,
             compose,
             compose_line,
+            compose_env_file: raw.compose_env_file.as_ref().map(|e| base.join(&e.value)),
             compose_project: None,
         })
     }

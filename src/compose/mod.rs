@@ -9,6 +9,8 @@
 
 mod interpolate;
 pub mod pin;
+pub mod place;
+pub mod stack;
 
 pub use interpolate::{interpolate, parse_env_file};
 
@@ -69,12 +71,19 @@ pub struct Project {
 }
 
 impl Project {
-    /// Every image the services name, each once, in order of first use.
+    /// Every image the services run, each once, in order of first use: a later file's
+    /// `image:` for a service replaces an earlier one's, as with `docker compose -f a -f b`.
     pub fn images(&self) -> Vec<&Service> {
+        let mut last: BTreeMap<&str, usize> = BTreeMap::new();
+        let all: Vec<&Service> = self.files.iter().flat_map(|f| f.services.iter()).collect();
+        for (i, s) in all.iter().enumerate() {
+            last.insert(&s.name, i);
+        }
         let mut seen = std::collections::HashSet::new();
-        self.files
-            .iter()
-            .flat_map(|f| f.services.iter())
+        all.iter()
+            .enumerate()
+            .filter(|(i, s)| last.get(s.name.as_str()) == Some(i))
+            .map(|(_, s)| *s)
             .filter(|s| seen.insert(s.image.clone()))
             .collect()
     }
@@ -139,12 +148,17 @@ impl OneOrMany {
 
 /// Load the compose files `paths` (the first one's directory is the project directory; the
 /// others must be inside it).
-pub fn load(paths: &[PathBuf]) -> Result<Project, ComposeError> {
+///
+/// Variables come from `env_file` when given (as `docker compose --env-file`), else from the
+/// `.env` beside the first file; either way the bundle carries them as the project's `.env`.
+pub fn load(paths: &[PathBuf], env_file: Option<&Path>) -> Result<Project, ComposeError> {
     let Some(first) = paths.first() else {
         return Ok(Project::default());
     };
     let dir = first.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let env_path = dir.join(".env");
+    let env_path = env_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(".env"));
     let mut project = Project::default();
     let vars = match std::fs::read(&env_path) {
         Ok(b) => {
@@ -152,7 +166,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Project, ComposeError> {
             project.extra.push((".env".into(), b));
             parse_env_file(&text)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && env_file.is_none() => BTreeMap::new(),
         Err(source) => {
             return Err(ComposeError::Read {
                 path: env_path,

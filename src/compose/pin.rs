@@ -21,6 +21,27 @@ pub fn pin(
     registry: &str,
     digests: &BTreeMap<String, Digest>,
 ) -> Result<String, ComposeError> {
+    Ok(render(&pin_doc(text, path, vars, registry, digests)?))
+}
+
+/// The file a site deploys, as [`pin`] writes it: one comment line, then pretty JSON.
+pub fn render(doc: &Value) -> String {
+    let mut out = String::from(
+        "# written by darkport: images pinned to the site registry by digest; do not edit\n",
+    );
+    out.push_str(&serde_json::to_string_pretty(doc).expect("json"));
+    out.push('\n');
+    out
+}
+
+/// [`pin`]'s document before it is written out (placement and data dirs change it further).
+pub fn pin_doc(
+    text: &str,
+    path: &Path,
+    vars: &BTreeMap<String, String>,
+    registry: &str,
+    digests: &BTreeMap<String, Digest>,
+) -> Result<Value, ComposeError> {
     let invalid = |message: String| ComposeError::Invalid {
         path: path.into(),
         line: 0,
@@ -48,12 +69,7 @@ pub fn pin(
             *image = Value::String(format!("{registry}/{repo}@{digest}"));
         }
     }
-    let mut out = String::from(
-        "# written by darkport: images pinned to the site registry by digest; do not edit\n",
-    );
-    out.push_str(&serde_json::to_string_pretty(&doc).expect("json"));
-    out.push('\n');
-    Ok(out)
+    Ok(doc)
 }
 
 /// Substitute variables in every string value (keys are left as they are, as Compose does),

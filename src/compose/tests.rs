@@ -95,9 +95,11 @@ fn load_takes_env_and_env_files_and_refuses_escapes() {
     .unwrap();
     let over = d.path().join("override.yml");
     std::fs::write(&over, "services:\n  web:\n    image: a/web:1.0.1\n").unwrap();
-    let pr = load(&[p.clone(), over]).unwrap();
+    let pr = load(&[p.clone(), over], None).unwrap();
     let imgs: Vec<_> = pr.images().iter().map(|s| s.image.clone()).collect();
-    assert_eq!(imgs, ["a/web:1.0.0", "a/web:1.0.1"]);
+    // The override's image replaces the first file's, as with `docker compose -f a -f b`:
+    // only the image the service runs is shipped.
+    assert_eq!(imgs, ["a/web:1.0.1"]);
     let names: Vec<_> = pr.members().into_iter().map(|m| m.0).collect();
     assert_eq!(
         names,
@@ -113,7 +115,9 @@ fn load_takes_env_and_env_files_and_refuses_escapes() {
         "services:\n  web:\n    image: a/web:1\n    env_file: ../secret.env\n",
     )
     .unwrap();
-    let e = load(std::slice::from_ref(&p)).unwrap_err().to_string();
+    let e = load(std::slice::from_ref(&p), None)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(":4:") && e.contains("inside the project directory"),
         "{e}"
@@ -122,7 +126,7 @@ fn load_takes_env_and_env_files_and_refuses_escapes() {
     let outside = tempfile::tempdir().unwrap();
     let q = outside.path().join("c.yml");
     std::fs::write(&q, "services: {}\n").unwrap();
-    assert!(load(&[p, q])
+    assert!(load(&[p, q], None)
         .unwrap_err()
         .to_string()
         .contains("directory of the first one"));

@@ -112,6 +112,7 @@ pub fn install(
         nodes,
         phases: site.phases_json(),
         external_registry: site.external_report.clone(),
+        deploy: site.deploy_report.clone(),
         error: result.as_ref().err().map(|e| format!("{e:#}")),
     }));
     let error = match result {
@@ -182,8 +183,13 @@ pub(crate) fn ship_and_run(
         );
     }
     site.lap("trust");
+    // The compose deploy pins images to where the nodes pull them from.
+    let pull_from = match &site.external {
+        Some(ext) => ext.reference("").trim_end_matches('/').to_string(),
+        None => registries[0].clone(),
+    };
     let vars = playbook_vars(bundle_id, m, &registries, images, extra_vars);
-    run_playbooks(site, s, &vars, rep)
+    run_playbooks(site, s, &vars, &pull_from, rep)
 }
 
 /// The files every node keeps of the bundle: the signed manifest, its signature, the playbooks.
@@ -327,12 +333,13 @@ fn push_all(
     Ok(())
 }
 
-/// Steps 7-8: migrations before, the install/upgrade playbook, migrations after, then the
-/// version recorded where everything finished.
+/// Steps 7-8: migrations before, the install/upgrade playbook, the compose deploy, migrations
+/// after, then the version recorded where everything finished.
 fn run_playbooks(
     site: &mut Site,
     s: &Ship,
     vars: &Map<String, Value>,
+    pull_from: &str,
     rep: &dyn SiteReporter,
 ) -> anyhow::Result<()> {
     for (spec, pb) in s
@@ -346,6 +353,9 @@ fn run_playbooks(
         rep.line(&format!("running {file}"));
         run_step_playbook(site, pb, vars, "playbook", file, |n| n.selected, rep);
     }
+    // The compose product, after the main playbook (which may prepare the hosts) and before
+    // the migrations that run after it (which may need the new services).
+    crate::ops::deploy::deploy(site, s.b, pull_from, rep)?;
     for (spec, pb) in s.migrations.iter().filter(|(x, _)| x.phase == Phase::After) {
         run_migration(site, s.b, spec, pb, vars, rep)?;
     }

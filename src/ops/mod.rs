@@ -8,6 +8,7 @@ mod build_check;
 pub mod bundle_blobs;
 pub mod bundle_info;
 pub mod conn;
+mod deploy;
 pub mod external;
 pub mod hash;
 pub mod install;

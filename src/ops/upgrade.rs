@@ -228,7 +228,7 @@ pub fn upgrade(
         ship_and_run(site, &ship, extra_vars, rep)
     })?;
     let failed = site.failures();
-    let report = UpgradeReport::Done(UpgradeDone {
+    let report = UpgradeReport::Done(Box::new(UpgradeDone {
         ok: r.is_ok() && failed.is_empty(),
         from: from.to_string(),
         to: m.version.clone(),
@@ -236,8 +236,9 @@ pub fn upgrade(
         nodes: site.nodes.iter().map(Node::result).collect(),
         phases: site.phases_json(),
         external_registry: site.external_report.clone(),
+        deploy: site.deploy_report.clone(),
         error: r.as_ref().err().map(|e| format!("{e:#}")),
-    });
+    }));
     let error = match r {
         Err(e) => Some(e),
         Ok(()) if !failed.is_empty() => Some(site.op_error(format!(

@@ -125,7 +125,24 @@ pub struct InstallDone {
     /// Seconds per phase, in the order they ran.
     pub phases: Value,
     pub external_registry: Option<ExternalReport>,
+    /// The compose product's deployment (absent for playbook-only products).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployReport>,
     pub error: Option<String>,
+}
+
+/// A compose product deployed onto the site's engine.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeployReport {
+    /// `swarm` or `compose`.
+    pub target: String,
+    /// The stack (Swarm) or project (Compose) name.
+    pub project: String,
+    /// The Swarm manager that ran `docker stack deploy`; the hosts for `compose`.
+    pub hosts: Vec<String>,
+    pub converged: bool,
+    pub seconds: f64,
+    pub services: Vec<crate::compose::stack::ServiceState>,
 }
 
 /// `darkport install`.
@@ -181,6 +198,8 @@ pub struct UpgradeDone {
     pub nodes: Vec<NodeResult>,
     pub phases: Value,
     pub external_registry: Option<ExternalReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployReport>,
     pub error: Option<String>,
 }
 
@@ -199,7 +218,7 @@ pub enum UpgradeReport {
     Refused(Refusal),
     NothingToDo(NothingToDo),
     Plan(UpgradePlan),
-    Done(UpgradeDone),
+    Done(Box<UpgradeDone>),
 }
 
 /// A migration a rollback undoes.

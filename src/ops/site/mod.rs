@@ -231,7 +231,7 @@ pub(crate) fn classify(e: &anyhow::Error) -> FailureClass {
     FailureClass::Failed
 }
 
-fn var_str(vars: &Map<String, Value>, k: &str) -> Option<String> {
+pub(crate) fn var_str(vars: &Map<String, Value>, k: &str) -> Option<String> {
     match vars.get(k)? {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -254,6 +254,8 @@ pub struct Site {
     /// runs darkport's.
     pub external: Option<External>,
     pub external_report: Option<ExternalReport>,
+    /// What the compose deployment reported (install/upgrade of a compose product).
+    pub deploy_report: Option<crate::report::site::DeployReport>,
     /// Wall time of each phase (`--json` reports it as `phases`).
     pub laps: Vec<(String, f64)>,
     lap_from: Instant,
@@ -376,6 +378,7 @@ impl Site {
             limit_warnings,
             external,
             external_report: None,
+            deploy_report: None,
             laps: Vec::new(),
             lap_from: Instant::now(),
         })
