@@ -106,14 +106,19 @@ pub fn parse_swarm(text: &str, stack: &str) -> Vec<ServiceState> {
                     && same_image(&field(t, "Image"), &row.image)
             })
             .count() as u32;
-        if row.running < row.desired || row.error.is_none() {
-            let task_error = ts.iter().find_map(|t| {
-                let e = field(t, "Error");
-                (!e.is_empty()).then(|| format!("task {}: {e}", field(t, "Name")))
-            });
-            if row.running < row.desired {
-                row.error = row.error.take().or(task_error);
-            }
+        let task_error = ts.iter().find_map(|t| {
+            let e = field(t, "Error");
+            (!e.is_empty()).then(|| format!("task {}: {e}", field(t, "Name")))
+        });
+        let rolled_back = row
+            .update
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rollback"));
+        if row.running < row.desired || rolled_back {
+            row.error = match (row.error.take(), task_error) {
+                (Some(u), Some(t)) => Some(format!("{u}; {t}")),
+                (u, t) => u.or(t),
+            };
         }
     }
     rows.into_values().collect()
@@ -235,17 +240,21 @@ pub fn verdict(rows: &[ServiceState]) -> Verdict {
 /// The services of `rows` that have not converged, with what the engine said about each.
 pub fn pending_summary(rows: &[ServiceState]) -> String {
     rows.iter()
-        .filter(|r| r.running < r.desired || r.error.is_some())
+        .filter(|r| {
+            r.running < r.desired
+                || r.error.is_some()
+                || matches!(r.update.as_deref(), Some("updating" | "rollback_started"))
+        })
         .map(|r| {
+            let on = r.host.as_deref().map(|h| format!(" on {h}"));
+            let update = r.update.as_deref().filter(|u| *u != "completed");
             format!(
-                "{}{} {}/{} running{}",
+                "{}{} {}/{} running{}{}",
                 r.service,
-                r.host
-                    .as_deref()
-                    .map(|h| format!(" on {h}"))
-                    .unwrap_or_default(),
+                on.unwrap_or_default(),
                 r.running,
                 r.desired,
+                update.map(|u| format!(", {u}")).unwrap_or_default(),
                 r.error
                     .as_deref()
                     .map(|e| format!(" ({e})"))

@@ -8,9 +8,9 @@ use super::progress::Progress;
 use super::{bytes, ProgressMode};
 use crate::digest::Digest;
 use crate::report::site::{
-    InstallDone, InstallReport, NodeResult, PreflightReport, PreflightRow, PruneReport,
-    PushProgress, PushReporter, RollbackPlanReport, RollbackReport, SiteReporter, StatusReport,
-    UpgradePlan, UpgradeReport,
+    DeployReport, InstallDone, InstallReport, NodeResult, PreflightReport, PreflightRow,
+    PruneReport, PushProgress, PushReporter, RollbackPlanReport, RollbackReport, SiteReporter,
+    StatusReport, UpgradePlan, UpgradeReport,
 };
 use crate::state::plan::{Phase, Scope};
 use std::time::Duration;
@@ -182,6 +182,47 @@ fn print_done(d: &InstallDone) {
         "{}",
         install_recap(&d.nodes, Duration::from_secs_f64(d.seconds))
     );
+    if let Some(dep) = &d.deploy {
+        print!("{}", deploy_table(dep));
+    }
+}
+
+/// The deploy section of an install/upgrade: one line per service (and host, for `compose`).
+pub fn deploy_table(d: &DeployReport) -> String {
+    let mut out = format!(
+        "
+DEPLOY {} {} on {} ({}, {:.1}s)
+",
+        d.target,
+        d.project,
+        d.hosts.join(", "),
+        if d.converged {
+            "converged"
+        } else {
+            "NOT converged"
+        },
+        d.seconds
+    );
+    for s in &d.services {
+        let name = match &s.host {
+            Some(h) => format!("{} @{h}", s.service),
+            None => s.service.clone(),
+        };
+        let image = s.image.rsplit('/').next().unwrap_or(&s.image);
+        let image = image
+            .get(..image.find('@').map_or(image.len(), |i| i + 20))
+            .unwrap_or(image);
+        out.push_str(&format!(
+            "{name:<24} {}/{} running  {image}{}\n",
+            s.running,
+            s.desired,
+            s.error
+                .as_deref()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 pub fn print_install(r: &InstallReport) {
@@ -240,7 +281,12 @@ pub fn print_upgrade(r: &UpgradeReport) {
     match r {
         UpgradeReport::Plan(p) => print!("{}", upgrade_plan(p)),
         UpgradeReport::Refused(x) => print!("{}", preflight_table(&x.nodes)),
-        UpgradeReport::NothingToDo(_) | UpgradeReport::Done(_) => {}
+        UpgradeReport::Done(d) => {
+            if let Some(dep) = &d.deploy {
+                print!("{}", deploy_table(dep));
+            }
+        }
+        UpgradeReport::NothingToDo(_) => {}
     }
 }
 
