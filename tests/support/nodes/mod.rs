@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 mod cluster;
+pub use cluster::docker_usable;
 mod fast;
 
 use std::path::{Path, PathBuf};
