@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 mod cluster;
+#[allow(unused_imports)]
 pub use cluster::docker_usable;
 mod fast;
 
