@@ -147,6 +147,29 @@ fn assert_deployed(report: &Value, target: &str) {
     }
 }
 
+/// `status --json` asks the engine: every service of the deployment, converged.
+fn assert_status(nodes: &common::Nodes, inv: &Path, dir: &Path, target: &str) {
+    let o = site_cmd(nodes, inv, dir, &["status", "--json"], None)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let st = json_of(&o);
+    let d = &st["deploy"];
+    assert_eq!(d.as_array().map(Vec::len), Some(1), "{st:#}");
+    assert_eq!(d[0]["version"], "1.0.0", "{st:#}");
+    assert_deployed(&serde_json::json!({"deploy": d[0]}), target);
+    let o = site_cmd(nodes, inv, dir, &["status"], None)
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(
+        t.contains(&format!(
+            "DEPLOY {target} {PROJECT} 1.0.0 on node1 (converged)"
+        )),
+        "{t}"
+    );
+}
+
 #[test]
 fn compose_and_swarm_targets_run_the_product() {
     if let Err(e) = common::docker_usable() {
@@ -177,6 +200,7 @@ fn compose_and_swarm_targets_run_the_product() {
     assert_deployed(&json_of(&o), "compose");
     let v = stats_above(5);
     assert_eq!(v["version"], "1.0.0", "{v}");
+    assert_status(&nodes, &inv, dir, "compose");
     compose_down();
 
     // 2. The swarm target: a fresh site (new node root) whose inventory names a manager.

@@ -48,12 +48,15 @@ pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
         .iter()
         .map(|n| row(n, ca_pem.as_deref(), &ca_dir, found.remove(&n.name)))
         .collect();
-    let ok = rows.iter().all(|r| r.reachable && r.error.is_none());
+    let deploy = crate::ops::deploy::status::deployed(&site);
+    let ok =
+        rows.iter().all(|r| r.reachable && r.error.is_none()) && deploy.iter().all(|d| d.converged);
     Ok(StatusReport {
         ok,
         warnings: site.warnings(),
         site: summary(&site, &rows),
         nodes: rows,
+        deploy,
     })
 }
 

@@ -140,9 +140,17 @@ pub struct DeployReport {
     pub project: String,
     /// The Swarm manager that ran `docker stack deploy`; the hosts for `compose`.
     pub hosts: Vec<String>,
+    /// The product version deployed (`status`: as the node records it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     pub converged: bool,
-    pub seconds: f64,
+    /// How long the deploy took (install/upgrade only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
     pub services: Vec<crate::compose::stack::ServiceState>,
+    /// The engine could not be asked (`status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `darkport install`.
@@ -378,6 +386,9 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     pub site: SiteSummary,
+    /// The compose product's deployments, service by service (absent for playbook-only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deploy: Vec<DeployReport>,
     pub nodes: Vec<StatusRow>,
 }
 

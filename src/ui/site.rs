@@ -190,19 +190,24 @@ fn print_done(d: &InstallDone) {
 /// The deploy section of an install/upgrade: one line per service (and host, for `compose`).
 pub fn deploy_table(d: &DeployReport) -> String {
     let mut out = format!(
-        "
-DEPLOY {} {} on {} ({}, {:.1}s)
-",
+        "\nDEPLOY {} {}{} on {} ({}{})\n",
         d.target,
         d.project,
+        d.version
+            .as_deref()
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default(),
         d.hosts.join(", "),
         if d.converged {
             "converged"
         } else {
             "NOT converged"
         },
-        d.seconds
+        d.seconds.map(|s| format!(", {s:.1}s")).unwrap_or_default()
     );
+    if let Some(e) = &d.error {
+        out.push_str(&format!("  error: {e}\n"));
+    }
     for s in &d.services {
         let name = match &s.host {
             Some(h) => format!("{} @{h}", s.service),
@@ -402,6 +407,9 @@ pub fn status_table(r: &StatusReport) -> String {
                 t.finished_at
             ));
         }
+    }
+    for d in &r.deploy {
+        out.push_str(&deploy_table(d));
     }
     out
 }

@@ -144,8 +144,7 @@ pub(super) fn deploy(
         let mut rows = Vec::new();
         for n in nodes.iter().filter(|n| up.contains(&n.name)) {
             let share = &shares[&n.name];
-            let want: BTreeMap<_, _> = plan
-                .wanted(&share.docs)
+            let want: BTreeMap<_, _> = super::wanted(&share.docs)
                 .into_iter()
                 .filter(|(s, _)| share.services.contains(s))
                 .collect();

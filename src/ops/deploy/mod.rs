@@ -15,6 +15,7 @@
 //! `DARKPORT_ROOT/deploy/PROJECT/current.json` names the last one that converged.
 
 mod hosts;
+pub(crate) mod status;
 mod swarm;
 
 use crate::bundle::Bundle;
@@ -69,29 +70,30 @@ impl Plan {
         }
         out
     }
-    /// Each service's pinned image and desired count, from the last file that sets them.
-    pub fn wanted(&self, docs: &[Value]) -> BTreeMap<String, (String, u32)> {
-        let mut want: BTreeMap<String, (String, u32)> = BTreeMap::new();
-        for d in docs {
-            let Some(svcs) = d.get("services").and_then(Value::as_object) else {
-                continue;
-            };
-            for (name, s) in svcs {
-                let e = want.entry(name.clone()).or_insert((String::new(), 1));
-                if let Some(i) = s.get("image").and_then(Value::as_str) {
-                    e.0 = i.to_string();
-                }
-                let n = s
-                    .pointer("/deploy/replicas")
-                    .or_else(|| s.get("scale"))
-                    .and_then(Value::as_u64);
-                if let Some(n) = n {
-                    e.1 = n as u32;
-                }
+}
+
+/// Each service's pinned image and desired count, from the last file that sets them.
+pub(crate) fn wanted(docs: &[Value]) -> BTreeMap<String, (String, u32)> {
+    let mut want: BTreeMap<String, (String, u32)> = BTreeMap::new();
+    for d in docs {
+        let Some(svcs) = d.get("services").and_then(Value::as_object) else {
+            continue;
+        };
+        for (name, s) in svcs {
+            let e = want.entry(name.clone()).or_insert((String::new(), 1));
+            if let Some(i) = s.get("image").and_then(Value::as_str) {
+                e.0 = i.to_string();
+            }
+            let n = s
+                .pointer("/deploy/replicas")
+                .or_else(|| s.get("scale"))
+                .and_then(Value::as_u64);
+            if let Some(n) = n {
+                e.1 = n as u32;
             }
         }
-        want
     }
+    want
 }
 
 /// `swarm`, `compose` or `none`, from the inventory.
@@ -221,9 +223,11 @@ pub(crate) fn deploy(
         target,
         project: plan.project.clone(),
         hosts,
+        version: Some(plan.version.clone()),
         converged,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: Some(started.elapsed().as_secs_f64()),
         services,
+        error: None,
     });
     site.lap("deploy");
     outcome
