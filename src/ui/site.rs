@@ -218,9 +218,14 @@ pub fn deploy_table(d: &DeployReport) -> String {
             .get(..image.find('@').map_or(image.len(), |i| i + 20))
             .unwrap_or(image);
         out.push_str(&format!(
-            "{name:<24} {}/{} running  {image}{}\n",
+            "{name:<24} {}/{} running  {image}{}{}\n",
             s.running,
             s.desired,
+            s.update
+                .as_deref()
+                .filter(|u| *u != "completed")
+                .map(|u| format!("  update {u}"))
+                .unwrap_or_default(),
             s.error
                 .as_deref()
                 .map(|e| format!("  error: {e}"))
@@ -499,6 +504,7 @@ fn warn(warnings: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compose::stack::ServiceState;
     use crate::report::site::{
         PlanNode, PlannedMigration, PruneRow, PushReport, StatusRow, UndoStep,
     };
@@ -633,6 +639,33 @@ mod tests {
                     history: vec![],
                 },
             ],
+            deploy: vec![DeployReport {
+                target: "swarm".into(),
+                project: "coinshop".into(),
+                hosts: vec!["web1".into()],
+                version: Some("1.1.0".into()),
+                converged: false,
+                seconds: None,
+                services: vec![
+                    ServiceState {
+                        service: "api".into(),
+                        image: format!("10.0.0.1:5000/coinshop/api@{}", Digest::of(b"api")),
+                        running: 2,
+                        desired: 2,
+                        ..Default::default()
+                    },
+                    ServiceState {
+                        service: "worker".into(),
+                        image: format!("10.0.0.1:5000/coinshop/worker@{}", Digest::of(b"w")),
+                        running: 0,
+                        desired: 1,
+                        update: Some("rollback_completed".into()),
+                        error: Some("task coinshop_worker.1: task: non-zero exit (3)".into()),
+                        ..Default::default()
+                    },
+                ],
+                error: None,
+            }],
         };
         insta::assert_snapshot!(super::status_table(&r));
     }
