@@ -4,6 +4,8 @@
 # base layer), verify and inspect it, start three local sshd nodes, install the bundle on them
 # (site registry seeded on node1), show the site's status and pull from the site registry, then
 # upgrade the site to 1.1.0 with a delta bundle and to 2.0.0 (its data migration included).
+# Then (scripts/demo-swarm.sh, where a Docker engine runs) the same product as a compose file,
+# deployed as a stack onto a Swarm, scaled, and upgraded by a rolling update.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${DARKPORT:-target/debug/darkport}
@@ -120,5 +122,11 @@ YML
 
 step "status"
 "$BIN" status -i "$site/inventory.ini" "${KH[@]}"
+
+if docker info >/dev/null 2>&1; then
+  ./scripts/demo-swarm.sh
+else
+  step "no Docker engine here: the compose/Swarm part of the demo (scripts/demo-swarm.sh) is left out"
+fi
 
 step "done: $B ($(du -h "$B" | cut -f1)), signed with dist/darkport.key, public key dist/darkport.pub"

@@ -273,7 +273,29 @@ fn compose_and_swarm_targets_run_the_product() {
     // the whole stack at once.
     assert!(worst < Duration::from_secs(10), "webui down {worst:?}");
 
-    // 4. An upgrade whose worker exits at once: Swarm rolls the worker back, darkport exits 1
+    // 4. Rollback to 1.0.0: the kept 1.0.0 stack file deployed again, served again; then
+    //    forward to 1.1.0 once more.
+    let o = site_cmd(&nodes, &inv, &dir2, &["rollback", "--json"], None)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let r = json_of(&o);
+    assert_eq!(r["deploy"]["converged"], true, "{r:#}");
+    assert_eq!(r["deploy"]["version"], "1.0.0", "{r:#}");
+    let t0 = Instant::now();
+    while stats().map(|v| v["version"] != "1.0.0").unwrap_or(true) {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", stats());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_status(&nodes, &inv, &dir2, "swarm");
+    let o = site_cmd(&nodes, &inv, &dir2, &["upgrade"], Some(&b11))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let after = stats_above(0);
+    assert_eq!(after["version"], "1.1.0", "{after}");
+
+    // 5. An upgrade whose worker exits at once: Swarm rolls the worker back, darkport exits 1
     //    naming the service and the task's error, and the site stays recorded at 1.1.0.
     let o = site_cmd(&nodes, &inv, &dir2, &["upgrade"], Some(&b12))
         .output()

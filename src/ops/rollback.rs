@@ -284,6 +284,7 @@ pub fn rollback(
                 error: n.error.clone(),
             })
             .collect(),
+        deploy: site.deploy_report.clone(),
         error: r.as_ref().err().map(|e| format!("{e:#}")),
     });
     let error = match r {
@@ -375,6 +376,11 @@ fn run_rollback(
             |n| not_finished(n, "playbook"),
             rep,
         );
+    }
+    // 3b. A compose product: P's kept files deployed again (a Swarm rolls the services back).
+    if !prep.mp.compose.is_empty() {
+        let project = crate::ops::deploy::project_name(&prep.mp.product);
+        crate::ops::deploy::redeploy(site, &project, &p.version, rep)?;
     }
     // 4. Recorded where everything finished.
     par(

@@ -266,6 +266,9 @@ pub struct RollbackDone {
     pub to: String,
     pub migrations_undone: Vec<String>,
     pub nodes: Vec<NodeOutcome>,
+    /// The previous version's compose deployment, deployed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployReport>,
     pub error: Option<String>,
 }
 

@@ -330,8 +330,13 @@ pub fn rollback_plan(p: &RollbackPlanReport) -> String {
 }
 
 pub fn print_rollback(r: &RollbackReport) {
-    if let RollbackReport::Plan(p) = r {
-        print!("{}", rollback_plan(p));
+    match r {
+        RollbackReport::Plan(p) => print!("{}", rollback_plan(p)),
+        RollbackReport::Done(d) => {
+            if let Some(dep) = &d.deploy {
+                print!("{}", deploy_table(dep));
+            }
+        }
     }
 }
 

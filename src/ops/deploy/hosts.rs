@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The engine the host has, as `$@` for the lines after it.
-const ENGINE: &str = "if docker compose version >/dev/null 2>&1; then set -- docker compose; \
+pub(super) const ENGINE: &str = "if docker compose version >/dev/null 2>&1; then set -- docker compose; \
     elif command -v docker-compose >/dev/null 2>&1; then set -- docker-compose; \
     elif command -v podman-compose >/dev/null 2>&1; then set -- podman-compose; \
     else echo 'no compose engine here: install docker compose, docker-compose or podman-compose' >&2; exit 127; fi";

@@ -15,7 +15,9 @@
 //! `DARKPORT_ROOT/deploy/PROJECT/current.json` names the last one that converged.
 
 mod hosts;
+mod redeploy;
 pub(crate) mod status;
+pub(crate) use redeploy::redeploy;
 mod swarm;
 
 use crate::bundle::Bundle;
@@ -182,7 +184,7 @@ pub(crate) fn plan(site: &Site, b: &Bundle, registry: &str) -> anyhow::Result<Op
 }
 
 /// A stack/project name the engines accept: lower case letters, digits, `_` and `-`.
-fn project_name(product: &str) -> String {
+pub(crate) fn project_name(product: &str) -> String {
     let s: String = product
         .to_ascii_lowercase()
         .chars()

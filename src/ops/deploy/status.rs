@@ -52,7 +52,7 @@ pub(crate) fn deployed(site: &Site) -> Vec<DeployReport> {
     out
 }
 
-fn run(n: &Node, script: &str) -> Result<String, String> {
+pub(super) fn run(n: &Node, script: &str) -> Result<String, String> {
     let opts = ExecOpts {
         become_: n.become_(),
         timeout: Some(Duration::from_secs(60)),
@@ -63,7 +63,7 @@ fn run(n: &Node, script: &str) -> Result<String, String> {
 }
 
 /// Every `current.json` under the node's `deploy/`.
-fn current(n: &Node) -> Vec<Value> {
+pub(super) fn current(n: &Node) -> Vec<Value> {
     let script = format!(
         "for f in {}/deploy/*/current.json; do [ -f \"$f\" ] && cat \"$f\" && echo; done; true",
         shell_quote(&n.root)
@@ -79,7 +79,7 @@ fn current(n: &Node) -> Vec<Value> {
 }
 
 /// The compose project's containers on `n`, against the pinned files it was deployed from.
-fn compose_rows(
+pub(super) fn compose_rows(
     n: &Node,
     cur: &Value,
     project: &str,
