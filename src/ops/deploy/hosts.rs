@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The engine the host has, as `$@` for the lines after it.
-pub(super) const ENGINE: &str = "if docker compose version >/dev/null 2>&1; then set -- docker compose; \
+const ENGINE: &str = "if docker compose version >/dev/null 2>&1; then set -- docker compose; \
     elif command -v docker-compose >/dev/null 2>&1; then set -- docker-compose; \
     elif command -v podman-compose >/dev/null 2>&1; then set -- podman-compose; \
     else echo 'no compose engine here: install docker compose, docker-compose or podman-compose' >&2; exit 127; fi";
@@ -119,10 +119,8 @@ pub(super) fn deploy(
                     format!("mkdir -p {} && ", mkdirs.join(" "))
                 };
                 let script = format!(
-                    "{ENGINE}\n{mk}cd {dir} && \"$@\" -p {p} {files} up -d --remove-orphans",
-                    dir = shell_quote(&dir),
-                    p = shell_quote(&plan.project),
-                    files = plan.file_args("-f"),
+                    "{mk}{}",
+                    up_script(&dir, &plan.file_args("-f"), &plan.project)
                 );
                 let opts = ExecOpts {
                     become_: n.become_(),
@@ -178,4 +176,13 @@ pub(super) fn deploy(
         (o, _) => o,
     };
     Ok((up, rows, outcome))
+}
+
+/// `ENGINE -p PROJECT -f F… up -d --remove-orphans` in `dir`, with the engine the host has.
+pub(super) fn up_script(dir: &str, files: &str, project: &str) -> String {
+    format!(
+        "{ENGINE}\ncd {} && \"$@\" -p {} {files} up -d --remove-orphans",
+        shell_quote(dir),
+        shell_quote(project)
+    )
 }

@@ -101,17 +101,8 @@ fn engine_script(target: &str, cur: &Value, project: &str) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let (dir, p) = (shell_quote(dir), shell_quote(project));
     match target {
-        "swarm" => format!(
-            "cd {dir} && d=; if docker stack deploy --help 2>/dev/null | grep -q -- --detach; then d=--detach=true; fi; \
-             docker stack deploy $d --with-registry-auth --prune {} {p}",
-            args("-c")
-        ),
-        _ => format!(
-            "{}\ncd {dir} && \"$@\" -p {p} {} up -d --remove-orphans",
-            super::hosts::ENGINE,
-            args("-f")
-        ),
+        "swarm" => super::swarm::stack_deploy_script(dir, &args("-c"), project),
+        _ => super::hosts::up_script(dir, &args("-f"), project),
     }
 }

@@ -39,15 +39,7 @@ pub(super) fn deploy(
         timeout: Some(Duration::from_secs(600)),
         ..Default::default()
     };
-    // `--detach` exists from Docker 26 on (and its default changes between versions): darkport
-    // follows the stack itself.
-    let script = format!(
-        "cd {dir} && d=; if docker stack deploy --help 2>/dev/null | grep -q -- --detach; then d=--detach=true; fi; \
-         docker stack deploy $d --with-registry-auth --prune {files} {stack}",
-        dir = shell_quote(&dir),
-        files = plan.file_args("-c"),
-        stack = shell_quote(&plan.project)
-    );
+    let script = stack_deploy_script(&dir, &plan.file_args("-c"), &plan.project);
     n.run_ok("docker stack deploy", &script, &opts)?;
     let look_opts = ExecOpts {
         become_: n.become_(),
@@ -113,5 +105,16 @@ fn manager(site: &Site) -> anyhow::Result<&Node> {
     bail!(
         "no host of group swarm_managers can deploy the stack: {}",
         why.join("; ")
+    )
+}
+
+/// `docker stack deploy` of `files` (`-c F…`) in `dir` as stack `stack`. `--detach` exists from
+/// Docker 26 on (and its default changes between versions): darkport follows the stack itself.
+pub(super) fn stack_deploy_script(dir: &str, files: &str, stack: &str) -> String {
+    format!(
+        "cd {} && d=; if docker stack deploy --help 2>/dev/null | grep -q -- --detach; then d=--detach=true; fi; \
+         docker stack deploy $d --with-registry-auth --prune {files} {}",
+        shell_quote(dir),
+        shell_quote(stack)
     )
 }
