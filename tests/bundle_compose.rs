@@ -157,9 +157,9 @@ fn the_pinned_example_is_read_by_docker_compose() {
             )
         })
         .collect();
-    let out =
-        darkport::compose::pin::pin(&text, &src, &Default::default(), "127.0.0.9:5000", &digests)
-            .unwrap();
+    let env = std::fs::read_to_string(repo.join("bundle/compose/1.0.0.env")).unwrap();
+    let vars = darkport::compose::parse_env_file(&env);
+    let out = darkport::compose::pin::pin(&text, &src, &vars, "127.0.0.9:5000", &digests).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("docker-compose.yml");
     std::fs::write(&f, out).unwrap();

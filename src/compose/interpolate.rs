@@ -77,7 +77,7 @@ fn closing_brace(r: &str) -> Option<usize> {
 
 fn lookup(name: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
     vars.get(name).cloned().ok_or_else(|| {
-        format!("variable {name} is not set (darkport reads variables from the .env file beside the compose file)")
+        format!("variable {name} is not set (darkport reads variables from the spec's compose_env_file, else the .env file beside the compose file)")
     })
 }
 

@@ -29,10 +29,18 @@ pub(crate) fn redeploy(
         else {
             continue;
         };
-        let target = cur.get("target").and_then(Value::as_str).unwrap_or("").to_string();
+        let target = cur
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let dir = format!("{}/deploy/{project}/{version}", n.root);
         let files = cur.get("files").cloned().unwrap_or(json!([]));
-        targets.push((i, target, json!({"dir": dir, "files": files, "project": project, "version": version})));
+        targets.push((
+            i,
+            target,
+            json!({"dir": dir, "files": files, "project": project, "version": version}),
+        ));
     }
     if targets.is_empty() {
         return Ok(());
@@ -40,7 +48,10 @@ pub(crate) fn redeploy(
     let timeout = Duration::from_secs(super::DEFAULT_TIMEOUT);
     for (i, target, cur) in &targets {
         let n = &site.nodes[*i];
-        rep.line(&format!("deploy: {project} {version} again on {} ({target})", n.name));
+        rep.line(&format!(
+            "deploy: {project} {version} again on {} ({target})",
+            n.name
+        ));
         run(n, &engine_script(target, cur, project)).map_err(|e| anyhow::anyhow!(e))?;
     }
     let nodes: Vec<&Node> = targets.iter().map(|(i, _, _)| &site.nodes[*i]).collect();
