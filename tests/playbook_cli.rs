@@ -346,3 +346,41 @@ fn role_dependencies_run_first_and_once_per_play() {
         "{out}"
     );
 }
+
+/// The play keyword `connection: local` runs the play on the controller, as ansible-playbook
+/// does, for a host the inventory reaches over SSH at an address where nothing listens; a
+/// host's own `ansible_connection` still wins over the keyword.
+#[test]
+fn play_connection_keyword_runs_locally() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    let out = d.path().join("out.txt");
+    write(
+        d.path(),
+        "pb.yml",
+        &format!(
+            "- hosts: all\n  connection: \"{{{{ 'lo' + 'cal' }}}}\"\n  gather_facts: false\n  tasks:\n    - copy: {{content: \"x\\n\", dest: {}}}\n",
+            out.display()
+        ),
+    );
+    Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "x\n");
+    // ansible_connection=ssh on the host overrides the keyword: unreachable, exit 4.
+    write(
+        d.path(),
+        "inv2",
+        "[nodes]\nghost ansible_host=127.0.0.1 ansible_port=1 ansible_user=root ansible_connection=ssh\n",
+    );
+    Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv2", "pb.yml"])
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains("UNREACHABLE"));
+}

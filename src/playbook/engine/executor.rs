@@ -370,6 +370,15 @@ pub(super) fn get_transport<'h>(
                 cv.insert("ansible_user".into(), u);
             }
         }
+        // The play's `connection:` keyword, unless the host's variables set one (Ansible:
+        // connection variables take precedence over the keyword).
+        if !cv.contains_key("ansible_connection") {
+            if let Some(c) = &pc.play.connection {
+                let c = template_value(c, &from_json(&Value::Object(vars.clone())))
+                    .unwrap_or(c.clone());
+                cv.insert("ansible_connection".into(), c);
+            }
+        }
         if pc.opts.verbosity >= trace::TRACE_LEVEL {
             let msg = trace::connect_line(&hs.name, &cv);
             pc.rep.event(Event::Verbose {

@@ -360,6 +360,8 @@ pub struct Play {
     pub become_: Option<Value>,
     pub become_user: Option<Value>,
     pub remote_user: Option<Value>,
+    /// The play's `connection:` keyword (`local`, `ssh`); a host's `ansible_connection` wins.
+    pub connection: Option<Value>,
     pub gather_facts: bool,
     pub serial: Option<Value>,
     pub pre_tasks: Vec<Task>,

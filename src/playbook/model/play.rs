@@ -213,6 +213,7 @@ impl Loader {
             "become" => play.become_ = Some(j),
             "become_user" => play.become_user = Some(j),
             "remote_user" => play.remote_user = Some(j),
+            "connection" => play.connection = Some(j),
             "gather_facts" => play.gather_facts = template::ansible_bool(&j),
             "serial" => play.serial = Some(j),
             "environment" => play.environment = Some(j),
