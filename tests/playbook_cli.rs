@@ -384,3 +384,58 @@ fn play_connection_keyword_runs_locally() {
         .code(4)
         .stdout(predicate::str::contains("UNREACHABLE"));
 }
+
+/// Every handler that `listen:`s to a notified topic runs, in definition order, and a handler
+/// notified by a handler runs in the same flush (ansible-core 2.19 runs h1, h2, h3, h4 here).
+#[test]
+fn handlers_listening_to_one_topic_all_run() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - command: "true"
+      notify: restart web stack
+      changed_when: true
+    - command: "true"
+      notify: [h2]
+      changed_when: true
+  handlers:
+    - name: h1
+      debug: {msg: "h1 listens"}
+      listen: restart web stack
+    - name: h2
+      command: "true"
+      changed_when: true
+      notify: h4
+    - name: h3
+      debug: {msg: "h3 listens"}
+      listen: restart web stack
+    - name: h4
+      debug: {msg: "h4 notified by h2"}
+    - name: h5
+      debug: {msg: "never notified"}
+"#,
+    );
+    let out = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let ran: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("RUNNING HANDLER ["))
+        .map(|l| l.split(']').next().unwrap())
+        .collect();
+    assert_eq!(ran, ["h1", "h2", "h3", "h4"], "{out}");
+    assert!(out.contains("ok=6 ") && out.contains("changed=3 "), "{out}");
+}

@@ -5,41 +5,42 @@ use super::*;
 pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) {
     let handlers = &pc.play.handlers;
     loop {
-        let mut ran_any = false;
+        // What each host was notified of so far: every handler that answers to a name or a
+        // `listen:` topic of it runs (several handlers may listen to one topic), in the order
+        // the handlers are defined. Notifications made by these handlers run in the next pass.
+        let pending: BTreeMap<String, Vec<String>> = pc
+            .batch
+            .iter()
+            .map(|n| {
+                let s = hosts.get_mut(n).unwrap();
+                (n.clone(), std::mem::take(&mut s.notified))
+            })
+            .collect();
+        if pending.values().all(Vec::is_empty) {
+            break;
+        }
         for h in handlers {
             let hname = h.name.clone().unwrap_or_default();
+            let answers = |x: &String| {
+                *x == hname
+                    || h.listen.contains(x)
+                    || h.role
+                        .as_ref()
+                        .is_some_and(|r| format!("{} : {hname}", r.name) == *x)
+            };
             let who: Vec<String> = pc
                 .batch
                 .iter()
                 .filter(|n| {
                     let s = &hosts[*n];
                     let ok = !s.unreachable && (pc.play.force_handlers || !s.failed);
-                    ok && s.notified.iter().any(|x| {
-                        *x == hname
-                            || h.listen.contains(x)
-                            || h.role
-                                .as_ref()
-                                .map(|r| format!("{} : {hname}", r.name) == *x)
-                                .unwrap_or(false)
-                    })
+                    ok && pending[*n].iter().any(answers)
                 })
                 .cloned()
                 .collect();
             if who.is_empty() {
                 continue;
             }
-            for n in &who {
-                let s = hosts.get_mut(n).unwrap();
-                s.notified.retain(|x| {
-                    !(*x == hname
-                        || h.listen.contains(x)
-                        || h.role
-                            .as_ref()
-                            .map(|r| format!("{} : {hname}", r.name) == *x)
-                            .unwrap_or(false))
-                });
-            }
-            ran_any = true;
             pc.rep.event(Event::TaskStart {
                 name: &h.display_name(),
                 handler: true,
@@ -49,12 +50,10 @@ pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostStat
                 hosts.get_mut(&f).unwrap().failed = true;
             }
         }
-        // Handlers may notify other handlers.
-        if !ran_any
-            || !pc
-                .batch
-                .iter()
-                .any(|n| !hosts[n].notified.is_empty() && !hosts[n].failed)
+        if !pc
+            .batch
+            .iter()
+            .any(|n| !hosts[n].notified.is_empty() && !hosts[n].failed)
         {
             break;
         }
