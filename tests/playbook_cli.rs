@@ -439,3 +439,55 @@ fn handlers_listening_to_one_topic_all_run() {
     assert_eq!(ran, ["h1", "h2", "h3", "h4"], "{out}");
     assert!(out.contains("ok=6 ") && out.contains("changed=3 "), "{out}");
 }
+
+/// `with_fileglob` and `lookup`/`query('fileglob')`: the files (not directories) a relative
+/// pattern matches under the playbook's `files/`, in the directory's own order (as Python's
+/// glob gives them to Ansible); a pattern whose directory is nowhere gives nothing.
+#[test]
+fn fileglob_loops_and_lookups() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    for f in ["b.conf", "a.conf", "c.txt", ".hidden.conf"] {
+        write(d.path(), &format!("files/conf.d/{f}"), "x");
+    }
+    std::fs::create_dir_all(d.path().join("files/conf.d/sub.conf")).unwrap();
+    write(
+        d.path(),
+        "pb.yml",
+        r#"- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - debug: {msg: "item={{ item | basename }}"}
+      with_fileglob: ["conf.d/*.conf"]
+    - debug: {msg: "lookup={{ lookup('fileglob', 'conf.d/*.conf') | replace(playbook_dir ~ '/files/conf.d/', '') }}"}
+    - debug: {msg: "query={{ query('fileglob', 'nothere/*') | length }}"}
+"#,
+    );
+    let out = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let order: Vec<String> = std::fs::read_dir(d.path().join("files/conf.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n == "a.conf" || n == "b.conf")
+        .collect();
+    let items: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("\"msg\": \"item="))
+        .map(|l| l.trim_end_matches(['"', ',']))
+        .collect();
+    assert_eq!(items, order, "{out}");
+    assert!(
+        out.contains(&format!("\"msg\": \"lookup={}\"", order.join(","))),
+        "{out}"
+    );
+    assert!(out.contains("\"msg\": \"query=0\""), "{out}");
+}

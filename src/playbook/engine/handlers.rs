@@ -4,6 +4,14 @@ use super::*;
 
 pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) {
     let handlers = &pc.play.handlers;
+    let mut last_named: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, h) in handlers.iter().enumerate() {
+        let name = h.name.clone().unwrap_or_default();
+        if let Some(r) = &h.role {
+            last_named.insert(format!("{} : {name}", r.name), i);
+        }
+        last_named.insert(name, i);
+    }
     loop {
         // What each host was notified of so far: every handler that answers to a name or a
         // `listen:` topic of it runs (several handlers may listen to one topic), in the order
@@ -19,15 +27,17 @@ pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostStat
         if pending.values().all(Vec::is_empty) {
             break;
         }
-        for h in handlers {
+        for (i, h) in handlers.iter().enumerate() {
             let hname = h.name.clone().unwrap_or_default();
-            let answers = |x: &String| {
+            let by_name = |x: &String| {
                 *x == hname
-                    || h.listen.contains(x)
                     || h.role
                         .as_ref()
                         .is_some_and(|r| format!("{} : {hname}", r.name) == *x)
             };
+            // A name notifies one handler, the last one loaded with it (a role included twice
+            // loads its handlers twice); a `listen:` topic notifies every listener.
+            let answers = |x: &String| h.listen.contains(x) || (by_name(x) && last_named[x] == i);
             let who: Vec<String> = pc
                 .batch
                 .iter()

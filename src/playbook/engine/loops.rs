@@ -102,6 +102,25 @@ pub(super) fn loop_items(task: &Task, l: &Value, ctx: &JValue) -> Result<Vec<Val
             }
             out
         }
+        (Some("fileglob"), v) => {
+            let patterns = match v {
+                Value::Array(a) => a,
+                o => vec![o],
+            };
+            let var = |k: &str| {
+                ctx.get_attr(k)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+            };
+            let (role, pb) = (var("role_path"), var("playbook_dir"));
+            patterns
+                .iter()
+                .flat_map(|p| {
+                    crate::playbook::template::fileglob(&py_str(p), role.as_deref(), pb.as_deref())
+                })
+                .map(Value::String)
+                .collect()
+        }
         (_, Value::Array(a)) => a,
         (Some(_), Value::Null) => vec![],
         (Some(_), o) => vec![o],

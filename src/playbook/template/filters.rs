@@ -669,7 +669,74 @@ fn search_path(state: &State, name: &str, sub: &str) -> std::path::PathBuf {
     p.to_path_buf()
 }
 
-fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+/// Ansible's `fileglob` lookup: the files (not directories) matching `pattern`. A
+/// relative pattern is looked up as Ansible does: in the first of the role's `files/`, the
+/// role, the playbook's `files/` and the playbook directory where its directory exists.
+pub(crate) fn fileglob(
+    pattern: &str,
+    role_path: Option<&str>,
+    playbook_dir: Option<&str>,
+) -> Vec<String> {
+    let p = std::path::Path::new(pattern);
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        let dir = p.parent().unwrap_or(std::path::Path::new(""));
+        let bases = [role_path, playbook_dir]
+            .into_iter()
+            .flatten()
+            .flat_map(|b| [std::path::Path::new(b).join("files"), b.into()]);
+        let mut found = None;
+        for b in bases {
+            if b.join(dir).is_dir() {
+                found = Some(b.join(p));
+                break;
+            }
+        }
+        match found {
+            Some(f) => f,
+            None => return Vec::new(),
+        }
+    };
+    // A wildcard in the last component only (the usual case): the directory's own order, as
+    // Python's glob lists it for Ansible (os.scandir); otherwise the glob crate's order.
+    let (dir, name) = (full.parent(), full.file_name().map(|n| n.to_string_lossy()));
+    let plain_dir = dir.is_some_and(|d| !d.to_string_lossy().contains(['*', '?', '[']));
+    if let (Some(dir), Some(name), true) = (dir, name, plain_dir) {
+        let Ok(pat) = glob::Pattern::new(&name) else {
+            return Vec::new();
+        };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        return rd
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                // Python's glob leaves out hidden files unless the pattern starts with a dot.
+                (!n.starts_with('.') || name.starts_with('.')) && pat.matches(&n)
+            })
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+    }
+    let Ok(paths) = glob::glob(&full.to_string_lossy()) else {
+        return Vec::new();
+    };
+    paths
+        .flatten()
+        .filter(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Every value a lookup gives (`items`/`list`: its terms).
+fn lookup_values(
+    state: &State,
+    kind: &str,
+    args: Rest<ValueOrKwargs>,
+) -> Result<Vec<JValue>, JError> {
     let (terms, _kw) = split_kwargs(&args.into_values());
     let mut out = Vec::new();
     for t in &terms {
@@ -677,7 +744,7 @@ fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<J
             .as_str()
             .map(String::from)
             .unwrap_or_else(|| t.to_string());
-        match kind.as_str() {
+        match kind {
             "env" => out.push(JValue::from(std::env::var(&t).unwrap_or_default())),
             "file" => {
                 let p = search_path(state, &t, "files");
@@ -698,13 +765,29 @@ fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<J
             "items" | "list" => {
                 out.push(JValue::from(t));
             }
+            "fileglob" => {
+                let var = |k: &str| state.lookup(k).and_then(|v| v.as_str().map(String::from));
+                let (role, pb) = (var("role_path"), var("playbook_dir"));
+                for f in fileglob(&t, role.as_deref(), pb.as_deref()) {
+                    out.push(JValue::from(f));
+                }
+            }
             other => return Err(jerr(format!("lookup plugin {other:?} is not supported"))),
         }
     }
-    if out.len() == 1 && !["items", "list"].contains(&kind.as_str()) {
+    if ["items", "list"].contains(&kind) {
+        return Ok(terms);
+    }
+    Ok(out)
+}
+
+/// `lookup(kind, …)`: one value as it is, several joined with `,` (Ansible's default).
+fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+    let mut out = lookup_values(state, &kind, args)?;
+    if ["items", "list"].contains(&kind.as_str()) {
+        Ok(JValue::from(out))
+    } else if out.len() == 1 {
         Ok(out.pop().unwrap())
-    } else if ["items", "list"].contains(&kind.as_str()) {
-        Ok(JValue::from(terms))
     } else {
         Ok(JValue::from(
             out.iter()
@@ -715,13 +798,9 @@ fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<J
     }
 }
 
+/// `query(kind, …)`: always the list of values.
 fn fn_query(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
-    let v = fn_lookup(state, kind.clone(), args)?;
-    if v.kind() == ValueKind::Seq {
-        Ok(v)
-    } else {
-        Ok(JValue::from(vec![v]))
-    }
+    Ok(JValue::from(lookup_values(state, &kind, args)?))
 }
 
 /// The environment with Ansible's settings and every filter, test and function here.

@@ -12,6 +12,7 @@ mod filters;
 mod pyfmt;
 
 use filters::build_env;
+pub(crate) use filters::fileglob;
 pub use filters::{ansible_bool, py_repl};
 pub use pyfmt::{py_json, py_repr, py_str, py_yaml};
 
