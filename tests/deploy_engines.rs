@@ -68,6 +68,34 @@ fn compose_down() {
     docker(&["volume", "rm", &format!("{PROJECT}_store-data")]);
 }
 
+/// Every image of the product the engine holds (pulled from the test sites' registries):
+/// removed at the start and the end, so no other test finds their layers already present (a
+/// pull of the same layers in another compression would then not download them at all).
+struct ProductImages;
+
+impl ProductImages {
+    fn remove() {
+        let all = docker(&["images", "--format", "{{.Repository}} {{.ID}}"]);
+        let ids: Vec<&str> = all
+            .lines()
+            .filter(|l| l.contains("/dockercoins/"))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        if !ids.is_empty() {
+            let mut a = vec!["rmi", "-f"];
+            a.extend(ids);
+            docker(&a);
+        }
+    }
+}
+
+impl Drop for ProductImages {
+    fn drop(&mut self) {
+        compose_down();
+        Self::remove();
+    }
+}
+
 /// A Swarm for the test: this engine's own if it is already a manager (left as it was), else
 /// one made here and left at the end.
 struct Swarm {
@@ -179,6 +207,8 @@ fn compose_and_swarm_targets_run_the_product() {
         eprintln!("skipped: {e}");
         return;
     }
+    ProductImages::remove();
+    let _images = ProductImages;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     build_example(dir);
