@@ -42,7 +42,7 @@ echo "== binary: $BIN"
 cp -a bundle "$WORK/"
 "$BIN" keygen --no-password --out "$WORK/k" >/dev/null
 for v in 1.0 1.1; do
-  "$BIN" build-bundle -f "$WORK/bundle/stack-$v.yaml" -o "$WORK/dist/" --key "$WORK/k.key" >/dev/null
+  "$BIN" build-bundle -f "$WORK/bundle/stack-$v.yaml" -o "$WORK/dist/" --key "$WORK/k.key" >/dev/null 2>&1
 done
 B10=$WORK/dist/dockercoins-stack-1.0.0.darkport
 B11=$WORK/dist/dockercoins-stack-1.1.0.darkport
@@ -61,13 +61,16 @@ for v in 1.0.0 1.1.0; do
   sed "s/\${TAG}/$v/" bundle/compose/docker-compose.yml > "$WORK/compose-$v.yml"
 done
 
-INV=$(cargo run -q --example nodes -- up 1 "$WORK/nodes")
-KH=$(dirname "$INV")/known_hosts
-HOST=$(sed -n 's/^node1 .*ansible_host=\([^ ]*\).*/\1/p' "$INV")
-PORT=$(sed -n 's/^node1 .*ansible_port=\([^ ]*\).*/\1/p' "$INV")
-KEY=$(sed -n 's/^node1 .*ansible_ssh_private_key_file=\([^ ]*\).*/\1/p' "$INV")
-SSH=(ssh -q -p "$PORT" -i "$KEY" -o UserKnownHostsFile="$KH" -o StrictHostKeyChecking=yes "root@$HOST")
-SCP=(scp -q -P "$PORT" -i "$KEY" -o UserKnownHostsFile="$KH" -o StrictHostKeyChecking=yes)
+node_up() { # a fresh node (empty root); sets INV, SSH, SCP
+  cargo run -q --example nodes -- down "$WORK/nodes" >/dev/null 2>&1 || true
+  INV=$(cargo run -q --example nodes -- up 1 "$WORK/nodes")
+  KH=$WORK/nodes/known_hosts
+  HOST=$(sed -n 's/^node1 .*ansible_host=\([^ ]*\).*/\1/p' "$INV")
+  PORT=$(sed -n 's/^node1 .*ansible_port=\([^ ]*\).*/\1/p' "$INV")
+  local o=(-F /dev/null -o BatchMode=yes -o "UserKnownHostsFile=$KH" -i "$WORK/nodes/id_ed25519")
+  SSH=(ssh "${o[@]}" -p "$PORT" "root@$HOST")
+  SCP=(scp -q "${o[@]}" -P "$PORT")
+}
 
 reset_engine() {
   docker stack rm "$STACK" >/dev/null 2>&1 || true
@@ -93,8 +96,8 @@ wait_stack() { # every service of the stack at its replicas, running the tag giv
   echo "stack did not converge" >&2; return 1
 }
 by_hand() { # version
-  "${SCP[@]}" "$WORK/dc-$1.tar.gz" "$WORK/compose-$1.yml" "root@$HOST:/tmp/"
-  "${SSH[@]}" "gunzip -c /tmp/dc-$1.tar.gz | docker load -q >/dev/null && docker stack deploy -c /tmp/compose-$1.yml $STACK >/dev/null 2>&1"
+  "${SCP[@]}" "$WORK/dc-$1.tar.gz" "$WORK/compose-$1.yml" "root@$HOST:/var/tmp/"
+  "${SSH[@]}" "gunzip -c /var/tmp/dc-$1.tar.gz | docker load -q >/dev/null && docker stack deploy -c /var/tmp/compose-$1.yml $STACK >/dev/null 2>&1"
   wait_stack "$1"
 }
 mkinv() { { cat "$INV"; printf '\n[swarm_managers]\nnode1\n\n[all:vars]\ndarkport_trust_root=/srv/trust\n'; } > "$WORK/inv.ini"; }
@@ -108,8 +111,7 @@ D_I=(); D_U=(); H_I=(); H_U=(); PH=()
 for r in $(seq "$ROUNDS"); do
   # darkport: a fresh node root each round (nothing on the node), the engine without images.
   reset_engine
-  cargo run -q --example nodes -- down "$WORK/nodes" >/dev/null 2>&1
-  INV=$(cargo run -q --example nodes -- up 1 "$WORK/nodes"); mkinv; rm -rf "$WORK/ca"
+  node_up; mkinv; rm -rf "$WORK/ca"
   t0=$(now); dp install "$B10"; t1=$(now); dp upgrade "$B11"; t2=$(now)
   D_I+=("$(echo "$t1 - $t0" | bc)"); D_U+=("$(echo "$t2 - $t1" | bc)")
   PH+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"])' "$WORK/last.json")")

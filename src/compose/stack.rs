@@ -35,17 +35,18 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// The shell script whose output [`parse_swarm`] reads: for every service of stack `stack`,
-/// `R name replicas`, `S name {service json}`, `T name {task json}` lines.
+/// The shell script whose output [`parse_swarm`] reads, three `docker` calls whatever the
+/// number of services: `R name replicas` per service, `S name {service json}` per service,
+/// `T {task json}` per task (recent history included).
 pub fn swarm_script(stack: &str) -> String {
     let q = crate::transport::shell_quote(stack);
     format!(
-        "docker service ls --filter label=com.docker.stack.namespace={q} --format '{{{{.Name}}}} {{{{.Replicas}}}}' | \
-         while read -r name rep rest; do \
-           echo \"R $name $rep\"; \
-           docker service inspect --format '{{{{json .}}}}' \"$name\" | sed \"s/^/S $name /\"; \
-           docker service ps --no-trunc --format '{{{{json .}}}}' \"$name\" | head -n 20 | sed \"s/^/T $name /\"; \
-         done"
+        "f=label=com.docker.stack.namespace={q}; \
+         names=$(docker service ls --filter \"$f\" --format '{{{{.Name}}}}') || exit; \
+         [ -n \"$names\" ] || exit 0; \
+         docker service ls --filter \"$f\" --format 'R {{{{.Name}}}} {{{{.Replicas}}}}' && \
+         docker service inspect --format 'S {{{{.Spec.Name}}}} {{{{json .}}}}' $names && \
+         docker service ps --no-trunc --format 'T {{{{json .}}}}' $names"
     )
 }
 
@@ -54,20 +55,27 @@ pub fn parse_swarm(text: &str, stack: &str) -> Vec<ServiceState> {
     let mut rows: BTreeMap<String, ServiceState> = BTreeMap::new();
     let mut tasks: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for line in text.lines() {
-        let mut it = line.splitn(3, ' ');
-        let (Some(kind), Some(name), Some(rest)) = (it.next(), it.next(), it.next()) else {
+        let Some((kind, rest)) = line.split_once(' ') else {
             continue;
         };
-        let short = name
-            .strip_prefix(&format!("{stack}_"))
-            .unwrap_or(name)
-            .to_string();
-        let row = rows
-            .entry(name.to_string())
-            .or_insert_with(|| ServiceState {
-                service: short,
-                ..Default::default()
-            });
+        if kind == "T" {
+            let t: Value = serde_json::from_str(rest).unwrap_or(Value::Null);
+            // A task is `SERVICE.SLOT` (replicated) or `SERVICE.NODE` (global).
+            let name = t.get("Name").and_then(Value::as_str).unwrap_or("");
+            let service = name.rsplit_once('.').map(|x| x.0).unwrap_or(name);
+            tasks.entry(service.to_string()).or_default().push(t);
+            continue;
+        }
+        let Some((name, rest)) = rest.split_once(' ') else {
+            continue;
+        };
+        let row = rows.entry(name.to_string()).or_insert_with(|| ServiceState {
+            service: name
+                .strip_prefix(&format!("{stack}_"))
+                .unwrap_or(name)
+                .to_string(),
+            ..Default::default()
+        });
         match kind {
             "R" => row.desired = desired_of(rest),
             "S" => {
@@ -88,10 +96,6 @@ pub fn parse_swarm(text: &str, stack: &str) -> Vec<ServiceState> {
                     .filter(|_| row.update.as_deref().is_some_and(|u| u != "completed"))
                     .map(str::to_string);
             }
-            "T" => tasks
-                .entry(name.to_string())
-                .or_default()
-                .push(serde_json::from_str(rest).unwrap_or(Value::Null)),
             _ => {}
         }
     }
@@ -110,10 +114,7 @@ pub fn parse_swarm(text: &str, stack: &str) -> Vec<ServiceState> {
             let e = field(t, "Error");
             (!e.is_empty()).then(|| format!("task {}: {e}", field(t, "Name")))
         });
-        let rolled_back = row
-            .update
-            .as_deref()
-            .is_some_and(|u| u.starts_with("rollback"));
+        let rolled_back = row.update.as_deref().is_some_and(|u| u.starts_with("rollback"));
         if row.running < row.desired || rolled_back {
             row.error = match (row.error.take(), task_error) {
                 (Some(u), Some(t)) => Some(format!("{u}; {t}")),
@@ -277,7 +278,7 @@ mod tests {
         );
         for (name, desired, current, err) in tasks {
             s.push_str(&format!(
-                "T dc_rng {{\"Name\":\"{name}\",\"Image\":\"{IMG}\",\"DesiredState\":\"{desired}\",\"CurrentState\":\"{current}\",\"Error\":\"{err}\"}}\n"
+                "T {{\"Name\":\"{name}\",\"Image\":\"{IMG}\",\"DesiredState\":\"{desired}\",\"CurrentState\":\"{current}\",\"Error\":\"{err}\"}}\n"
             ));
         }
         s

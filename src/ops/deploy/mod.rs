@@ -239,15 +239,16 @@ pub(crate) fn deploy(
 /// they converged (the error says which did not and why).
 pub(crate) type Deployed = (Vec<String>, Vec<ServiceState>, anyhow::Result<()>);
 
-/// Poll `look` until the services converge (seen so twice, a second apart: a task that dies at
+/// Poll `look` until the services converge and stay so for a second (a task that dies at
 /// once is not taken for a running one), fail, or `timeout` passes.
 pub(crate) fn wait_converged(
     timeout: Duration,
     rep: &dyn SiteReporter,
     mut look: impl FnMut() -> anyhow::Result<Vec<ServiceState>>,
 ) -> (Vec<ServiceState>, anyhow::Result<()>) {
+    const STABLE: Duration = Duration::from_secs(1);
     let start = Instant::now();
-    let mut seen_converged = false;
+    let mut converged_since: Option<Instant> = None;
     let mut last_said = Instant::now();
     loop {
         let rows = match look() {
@@ -255,10 +256,14 @@ pub(crate) fn wait_converged(
             Err(e) => return (Vec::new(), Err(e)),
         };
         match verdict(&rows) {
-            Verdict::Converged if seen_converged => return (rows, Ok(())),
-            Verdict::Converged => seen_converged = true,
+            Verdict::Converged => {
+                let since = *converged_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= STABLE {
+                    return (rows, Ok(()));
+                }
+            }
             Verdict::Failed(why) => return (rows, Err(anyhow::anyhow!("{why}"))),
-            Verdict::Pending => seen_converged = false,
+            Verdict::Pending => converged_since = None,
         }
         if start.elapsed() >= timeout {
             let why = crate::compose::stack::pending_summary(&rows);
@@ -277,7 +282,7 @@ pub(crate) fn wait_converged(
                 crate::compose::stack::pending_summary(&rows)
             ));
         }
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
