@@ -95,6 +95,15 @@ wait_stack() { # every service of the stack at its replicas, running the tag giv
   done
   echo "stack did not converge" >&2; return 1
 }
+wait_updated() { # every service's update completed (Swarm's monitor window over), as darkport waits
+  for _ in $(seq 600); do
+    states=$(docker service ls -q --filter "label=com.docker.stack.namespace=$STACK" |
+      xargs docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}none{{end}}')
+    if ! echo "$states" | grep -qv -e completed -e none; then return 0; fi
+    sleep 0.2
+  done
+  echo "update did not complete" >&2; return 1
+}
 by_hand() { # version
   "${SCP[@]}" "$WORK/dc-$1.tar.gz" "$WORK/compose-$1.yml" "root@$HOST:/var/tmp/"
   "${SSH[@]}" "gunzip -c /var/tmp/dc-$1.tar.gz | docker load -q >/dev/null && docker stack deploy -c /var/tmp/compose-$1.yml $STACK >/dev/null 2>&1"
@@ -107,24 +116,32 @@ dp() { # install|upgrade BUNDLE
 }
 median() { python3 -c 'import sys,statistics; print("%.2f" % statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
-D_I=(); D_U=(); H_I=(); H_U=(); PH=()
+D_I=(); D_U=(); H_I=(); H_U=(); H_UD=(); PH=(); PI=()
 for r in $(seq "$ROUNDS"); do
   # darkport: a fresh node root each round (nothing on the node), the engine without images.
   reset_engine
   node_up; mkinv; rm -rf "$WORK/ca"
-  t0=$(now); dp install "$B10"; t1=$(now); dp upgrade "$B11"; t2=$(now)
+  t0=$(now); dp install "$B10"; t1=$(now)
+  PI+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"])' "$WORK/last.json")")
+  dp upgrade "$B11"; t2=$(now)
   D_I+=("$(echo "$t1 - $t0" | bc)"); D_U+=("$(echo "$t2 - $t1" | bc)")
   PH+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"])' "$WORK/last.json")")
   # by hand, same node, same engine, no images.
   reset_engine
-  t0=$(now); by_hand 1.0.0; t1=$(now); by_hand 1.1.0; t2=$(now)
-  H_I+=("$(echo "$t1 - $t0" | bc)"); H_U+=("$(echo "$t2 - $t1" | bc)")
-  printf 'round %s: darkport install %.2f s, upgrade %.2f s | by hand install %.2f s, upgrade %.2f s\n' \
-    "$r" "${D_I[-1]}" "${D_U[-1]}" "${H_I[-1]}" "${H_U[-1]}"
+  t0=$(now); by_hand 1.0.0; t1=$(now); by_hand 1.1.0; t2=$(now); wait_updated; t3=$(now)
+  H_I+=("$(echo "$t1 - $t0" | bc)"); H_U+=("$(echo "$t2 - $t1" | bc)"); H_UD+=("$(echo "$t3 - $t1" | bc)")
+  printf 'round %s: darkport install %.2f s, upgrade %.2f s | by hand install %.2f s, upgrade %.2f s (%.2f s to update completed)\n' \
+    "$r" "${D_I[-1]}" "${D_U[-1]}" "${H_I[-1]}" "${H_U[-1]}" "${H_UD[-1]}"
 done
+echo "darkport install phases (last round): ${PI[-1]}"
 echo "darkport upgrade phases (last round): ${PH[-1]}"
 mdi=$(median "${D_I[@]}"); mdu=$(median "${D_U[@]}"); mhi=$(median "${H_I[@]}"); mhu=$(median "${H_U[@]}")
+mhud=$(median "${H_UD[@]}")
 printf '\nmedians of %s rounds (seconds)\n' "$ROUNDS"
 printf '%-34s %8s %8s %8s\n' "" darkport "by hand" "hand/dp"
 printf '%-34s %8s %8s %8.2f\n' "install: start -> all services up" "$mdi" "$mhi" "$(echo "$mhi / $mdi" | bc -l)"
-printf '%-34s %8s %8s %8.2f\n' "rolling upgrade 1.0.0 -> 1.1.0" "$mdu" "$mhu" "$(echo "$mhu / $mdu" | bc -l)"
+printf '%-34s %8s %8s %8.2f\n' "rolling upgrade: tasks on 1.1.0" "$mdu" "$mhu" "$(echo "$mhu / $mdu" | bc -l)"
+printf '%-34s %8s %8s %8.2f\n' "rolling upgrade: update completed" "$mdu" "$mhud" "$(echo "$mhud / $mdu" | bc -l)"
+echo "(darkport's upgrade ends when Swarm reports every update completed, after the file's"
+echo " update_config monitor window, so that a rollback in that window is reported; the"
+echo " first by-hand row stops as soon as the tasks run the new tag)"
