@@ -69,13 +69,15 @@ pub fn parse_swarm(text: &str, stack: &str) -> Vec<ServiceState> {
         let Some((name, rest)) = rest.split_once(' ') else {
             continue;
         };
-        let row = rows.entry(name.to_string()).or_insert_with(|| ServiceState {
-            service: name
-                .strip_prefix(&format!("{stack}_"))
-                .unwrap_or(name)
-                .to_string(),
-            ..Default::default()
-        });
+        let row = rows
+            .entry(name.to_string())
+            .or_insert_with(|| ServiceState {
+                service: name
+                    .strip_prefix(&format!("{stack}_"))
+                    .unwrap_or(name)
+                    .to_string(),
+                ..Default::default()
+            });
         match kind {
             "R" => row.desired = desired_of(rest),
             "S" => {
@@ -114,7 +116,10 @@ pub fn parse_swarm(text: &str, stack: &str) -> Vec<ServiceState> {
             let e = field(t, "Error");
             (!e.is_empty()).then(|| format!("task {}: {e}", field(t, "Name")))
         });
-        let rolled_back = row.update.as_deref().is_some_and(|u| u.starts_with("rollback"));
+        let rolled_back = row
+            .update
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rollback"));
         if row.running < row.desired || rolled_back {
             row.error = match (row.error.take(), task_error) {
                 (Some(u), Some(t)) => Some(format!("{u}; {t}")),
