@@ -27,6 +27,13 @@ fi
 cleanup() {
   docker stack rm "$STACK" >/dev/null 2>&1 || true
   if $made_swarm; then docker swarm leave --force >/dev/null 2>&1 || true; fi
+  for _ in $(seq 30); do
+    [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$STACK")" ] && break
+    sleep 0.5
+  done
+  # The images the stack pulled from the demo site's registry (that registry is gone now).
+  docker images --format '{{.Repository}} {{.ID}}' | awk '/\/dockercoins\//{print $2}' | sort -u |
+    xargs -r docker rmi -f >/dev/null 2>&1 || true
   ./scripts/nodes.sh down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
