@@ -491,3 +491,59 @@ fn fileglob_loops_and_lookups() {
     );
     assert!(out.contains("\"msg\": \"query=0\""), "{out}");
 }
+
+/// `role_names` (the play's `roles:` entries as listed, dependencies left out) and
+/// `loop_control: extended` (`ansible_loop` with previtem/nextitem/allitems, undefined
+/// without it): the messages ansible-core 2.19 prints for the same files.
+#[test]
+fn role_names_and_extended_loops() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    write(d.path(), "roles/r1/tasks/main.yml", "- debug: msg=r1\n");
+    write(d.path(), "roles/r1/meta/main.yml", "dependencies: [r2]\n");
+    write(d.path(), "roles/r2/tasks/main.yml", "- debug: msg=r2\n");
+    write(
+        d.path(),
+        "pb.yml",
+        r#"- hosts: all
+  connection: local
+  gather_facts: false
+  roles: [r1, r1]
+  tasks:
+    - debug: {msg: "roles={{ role_names }}"}
+    - debug: {msg: "{{ item }} idx={{ ansible_loop.index }} rev0={{ ansible_loop.revindex0 }} prev={{ ansible_loop.previtem | default('-') }} next={{ ansible_loop.nextitem | default('-') }} all={{ ansible_loop.allitems }}"}
+      loop: [a, b, c]
+      loop_control: {extended: yes}
+    - debug: {msg: "plain defined={{ ansible_loop is defined }}"}
+      loop: [x]
+"#,
+    );
+    let out = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let msgs: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("\"msg\": \""))
+        .map(|l| l.trim_end_matches(['"', ',']))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "r2",
+            "r1",
+            "roles=['r1', 'r1']",
+            "a idx=1 rev0=2 prev=- next=b all=['a', 'b', 'c']",
+            "b idx=2 rev0=1 prev=a next=c all=['a', 'b', 'c']",
+            "c idx=3 rev0=0 prev=b next=- all=['a', 'b', 'c']",
+            "plain defined=False",
+        ],
+        "{out}"
+    );
+}

@@ -268,6 +268,10 @@ fn exec_loop(
     let mut results: Vec<Value> = vec![];
     let (mut any_changed, mut any_failed, mut all_skipped) = (false, false, true);
     let n = items.len();
+    // `loop_control: extended` (Ansible defines `ansible_loop` only then): the position, and
+    // the items around this one.
+    let extended = lc.get("extended").is_some_and(template::ansible_bool);
+    let all_items = if extended { items.clone() } else { Vec::new() };
     for (i, item) in items.into_iter().enumerate() {
         if let (true, Some(p)) = (i > 0, pause) {
             std::thread::sleep(Duration::from_secs_f64(p));
@@ -277,10 +281,16 @@ fn exec_loop(
         if let Some(ix) = &index_var {
             iv.insert(ix.clone(), json!(i));
         }
-        iv.insert(
-            "ansible_loop".into(),
-            json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n, "revindex": n - i, "revindex0": n - i - 1}),
-        );
+        if extended {
+            let mut l = json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n, "revindex": n - i, "revindex0": n - i - 1, "allitems": all_items});
+            if i > 0 {
+                l["previtem"] = all_items[i - 1].clone();
+            }
+            if i + 1 < n {
+                l["nextitem"] = all_items[i + 1].clone();
+            }
+            iv.insert("ansible_loop".into(), l);
+        }
         iv.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
         let ictx = from_json(&Value::Object(iv.clone()));
         let label = match lc.get("label") {

@@ -62,6 +62,7 @@ pub(super) fn build_vars(
         "ansible_play_batch": pc.batch,
         "play_hosts": pc.batch,
         "ansible_play_name": pc.play.name,
+        "role_names": pc.play.role_names,
         "ansible_check_mode": pc.opts.check,
         "ansible_diff_mode": pc.opts.diff,
         "ansible_run_tags": if pc.opts.tags.is_empty() { vec!["all".to_string()] } else { pc.opts.tags.clone() },

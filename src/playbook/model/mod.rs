@@ -366,6 +366,8 @@ pub struct Play {
     pub serial: Option<Value>,
     pub pre_tasks: Vec<Task>,
     pub roles: Vec<Arc<RoleCtx>>,
+    /// The names of the play's `roles:` entries as listed (Ansible's `role_names`).
+    pub role_names: Vec<String>,
     /// Role tasks (in role order), run between pre_tasks and tasks.
     pub role_tasks: Vec<Task>,
     pub tasks: Vec<Task>,

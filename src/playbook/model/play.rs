@@ -232,6 +232,20 @@ impl Loader {
             "handlers" => play.handlers = self.load_task_list(v, file, &base, &None)?,
             "roles" => {
                 for r in v.as_seq().unwrap_or(&[]) {
+                    // `role_names`: every entry as listed (twice if listed twice), without
+                    // the dependencies, by the role's name (a path's last component).
+                    let listed = match &r.v {
+                        YValue::Str(s) => Some(s.clone()),
+                        _ => r
+                            .get("role")
+                            .or_else(|| r.get("name"))
+                            .map(|x| template::py_str(&x.to_json())),
+                    };
+                    if let Some(n) = listed {
+                        let n = n.trim_end_matches('/');
+                        play.role_names
+                            .push(n.rsplit('/').next().unwrap_or(n).to_string());
+                    }
                     // None: the same role with the same params is already in the play.
                     if let Some((rc, task, handlers)) = self.load_play_role(r, file)? {
                         // Dependencies' defaults and vars are the play's too, theirs first.
