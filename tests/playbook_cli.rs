@@ -547,3 +547,41 @@ fn role_names_and_extended_loops() {
         "{out}"
     );
 }
+
+/// `dict(keys | zip(values))`, `zip_longest(…, fillvalue=)` and `product`: the values
+/// ansible-core 2.19 prints for the same expressions.
+#[test]
+fn dict_zip_longest_and_product() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"- hosts: all
+  connection: local
+  gather_facts: false
+  vars: {a: [1, 2, 3], b: [x, y, z]}
+  tasks:
+    - debug: {msg: "{{ dict(b | zip(a)) | to_json }} {{ dict({'k': 1}, v=2) | to_json }}"}
+    - debug: {msg: "{{ a | product(b) | list | length }} {{ a | zip_longest([9], fillvalue=0) | list }} {{ [1] | product([2], [3]) | list }}"}
+"#,
+    );
+    let out = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains(r#""msg": "{\"x\": 1, \"y\": 2, \"z\": 3} {\"k\": 1, \"v\": 2}""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""msg": "9 [[1, 9], [2, 0], [3, 0]] [[1, 2, 3]]""#),
+        "{out}"
+    );
+}

@@ -532,6 +532,55 @@ fn f_zip(a: JValue, rest: Rest<JValue>) -> Result<JValue, JError> {
     Ok(from_json(&Value::Array(out)))
 }
 
+/// `zip_longest(b, …, fillvalue=x)`: as `zip`, to the longest list, missing values filled.
+fn f_zip_longest(a: JValue, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+    let (rest, kw) = split_kwargs(&args.into_values());
+    let fill: Value = match kw.get::<Option<JValue>>("fillvalue")? {
+        Some(v) => j(&v)?,
+        None => Value::Null,
+    };
+    let mut lists = vec![list_of(&a)?];
+    for r in &rest {
+        lists.push(list_of(r)?);
+    }
+    let n = lists.iter().map(|l| l.len()).max().unwrap_or(0);
+    let out: Vec<Value> = (0..n)
+        .map(|i| {
+            Value::Array(
+                lists
+                    .iter()
+                    .map(|l| l.get(i).cloned().unwrap_or_else(|| fill.clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(from_json(&Value::Array(out)))
+}
+
+/// `product(b, …)`: the cartesian product (Python's itertools.product), as lists.
+fn f_product(a: JValue, rest: Rest<JValue>) -> Result<JValue, JError> {
+    let mut acc: Vec<Vec<Value>> = vec![Vec::new()];
+    let mut lists = vec![list_of(&a)?];
+    for r in rest.iter() {
+        lists.push(list_of(r)?);
+    }
+    for l in lists {
+        acc = acc
+            .into_iter()
+            .flat_map(|p| {
+                l.iter().map(move |x| {
+                    let mut q = p.clone();
+                    q.push(x.clone());
+                    q
+                })
+            })
+            .collect();
+    }
+    Ok(from_json(&Value::Array(
+        acc.into_iter().map(Value::Array).collect(),
+    )))
+}
+
 fn f_hash(v: JValue, algo: Option<String>) -> Result<String, JError> {
     let s = py_str(&j(&v)?);
     let md = match algo.as_deref().unwrap_or("sha1") {
@@ -798,6 +847,39 @@ fn fn_lookup(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<J
     }
 }
 
+/// Python's `dict(…)` as Ansible's templates use it: from a mapping or a sequence of pairs
+/// (`dict(keys | zip(values))`), then keyword arguments.
+fn fn_dict(args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
+    let (pos, kw) = split_kwargs(&args.into_values());
+    let mut pairs: Vec<(JValue, JValue)> = Vec::new();
+    if let Some(src) = pos.first() {
+        if src.kind() == ValueKind::Map {
+            for k in src.try_iter()? {
+                let v = src.get_item(&k)?;
+                pairs.push((k, v));
+            }
+        } else {
+            for item in src.try_iter()? {
+                let (Ok(k), Ok(v)) = (item.get_item_by_index(0), item.get_item_by_index(1)) else {
+                    return Err(jerr(format!(
+                        "dict(): each element must be a (key, value) pair, got {item}"
+                    )));
+                };
+                pairs.push((k, v));
+            }
+        }
+    }
+    for k in kw.args() {
+        let v: JValue = kw.get(k)?;
+        pairs.push((JValue::from(k), v));
+    }
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        m.insert(py_str(&j(&k)?), j(&v)?);
+    }
+    Ok(from_json(&Value::Object(m)))
+}
+
 /// `query(kind, …)`: always the list of values.
 fn fn_query(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
     Ok(JValue::from(lookup_values(state, &kind, args)?))
@@ -862,6 +944,8 @@ pub(super) fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     env.add_filter("intersect", f_intersect);
     env.add_filter("union", f_union);
     env.add_filter("zip", f_zip);
+    env.add_filter("zip_longest", f_zip_longest);
+    env.add_filter("product", f_product);
     env.add_filter("hash", f_hash);
     env.add_filter("checksum", |v: JValue| f_hash(v, Some("sha1".into())));
     env.add_filter("type_debug", f_type_debug);
@@ -888,6 +972,7 @@ pub(super) fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     env.add_test("directory", |v: String| path_test(v, |m| m.is_dir()));
     env.add_test("exists", |v: String| std::path::Path::new(&v).exists());
     env.add_test("abs", |v: String| v.starts_with('/'));
+    env.add_function("dict", fn_dict);
     env.add_function("lookup", fn_lookup);
     env.add_function("query", fn_query);
     env.add_function("q", fn_query);
