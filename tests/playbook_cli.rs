@@ -585,3 +585,40 @@ fn dict_zip_longest_and_product() {
         "{out}"
     );
 }
+
+/// Facts ansible-core gathers that playbooks use: `ansible_env` (so `environment:` can put a
+/// directory first in `PATH`), `ansible_date_time`, `ansible_userspace_bits`.
+#[test]
+fn gathered_env_date_time_and_bits() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    write(
+        d.path(),
+        "pb.yml",
+        r#"- hosts: all
+  connection: local
+  gather_facts: true
+  tasks:
+    - debug: {msg: "date={{ ansible_date_time.date == lookup('pipe', 'date +%Y-%m-%d') }} iso={{ ansible_date_time.iso8601 | length }} bits={{ ansible_userspace_bits in ['32', '64'] }} home={{ ansible_env.HOME == lookup('env', 'HOME') }}"}
+    - command: sh -c 'echo $PATH'
+      environment: {PATH: "/opt/first:{{ ansible_env.PATH }}"}
+      register: p
+    - debug: {msg: "path0={{ p.stdout.split(':')[0] }}"}
+"#,
+    );
+    let out = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("\"msg\": \"date=True iso=20 bits=True home=True\""),
+        "{out}"
+    );
+    assert!(out.contains("\"msg\": \"path0=/opt/first\""), "{out}");
+}

@@ -26,6 +26,10 @@ echo "user_shell=$SHELL"
 for m in apt-get dnf yum apk zypper pacman; do if command -v $m >/dev/null 2>&1; then echo "pkg_mgr=$m"; break; fi; done
 if [ -d /run/systemd/system ]; then echo service_mgr=systemd; elif command -v rc-service >/dev/null 2>&1; then echo service_mgr=openrc; else echo service_mgr=sysvinit; fi
 echo "date_epoch=$(date +%s)"
+date '+dt_date=%Y-%m-%d%ndt_time=%H:%M:%S%ndt_year=%Y%ndt_month=%m%ndt_day=%d%ndt_hour=%H%ndt_minute=%M%ndt_second=%S%ndt_tz=%Z%ndt_tz_offset=%z%ndt_weekday=%A%ndt_weekday_number=%w%ndt_weeknumber=%W'
+date -u '+dt_iso8601=%Y-%m-%dT%H:%M:%SZ'
+echo "userspace_bits=$(getconf LONG_BIT 2>/dev/null)"
+env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=/env_\1=/p'
 "#;
 
 fn os_family(id: &str, like: &str) -> &'static str {
@@ -80,6 +84,19 @@ fn distribution(id: &str) -> String {
             }
         }
     }
+}
+
+/// `ansible_date_time` as Ansible's setup gathers it (strings, local time, `iso8601` in UTC).
+fn date_time(kv: &std::collections::HashMap<String, String>) -> Value {
+    let mut m: Map<String, Value> = kv
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("dt_").map(|k| (k.to_string(), json!(v))))
+        .collect();
+    m.insert(
+        "epoch".into(),
+        json!(kv.get("date_epoch").cloned().unwrap_or_default()),
+    );
+    Value::Object(m)
 }
 
 pub fn setup(t: &mut dyn Transport, c: &ModCtx) -> ModResult {
@@ -140,7 +157,12 @@ pub fn setup(t: &mut dyn Transport, c: &ModCtx) -> ModResult {
         "user_shell": g("user_shell"),
         "pkg_mgr": match g("pkg_mgr").as_str() { "apt-get" => "apt".to_string(), other => other.to_string() },
         "service_mgr": g("service_mgr"),
-        "date_time": {"epoch": g("date_epoch")},
+        "date_time": date_time(&kv),
+        "userspace_bits": g("userspace_bits"),
+        "env": kv
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("env_").map(|k| (k.to_string(), json!(v))))
+            .collect::<Map<String, Value>>(),
     });
     Ok(obj(json!({"changed": false, "ansible_facts": facts})))
 }
