@@ -622,3 +622,47 @@ fn gathered_env_date_time_and_bits() {
     );
     assert!(out.contains("\"msg\": \"path0=/opt/first\""), "{out}");
 }
+
+/// `module_defaults` on the play and on a block (short and `ansible.builtin.` names), under
+/// the task's own arguments: the modes ansible-core 2.19 leaves for the same playbook.
+#[test]
+fn module_defaults_fill_in_arguments() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    let o = d.path().join("out");
+    write(
+        d.path(),
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  connection: local
+  gather_facts: false
+  module_defaults:
+    file: {{mode: "0700"}}
+    ansible.builtin.copy: {{mode: "0600"}}
+  tasks:
+    - file: {{path: {o}/d, state: directory}}
+    - copy: {{content: "x", dest: {o}/f}}
+    - copy: {{content: "y", dest: {o}/g, mode: "0644"}}
+    - block:
+        - copy: {{content: "z", dest: {o}/h}}
+      module_defaults:
+        copy: {{mode: "0640"}}
+"#,
+            o = o.display()
+        ),
+    );
+    std::fs::create_dir_all(&o).unwrap();
+    Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |n: &str| std::fs::metadata(o.join(n)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        [mode("d"), mode("f"), mode("g"), mode("h")],
+        [0o700, 0o600, 0o644, 0o640]
+    );
+}

@@ -417,8 +417,10 @@ pub(super) fn run_one(
     };
     let ctx = from_json(&Value::Object(vars.clone()));
     let kw = resolve_keywords(pc, task, inh, vars, &ctx);
-    // Template the arguments (omit removes a parameter).
-    let args = match template_args(module, args, &ctx) {
+    // `module_defaults` (play, then enclosing blocks, then the task) under the task's own
+    // arguments, then templating (omit removes a parameter).
+    let args = with_module_defaults(module, args, pc, inh, task);
+    let args = match template_args(module, &args, &ctx) {
         Ok(a) => a,
         Err(e) => {
             return (
@@ -767,6 +769,53 @@ pub(super) fn strip_omit(v: Value) -> Option<Value> {
         )),
         Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(strip_omit).collect())),
         o => Some(o),
+    }
+}
+
+/// `args` with the `module_defaults` that name `module` (short or `ansible.builtin.`/
+/// `ansible.legacy.` name) filled in where the task does not set them: the play's first,
+/// then each enclosing block's, then the task's own, a later layer winning.
+fn with_module_defaults(
+    module: &str,
+    args: &Value,
+    pc: &PlayCtx,
+    inh: &Inherit,
+    task: &Task,
+) -> Value {
+    let short = |n: &str| {
+        n.strip_prefix("ansible.builtin.")
+            .or_else(|| n.strip_prefix("ansible.legacy."))
+            .unwrap_or(n)
+            .to_string()
+    };
+    let me = short(module);
+    let layers = std::iter::once(&pc.play.module_defaults)
+        .chain(inh.kws.iter().map(|k| &k.module_defaults))
+        .chain(std::iter::once(&task.kw.module_defaults))
+        .flatten();
+    let mut defaults = Map::new();
+    for layer in layers {
+        let maps: Vec<&Map<String, Value>> = match layer {
+            Value::Object(m) => vec![m],
+            Value::Array(a) => a.iter().filter_map(Value::as_object).collect(),
+            _ => vec![],
+        };
+        for m in maps {
+            for (name, d) in m {
+                if short(name) == me {
+                    if let Some(d) = d.as_object() {
+                        defaults.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                }
+            }
+        }
+    }
+    match args {
+        Value::Object(a) if !defaults.is_empty() => {
+            defaults.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Value::Object(defaults)
+        }
+        _ => args.clone(),
     }
 }
 

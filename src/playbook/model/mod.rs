@@ -179,6 +179,8 @@ pub struct RoleCtx {
 /// Keywords shared by tasks and blocks (inherited from blocks to their tasks).
 #[derive(Clone, Debug, Default)]
 pub struct Kw {
+    /// `module_defaults:` (a mapping, or a list of them: module name → default arguments).
+    pub module_defaults: Option<Value>,
     pub when: Vec<Value>,
     pub tags: Vec<String>,
     pub vars: Map<String, Value>,
@@ -362,6 +364,8 @@ pub struct Play {
     pub remote_user: Option<Value>,
     /// The play's `connection:` keyword (`local`, `ssh`); a host's `ansible_connection` wins.
     pub connection: Option<Value>,
+    /// The play's `module_defaults:`.
+    pub module_defaults: Option<Value>,
     pub gather_facts: bool,
     pub serial: Option<Value>,
     pub pre_tasks: Vec<Task>,
@@ -542,6 +546,7 @@ fn kw_from(map: &[(YNode, YNode)], file: &Arc<str>) -> Result<Kw, LoadError> {
             "delegate_to" => kw.delegate_to = Some(j),
             "run_once" => kw.run_once = Some(j),
             "any_errors_fatal" => kw.any_errors_fatal = Some(j),
+            "module_defaults" => kw.module_defaults = Some(j),
             _ => {}
         }
     }

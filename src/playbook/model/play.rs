@@ -214,6 +214,7 @@ impl Loader {
             "become_user" => play.become_user = Some(j),
             "remote_user" => play.remote_user = Some(j),
             "connection" => play.connection = Some(j),
+            "module_defaults" => play.module_defaults = Some(j),
             "gather_facts" => play.gather_facts = template::ansible_bool(&j),
             "serial" => play.serial = Some(j),
             "environment" => play.environment = Some(j),
