@@ -73,26 +73,10 @@ fn compose_down() {
 /// pull of the same layers in another compression would then not download them at all).
 struct ProductImages;
 
-impl ProductImages {
-    fn remove() {
-        let all = docker(&["images", "--format", "{{.Repository}} {{.ID}}"]);
-        let ids: Vec<&str> = all
-            .lines()
-            .filter(|l| l.contains("/dockercoins/"))
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .collect();
-        if !ids.is_empty() {
-            let mut a = vec!["rmi", "-f"];
-            a.extend(ids);
-            docker(&a);
-        }
-    }
-}
-
 impl Drop for ProductImages {
     fn drop(&mut self) {
         compose_down();
-        Self::remove();
+        install_support::remove_product_images();
     }
 }
 
@@ -207,7 +191,7 @@ fn compose_and_swarm_targets_run_the_product() {
         eprintln!("skipped: {e}");
         return;
     }
-    ProductImages::remove();
+    install_support::remove_product_images();
     let _images = ProductImages;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -78,22 +78,9 @@ fn zstd_layers_are_refused_where_docker_cannot_pull_them_and_gzip_runs() {
         .next()
         .and_then(|m| m.parse().ok())
         .unwrap_or(0);
-    // Layers the engine already holds are not downloaded again, so a zstd image whose layers
-    // are there (the same content pulled as gzip by `make demo` or another test) would "pull"
-    // without the engine reading zstd at all: remove the product's images first.
-    let all =
-        String::from_utf8_lossy(&docker(&["images", "--format", "{{.Repository}} {{.ID}}"]).stdout)
-            .into_owned();
-    let ids: Vec<&str> = all
-        .lines()
-        .filter(|l| l.contains("/dockercoins/"))
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
-    if !ids.is_empty() {
-        let mut a = vec!["rmi", "-f"];
-        a.extend(ids);
-        let _ = docker(&a);
-    }
+    // A zstd image whose layers the engine already holds (the same content pulled as gzip by
+    // `make demo` or another test) would "pull" without the engine reading zstd at all.
+    install_support::remove_product_images();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // The default build: gzip layers.

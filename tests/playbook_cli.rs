@@ -16,6 +16,28 @@ fn write(dir: &Path, name: &str, body: &str) {
 const UNREACHABLE_INV: &str =
     "[nodes]\nghost ansible_host=127.0.0.1 ansible_port=1 ansible_user=root\n";
 
+/// `darkport run -i inv pb.yml` in `dir`; it must succeed. Its stdout.
+fn run_ok(dir: &Path) -> String {
+    let out = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(dir)
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+/// The `"msg": "…"` values of a run's output, in order.
+fn msgs(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter_map(|l| l.trim().strip_prefix("\"msg\": \""))
+        .map(|l| l.trim_end_matches(['"', ',']))
+        .collect()
+}
+
 #[test]
 fn bad_playbooks_fail_before_touching_hosts() {
     let d = tempfile::tempdir().unwrap();
@@ -363,12 +385,7 @@ fn play_connection_keyword_runs_locally() {
             out.display()
         ),
     );
-    Command::cargo_bin("darkport")
-        .unwrap()
-        .current_dir(d.path())
-        .args(["run", "-i", "inv", "pb.yml"])
-        .assert()
-        .success();
+    run_ok(d.path());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "x\n");
     // ansible_connection=ssh on the host overrides the keyword: unreachable, exit 4.
     write(
@@ -421,16 +438,7 @@ fn handlers_listening_to_one_topic_all_run() {
       debug: {msg: "never notified"}
 "#,
     );
-    let out = Command::cargo_bin("darkport")
-        .unwrap()
-        .current_dir(d.path())
-        .args(["run", "-i", "inv", "pb.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let out = run_ok(d.path());
     let ran: Vec<&str> = out
         .lines()
         .filter_map(|l| l.strip_prefix("RUNNING HANDLER ["))
@@ -464,25 +472,15 @@ fn fileglob_loops_and_lookups() {
     - debug: {msg: "query={{ query('fileglob', 'nothere/*') | length }}"}
 "#,
     );
-    let out = Command::cargo_bin("darkport")
-        .unwrap()
-        .current_dir(d.path())
-        .args(["run", "-i", "inv", "pb.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let out = run_ok(d.path());
     let order: Vec<String> = std::fs::read_dir(d.path().join("files/conf.d"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n == "a.conf" || n == "b.conf")
         .collect();
-    let items: Vec<&str> = out
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("\"msg\": \"item="))
-        .map(|l| l.trim_end_matches(['"', ',']))
+    let items: Vec<&str> = msgs(&out)
+        .into_iter()
+        .filter_map(|m| m.strip_prefix("item="))
         .collect();
     assert_eq!(items, order, "{out}");
     assert!(
@@ -518,23 +516,9 @@ fn role_names_and_extended_loops() {
       loop: [x]
 "#,
     );
-    let out = Command::cargo_bin("darkport")
-        .unwrap()
-        .current_dir(d.path())
-        .args(["run", "-i", "inv", "pb.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
-    let msgs: Vec<&str> = out
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("\"msg\": \""))
-        .map(|l| l.trim_end_matches(['"', ',']))
-        .collect();
+    let out = run_ok(d.path());
     assert_eq!(
-        msgs,
+        msgs(&out),
         [
             "r2",
             "r1",
@@ -566,16 +550,7 @@ fn dict_zip_longest_and_product() {
     - debug: {msg: "{{ a | product(b) | list | length }} {{ a | zip_longest([9], fillvalue=0) | list }} {{ [1] | product([2], [3]) | list }}"}
 "#,
     );
-    let out = Command::cargo_bin("darkport")
-        .unwrap()
-        .current_dir(d.path())
-        .args(["run", "-i", "inv", "pb.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let out = run_ok(d.path());
     assert!(
         out.contains(r#""msg": "{\"x\": 1, \"y\": 2, \"z\": 3} {\"k\": 1, \"v\": 2}""#),
         "{out}"
@@ -606,16 +581,7 @@ fn gathered_env_date_time_and_bits() {
     - debug: {msg: "path0={{ p.stdout.split(':')[0] }}"}
 "#,
     );
-    let out = Command::cargo_bin("darkport")
-        .unwrap()
-        .current_dir(d.path())
-        .args(["run", "-i", "inv", "pb.yml"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let out = run_ok(d.path());
     assert!(
         out.contains("\"msg\": \"date=True iso=20 bits=True home=True\""),
         "{out}"
@@ -653,12 +619,7 @@ fn module_defaults_fill_in_arguments() {
         ),
     );
     std::fs::create_dir_all(&o).unwrap();
-    Command::cargo_bin("darkport")
-        .unwrap()
-        .current_dir(d.path())
-        .args(["run", "-i", "inv", "pb.yml"])
-        .assert()
-        .success();
+    run_ok(d.path());
     use std::os::unix::fs::PermissionsExt;
     let mode = |n: &str| std::fs::metadata(o.join(n)).unwrap().permissions().mode() & 0o7777;
     assert_eq!(

@@ -32,6 +32,7 @@ pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
         .map(|r| format!("{r}/"))
         .collect();
     let found: Mutex<BTreeMap<String, Containers>> = Mutex::new(BTreeMap::new());
+    let recorded = Mutex::new(BTreeMap::new());
     par(
         &mut site.nodes,
         site.forks,
@@ -39,6 +40,8 @@ pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
         |n| {
             let c = containers(n, &prefixes);
             found.lock().unwrap().insert(n.name.clone(), c);
+            let d = crate::ops::deploy::status::current(n);
+            recorded.lock().unwrap().insert(n.name.clone(), d);
             Ok(())
         },
     );
@@ -48,7 +51,7 @@ pub fn status(o: &StatusOptions) -> anyhow::Result<StatusReport> {
         .iter()
         .map(|n| row(n, ca_pem.as_deref(), &ca_dir, found.remove(&n.name)))
         .collect();
-    let deploy = crate::ops::deploy::status::deployed(&site);
+    let deploy = crate::ops::deploy::status::deployed(&site, &recorded.into_inner().unwrap());
     let ok =
         rows.iter().all(|r| r.reachable && r.error.is_none()) && deploy.iter().all(|d| d.converged);
     Ok(StatusReport {

@@ -176,3 +176,29 @@ pub fn build_version(
     build_bundle(dir, &spec_v, &out, &[]);
     out.join(format!("dockercoins-{version}.darkport"))
 }
+
+/// Remove every image of the example product this machine's Docker engine holds (pulled from
+/// test sites' registries). Layers the engine already has are not downloaded again, so a
+/// later pull of the same content in another compression would not really be tested.
+pub fn remove_product_images() {
+    let Ok(o) = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}} {{.ID}}"])
+        .output()
+    else {
+        return;
+    };
+    let all = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut ids: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("/dockercoins/"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f"])
+            .args(&ids)
+            .output();
+    }
+}

@@ -98,15 +98,22 @@ pub(crate) fn wanted(docs: &[Value]) -> BTreeMap<String, (String, u32)> {
     want
 }
 
-/// `swarm`, `compose` or `none`, from the inventory.
-fn target(site: &Site) -> anyhow::Result<String> {
+/// The first selected host and its variables: the deploy settings are read from them.
+fn first_selected(site: &Site) -> (String, serde_json::Map<String, Value>) {
     let first = site
         .nodes
         .iter()
         .find(|n| n.selected)
         .map(|n| n.name.clone())
         .unwrap_or_default();
-    let t = var_str(&site.inv.host_vars(&first), "darkport_deploy").unwrap_or_else(|| {
+    let vars = site.inv.host_vars(&first);
+    (first, vars)
+}
+
+/// `swarm`, `compose` or `none`, from the inventory.
+fn target(site: &Site) -> anyhow::Result<String> {
+    let (first, vars) = first_selected(site);
+    let t = var_str(&vars, "darkport_deploy").unwrap_or_else(|| {
         if site.inv.has_group("swarm_managers") {
             "swarm".into()
         } else {
@@ -162,12 +169,7 @@ pub(crate) fn plan(site: &Site, b: &Bundle, registry: &str) -> anyhow::Result<Op
             read(&f.path).map(|d| (rel, d))
         })
         .collect::<anyhow::Result<_>>()?;
-    let first = site
-        .nodes
-        .iter()
-        .find(|n| n.selected)
-        .map(|n| n.name.as_str());
-    let vars = first.map(|h| site.inv.host_vars(h)).unwrap_or_default();
+    let (_, vars) = first_selected(site);
     let timeout = match var_str(&vars, "darkport_deploy_timeout") {
         Some(t) => t.parse::<u64>().map_err(|_| {
             anyhow::anyhow!("darkport_deploy_timeout={t:?} is not a number of seconds")
@@ -288,14 +290,34 @@ pub(crate) fn wait_converged(
 
 /// Record on `n` that `plan`'s version is what runs (`deploy/PROJECT/current.json`).
 pub(crate) fn record_current(n: &Node, plan: &Plan, target: &str) -> anyhow::Result<()> {
+    let files: Vec<&str> = plan.files.iter().map(|(r, _)| r.as_str()).collect();
+    write_current(
+        n,
+        &plan.project,
+        &plan.version,
+        target,
+        &plan.dir(n),
+        &files,
+    )
+}
+
+/// Write `deploy/PROJECT/current.json` on `n`: what `status` and `redeploy` read.
+pub(crate) fn write_current(
+    n: &Node,
+    project: &str,
+    version: &str,
+    target: &str,
+    dir: &str,
+    files: &[&str],
+) -> anyhow::Result<()> {
     let body = serde_json::json!({
         "target": target,
-        "project": plan.project,
-        "version": plan.version,
-        "dir": plan.dir(n),
-        "files": plan.files.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
+        "project": project,
+        "version": version,
+        "dir": dir,
+        "files": files,
     });
-    let path = format!("{}/deploy/{}/current.json", n.root, plan.project);
+    let path = format!("{}/deploy/{project}/current.json", n.root);
     let mut t = n.t();
     crate::state::write_many_atomic(&mut t, &[(path, serde_json::to_vec_pretty(&body)?, 0o644)])?;
     Ok(())

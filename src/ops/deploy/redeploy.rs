@@ -69,14 +69,8 @@ pub(crate) fn redeploy(
     let ok = outcome.is_ok();
     if ok {
         for ((_, target, cur), n) in targets.iter().zip(&nodes) {
-            let mut body = cur.clone();
-            body["target"] = json!(target);
-            let path = format!("{}/deploy/{project}/current.json", n.root);
-            let mut t = n.t();
-            crate::state::write_many_atomic(
-                &mut t,
-                &[(path, serde_json::to_vec_pretty(&body)?, 0o644)],
-            )?;
+            let dir = cur.get("dir").and_then(Value::as_str).unwrap_or("");
+            super::write_current(n, project, version, target, dir, &kept_files(cur))?;
         }
     }
     site.deploy_report = Some(DeployReport {
@@ -98,13 +92,7 @@ pub(crate) fn redeploy(
 /// The engine command that brings the kept files of `cur` up again.
 fn engine_script(target: &str, cur: &Value, project: &str) -> String {
     let dir = cur.get("dir").and_then(Value::as_str).unwrap_or("");
-    let files: Vec<&str> = cur
-        .get("files")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let files = kept_files(cur);
     let args = |flag: &str| {
         files
             .iter()
@@ -116,4 +104,14 @@ fn engine_script(target: &str, cur: &Value, project: &str) -> String {
         "swarm" => super::swarm::stack_deploy_script(dir, &args("-c"), project),
         _ => super::hosts::up_script(dir, &args("-f"), project),
     }
+}
+
+/// The compose files a `current.json` names.
+fn kept_files(cur: &Value) -> Vec<&str> {
+    cur.get("files")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
 }

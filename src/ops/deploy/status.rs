@@ -11,17 +11,21 @@ use crate::transport::{shell_quote, ExecOpts, Transport};
 use serde_json::Value;
 use std::time::Duration;
 
-/// The deployments the site's nodes record, each as its engine reports it now: one per Swarm
-/// stack (from the manager that deployed it), one per compose project and host.
-pub(crate) fn deployed(site: &Site) -> Vec<DeployReport> {
+/// The deployments the site's nodes record (`recorded`: each node's [`current`] files, read
+/// with the rest of its status), each as its engine reports it now: one per Swarm stack (from
+/// the manager that deployed it), one per compose project and host.
+pub(crate) fn deployed(
+    site: &Site,
+    recorded: &std::collections::BTreeMap<String, Vec<Value>>,
+) -> Vec<DeployReport> {
     let mut out: Vec<DeployReport> = Vec::new();
     for n in site.nodes.iter().filter(|n| n.alive()) {
-        for cur in current(n) {
+        for cur in recorded.get(&n.name).into_iter().flatten() {
             let s = |k: &str| cur.get(k).and_then(Value::as_str).unwrap_or("").to_string();
             let (target, project) = (s("target"), s("project"));
             let services = match target.as_str() {
                 "swarm" => run(n, &swarm_script(&project)).map(|t| parse_swarm(&t, &project)),
-                "compose" => compose_rows(n, &cur, &project),
+                "compose" => compose_rows(n, cur, &project),
                 _ => continue,
             };
             let (services, error) = match services {
@@ -63,7 +67,7 @@ pub(super) fn run(n: &Node, script: &str) -> Result<String, String> {
 }
 
 /// Every `current.json` under the node's `deploy/`.
-pub(super) fn current(n: &Node) -> Vec<Value> {
+pub(crate) fn current(n: &Node) -> Vec<Value> {
     let script = format!(
         "for f in {}/deploy/*/current.json; do [ -f \"$f\" ] && cat \"$f\" && echo; done; true",
         shell_quote(&n.root)

@@ -420,7 +420,7 @@ pub(super) fn run_one(
     // `module_defaults` (play, then enclosing blocks, then the task) under the task's own
     // arguments, then templating (omit removes a parameter).
     let args = with_module_defaults(module, args, pc, inh, task);
-    let args = match template_args(module, &args, &ctx) {
+    let args = match template_args(module, args.as_ref(), &ctx) {
         Ok(a) => a,
         Err(e) => {
             return (
@@ -774,25 +774,30 @@ pub(super) fn strip_omit(v: Value) -> Option<Value> {
 
 /// `args` with the `module_defaults` that name `module` (short or `ansible.builtin.`/
 /// `ansible.legacy.` name) filled in where the task does not set them: the play's first,
-/// then each enclosing block's, then the task's own, a later layer winning.
-fn with_module_defaults(
+/// then each enclosing block's, then the task's own, a later layer winning. Borrowed as it is
+/// when no layer names the module (the usual case: no copy per task run).
+fn with_module_defaults<'a>(
     module: &str,
-    args: &Value,
+    args: &'a Value,
     pc: &PlayCtx,
     inh: &Inherit,
     task: &Task,
-) -> Value {
+) -> std::borrow::Cow<'a, Value> {
     let short = |n: &str| {
         n.strip_prefix("ansible.builtin.")
             .or_else(|| n.strip_prefix("ansible.legacy."))
             .unwrap_or(n)
             .to_string()
     };
-    let me = short(module);
-    let layers = std::iter::once(&pc.play.module_defaults)
+    let mut layers = std::iter::once(&pc.play.module_defaults)
         .chain(inh.kws.iter().map(|k| &k.module_defaults))
         .chain(std::iter::once(&task.kw.module_defaults))
-        .flatten();
+        .flatten()
+        .peekable();
+    if layers.peek().is_none() {
+        return std::borrow::Cow::Borrowed(args);
+    }
+    let me = short(module);
     let mut defaults = Map::new();
     for layer in layers {
         let maps: Vec<&Map<String, Value>> = match layer {
@@ -813,9 +818,9 @@ fn with_module_defaults(
     match args {
         Value::Object(a) if !defaults.is_empty() => {
             defaults.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
-            Value::Object(defaults)
+            std::borrow::Cow::Owned(Value::Object(defaults))
         }
-        _ => args.clone(),
+        _ => std::borrow::Cow::Borrowed(args),
     }
 }
 
