@@ -33,22 +33,34 @@ pub(super) fn write_script(
 ) -> String {
     let mut s = String::from(ATTRS_FN);
     s.push_str(INFO_FN);
-    s.push_str("d=$(dirname \"$p\")\n");
+    s.push_str("case \"$p\" in */*) d=${p%/*}; d=${d:-/};; *) d=.;; esac\n");
     if mkdirs {
         s.push_str("mkdir -p \"$d\" || exit 2\n");
     }
-    s.push_str("t=$(mktemp \"$d/.dp_tmp.XXXXXX\") || { echo \"Destination directory $d does not exist\" >&2; exit 2; }\n");
-    match len {
-        None => s.push_str("mv -f \"$dp_src\" \"$t\" || { rm -f \"$t\"; exit 2; }\n"),
-        Some(n) => s.push_str(&format!(
-            "{} || exit 2\n",
-            crate::transport::stdin_to_file("\"$t\"", n)
-        )),
-    }
     s.push_str(
-        "if [ -e \"$p\" ]; then chmod \"$(stat -c %a \"$p\")\" \"$t\"; chown \"$(stat -c %u:%g \"$p\")\" \"$t\" 2>/dev/null; \
-         else chmod \"$(printf '%o' $(( 0666 & ~0$(umask) )))\" \"$t\"; fi\n",
+        "[ -d \"$d\" ] || { echo \"Destination directory $d does not exist\" >&2; exit 2; }\n",
     );
+    // The temporary file is named after this shell's pid (one per host at a time) and made
+    // with noclobber (O_EXCL), so no link planted there is followed; a stale one is removed.
+    s.push_str(
+        "t=\"$d/.dp_tmp.$$\"; if [ -e \"$t\" ] || [ -L \"$t\" ]; then rm -f \"$t\" || exit 2; fi\n",
+    );
+    // An existing file keeps its mode and owner; a new one gets the umask's default mode.
+    let keep = "if [ -e \"$p\" ]; then dp_ifs=$IFS; IFS=' '; set -- $(stat -c '%a %u:%g' \"$p\"); \
+                IFS=$dp_ifs; chmod \"$1\" \"$t\"; chown \"$2\" \"$t\" 2>/dev/null; ";
+    match len {
+        None => {
+            s.push_str("mv -f \"$dp_src\" \"$t\" || { rm -f \"$t\"; exit 2; }\n");
+            s.push_str(keep);
+            s.push_str("else chmod \"$(printf '%o' $(( 0666 & ~0$(umask) )))\" \"$t\"; fi\n");
+        }
+        Some(_) => {
+            // The shell's `>` creates the file with the umask's default mode already.
+            s.push_str("set -C; { : > \"$t\"; } || exit 2; set +C\n");
+            s.push_str(keep);
+            s.push_str("fi\ncat > \"$t\" || { rm -f \"$t\"; exit 2; }\n");
+        }
+    }
     if let Some(v) = validate {
         let cmd = v.replace("%s", "\"$t\"");
         s.push_str(&format!(
@@ -59,7 +71,16 @@ pub(super) fn write_script(
         "{} || {{ rm -f \"$t\"; exit 3; }}\n",
         attrs.call("\"$t\"", false)
     ));
-    s.push_str("mv -f \"$t\" \"$p\" || exit 2\ndp_info \"$p\"\n");
+    if let Some(n) = len {
+        // dp_attrs' stat gave the size too. A controller killed while it sends closes the
+        // channel and `cat` just sees its input end: a short file must not go into place.
+        s.push_str(&format!(
+            "[ \"$dp_sz\" = {n} ] || {{ rm -f \"$t\"; echo \"input for $t ended early\" >&2; exit 2; }}\n"
+        ));
+    }
+    s.push_str(
+        "mv -f \"$t\" \"$p\" || exit 2\n[ \"$dp_sp\" != \"$t\" ] || dp_sp=$p\ndp_info \"$p\"\n",
+    );
     s
 }
 
@@ -84,7 +105,7 @@ fn put_content(
          case \"$p\" in */) p=\"$p$b\";; *) if [ -d \"$p\" ] && [ -n \"$b\" ]; then p=\"$p/$b\"; fi;; esac\n\
          echo \"path=$p\"\n\
          if [ -d \"$p\" ]; then echo isdir=1; exit 0; fi\n\
-         if [ -f \"$p\" ]; then dp_sum=$(sha256sum < \"$p\" | cut -c1-64); else dp_sum=none; [ -d \"$(dirname \"$p\")\" ] || echo nodir=1; fi\n\
+         if [ -f \"$p\" ]; then dp_sum=$(sha256sum < \"$p\"); dp_sum=${{dp_sum%% *}}; else dp_sum=none; case \"$p\" in */*) [ -d \"${{p%/*}}/\" ] || echo nodir=1;; esac; fi\n\
          echo \"sum=$dp_sum\"\n\
          if [ -f \"$p\" ] && {{ [ \"$dp_sum\" = {want} ] || [ {} = 0 ]; }}; then {} || exit 3; echo \"attrs=$dp_ch\"; dp_info \"$p\"; fi\n",
         shell_quote(dest),

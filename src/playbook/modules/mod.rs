@@ -195,47 +195,67 @@ impl Attrs {
     }
 }
 
+/// Shell function `dp_st PATH`: one `stat` of PATH (not following a link) into `$dp_U $dp_u
+/// $dp_G $dp_g $dp_a $dp_sz` (owner, uid, group, gid, octal mode, size). One process where
+/// each field used to cost a `$(stat …)` of its own: on a busy host every fork counts.
+macro_rules! stat_fn {
+    () => {
+        r#"dp_st() {
+  dp_ifs=$IFS; IFS=' '
+  set -- $(stat -c '%U %u %G %g %a %s' "$1")
+  IFS=$dp_ifs; dp_U=$1 dp_u=$2 dp_G=$3 dp_g=$4 dp_a=$5 dp_sz=$6
+}
+"#
+    };
+}
+
 /// Shell function: `dp_attrs PATH MODE OWNER GROUP CHECK` sets the attributes that differ
-/// and adds 1 to `$dp_ch` when something changed (or would change in check mode).
-pub const ATTRS_FN: &str = r#"dp_ch=0
+/// and adds 1 to `$dp_ch` when something changed (or would change in check mode). It stats
+/// PATH once; when it changed nothing it leaves `$dp_sp` = PATH, so a following `dp_info`
+/// of the same path prints from that stat instead of running another.
+pub const ATTRS_FN: &str = concat!(
+    stat_fn!(),
+    r#"dp_ch=0
 dp_attrs() {
-  if [ -n "$3" ]; then
-    if [ "$(stat -c %U "$1")" != "$3" ] && [ "$(stat -c %u "$1")" != "$3" ]; then
-      dp_ch=1; [ "$5" = 1 ] || chown -h "$3" "$1" || return 1
-    fi
+  dp_st "$1"; dp_mod=0
+  if [ -n "$3" ] && [ "$dp_U" != "$3" ] && [ "$dp_u" != "$3" ]; then
+    dp_ch=1; if [ "$5" != 1 ]; then chown -h "$3" "$1" || return 1; dp_mod=1; fi
   fi
-  if [ -n "$4" ]; then
-    if [ "$(stat -c %G "$1")" != "$4" ] && [ "$(stat -c %g "$1")" != "$4" ]; then
-      dp_ch=1; [ "$5" = 1 ] || chgrp -h "$4" "$1" || return 1
-    fi
+  if [ -n "$4" ] && [ "$dp_G" != "$4" ] && [ "$dp_g" != "$4" ]; then
+    dp_ch=1; if [ "$5" != 1 ]; then chgrp -h "$4" "$1" || return 1; dp_mod=1; fi
   fi
   if [ -n "$2" ] && [ ! -L "$1" ]; then
+    # chown may have cleared set-id bits: compare the mode as it is now
+    [ $dp_mod = 0 ] || { dp_st "$1"; dp_mod=0; }
     case "$2" in
       *[!0-7]*)
         if [ "$5" != 1 ]; then
-          dp_b=$(stat -c %a "$1"); chmod "$2" "$1" || return 1
-          [ "$(stat -c %a "$1")" = "$dp_b" ] || dp_ch=1
+          dp_b=$dp_a; chmod "$2" "$1" || return 1; dp_st "$1"
+          [ "$dp_a" = "$dp_b" ] || dp_ch=1
         fi ;;
       *)
-        if [ "$(stat -c %a "$1")" != "$2" ]; then dp_ch=1; [ "$5" = 1 ] || chmod "$2" "$1" || return 1; fi ;;
+        if [ "$dp_a" != "$2" ]; then dp_ch=1; if [ "$5" != 1 ]; then chmod "$2" "$1" || return 1; dp_mod=1; fi; fi ;;
     esac
   fi
+  if [ $dp_mod = 0 ]; then dp_sp=$1; else dp_sp=; fi
   return 0
 }
-"#;
+"#
+);
 
-/// Shell snippet printing the common file result fields of `$1`.
-pub const INFO_FN: &str = r#"dp_info() {
+/// Shell snippet printing the common file result fields of `$1` (from `dp_attrs`'s stat
+/// when it just looked at the same path and changed nothing).
+pub const INFO_FN: &str = concat!(
+    stat_fn!(),
+    r#"dp_info() {
   if [ -e "$1" ] || [ -L "$1" ]; then
-    stat -c 'mode=%a
-uid=%u
-gid=%g
-owner=%U
-group=%G
-size=%s' "$1"
+    [ -n "$dp_sp" ] && [ "$dp_sp" = "$1" ] || dp_st "$1"
+    dp_sp=
+    printf 'mode=%s\nuid=%s\ngid=%s\nowner=%s\ngroup=%s\nsize=%s\n' "$dp_a" "$dp_u" "$dp_g" "$dp_U" "$dp_G" "$dp_sz"
   fi
 }
-"#;
+"#
+);
 
 pub fn add_info(r: &mut Map<String, Value>, kv: &HashMap<String, String>) {
     if let Some(m) = kv.get("mode") {
