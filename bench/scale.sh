@@ -9,8 +9,10 @@
 # and, for N in BENCH_PEER_SIZES (default "10 50"), the same playbook by
 #   ansible-playbook        (forks 50, pipelining on, ControlPersist as by default)
 #   pyinfra                 (bench/playbook/deploy.py, --parallel 50)
-# Per command: wall time, the controller's peak RSS (largest process, GNU time), and for
-# darkport the peak thread and open-fd counts (sampled every 20 ms); then the ratios.
+# Per command: wall time, the controller's peak RSS (largest process, GNU time), the CPU
+# seconds the controller used (user+sys) and the whole machine used (/proc/stat: the nodes'
+# sshd and shells share these cores, so wall >= machine CPU / cores is the floor here), and
+# for darkport the peak thread and open-fd counts (sampled every 20 ms); then the ratios.
 #   bench/scale.sh
 #   BENCH_SIZES="10 50" BENCH_PEER_SIZES="10" bench/scale.sh   (BENCH_PEER_SIZES="": darkport only)
 set -euo pipefail
@@ -39,11 +41,16 @@ log=$dir/last.log
 wipe() { for i in $(seq 1 "$max"); do rm -rf "$dir/node$i/root/srv/bench"; done; }
 . bench/inventories.sh
 
-# measure NAME CMD...: runs CMD (in $pb), prints nothing; sets SECS, RSS_MIB, THREADS, FDS.
+# busy: CPU ticks (1/100 s) the whole machine spent outside idle and iowait so far.
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# measure NAME CMD...: runs CMD (in $pb), prints nothing; sets SECS, RSS_MIB, CCPU, MCPU,
+# THREADS, FDS.
 measure() {
   local rssf=$dir/rss
-  local t0=$EPOCHREALTIME
-  (cd "$pb" && exec /usr/bin/time -f %M -o "$rssf" "$@") > "$log" 2>&1 &
+  local t0=$EPOCHREALTIME s0 s1
+  s0=$(busy)
+  (cd "$pb" && exec /usr/bin/time -f "%M %U %S" -o "$rssf" "$@") > "$log" 2>&1 &
   local tpid=$! pid="" th=0 fd=0
   while kill -0 "$tpid" 2>/dev/null; do
     [ -z "$pid" ] && pid=$(pgrep -P "$tpid" | head -1 || true)
@@ -58,7 +65,10 @@ measure() {
   done
   local rc=0; wait "$tpid" || rc=$?
   SECS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+  s1=$(busy)
+  MCPU=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
   RSS_MIB=$(awk '{ v = $1 } END { printf "%.0f", v / 1024 }' "$rssf" 2>/dev/null || echo "?")
+  CCPU=$(awk '{ v = $2 + $3 } END { printf "%.1f", v }' "$rssf" 2>/dev/null || echo "?")
   THREADS=$th; FDS=$fd
   if [ "$rc" -ne 0 ]; then echo "!! $* exited $rc:"; tail -25 "$log"; exit 1; fi
 }
@@ -71,9 +81,9 @@ echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); darkpor
 have ansible-playbook && echo "   $(ansible-playbook --version 2>/dev/null | sed -n 1p)"
 have pyinfra && echo "   pyinfra $(pyinfra --version 2>&1 | tail -1 | sed 's/.*v//')"
 
-printf "%-6s %-22s %9s %9s %8s %6s\n" hosts command seconds "rss MiB" threads fds
+printf "%-6s %-24s %9s %9s %8s %8s %8s %6s\n" hosts command seconds "rss MiB" "ctl cpu" "all cpu" threads fds
 declare -A T=()
-row() { printf "%-6s %-22s %8ss %9s %8s %6s\n" "$1" "$2" "$SECS" "$RSS_MIB" "${3:--}" "${4:--}"; }
+row() { printf "%-6s %-24s %8ss %9s %7ss %7ss %8s %6s\n" "$1" "$2" "$SECS" "$RSS_MIB" "$CCPU" "$MCPU" "${3:--}" "${4:--}"; }
 for n in $(echo $SIZES $PEER_SIZES | tr ' ' '\n' | sort -n | uniq); do
   mkinv "$n"
   if [[ " $SIZES " == *" $n "* ]]; then
