@@ -202,7 +202,7 @@ fn load(search: &[PathBuf], name: &str) -> Result<Option<String>, JError> {
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")
         .collect();
-    if parts.iter().any(|p| *p == "..") {
+    if parts.contains(&"..") {
         return Ok(None);
     }
     for dir in search {
