@@ -680,7 +680,7 @@ fn template_headers_newlines_and_backrefs() {
     let read = |n: &str| std::fs::read(o.join(n)).unwrap();
     assert_eq!(read("hdr"), b"A\r\rB\r\n");
     assert_eq!(read("crlf"), b"M <1>\r\n\r\nV l1\nl2\n");
-    assert_eq!(read("inc"), b"a=d|part||\n");
+    assert_eq!(read("inc"), b"a=d|part|\n");
     assert!(msgs(&out).contains(&"D1 world hello foo"), "{out}");
     assert!(msgs(&out).contains(&"D3 ['hello', 'world']"), "{out}");
 }
