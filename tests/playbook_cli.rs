@@ -627,3 +627,60 @@ fn module_defaults_fill_in_arguments() {
         [0o700, 0o600, 0o644, 0o640]
     );
 }
+
+/// Template files: the `#jinja2:` header, the module's `newline_sequence`, the final newline
+/// put back, values' newlines kept; YAML string templates keep `\1` in `{{ … }}` literals.
+/// The expected bytes were taken from ansible-core 2.19 rendering the same files.
+#[test]
+fn template_headers_newlines_and_backrefs() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    let o = d.path().join("out");
+    std::fs::create_dir_all(&o).unwrap();
+    write(
+        d.path(),
+        "templates/hdr.j2",
+        "#jinja2: trim_blocks: False, newline_sequence: '\\r'\nA\n{% if 1 %}\nB\n{% endif %}\n",
+    );
+    write(
+        d.path(),
+        "templates/multi.j2",
+        "{% macro m(a) %}\n<{{ a }}>\n{% endmacro %}\nM {{ m(1) }}\nV {{ ml }}\n",
+    );
+    write(
+        d.path(),
+        "templates/inc.j2",
+        "{% from 'mac.j2' import kv %}{{ kv('a') }}|{% include ['nope.j2', 'part.j2'] %}|{% include 'x.j2' ignore missing %}\n",
+    );
+    write(
+        d.path(),
+        "templates/mac.j2",
+        "{% macro kv(k, v='d') %}{{ k }}={{ v }}{% endmacro %}",
+    );
+    write(d.path(), "templates/part.j2", "part\n");
+    write(
+        d.path(),
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  connection: local
+  gather_facts: false
+  vars: {{s: "hello world foo", ml: "l1\nl2\n"}}
+  tasks:
+    - template: {{src: hdr.j2, dest: {o}/hdr}}
+    - template: {{src: multi.j2, dest: {o}/crlf, newline_sequence: '\r\n'}}
+    - template: {{src: inc.j2, dest: {o}/inc}}
+    - debug: {{msg: "D1 {{{{ s | regex_replace('(\\w+) (\\w+)', '\\2 \\1') }}}}"}}
+    - debug: {{msg: "D3 {{{{ s | regex_search('(\\w+) (?P<w>\\w+)', '\\1', '\\g<w>') }}}}"}}
+"#,
+            o = o.display()
+        ),
+    );
+    let out = run_ok(d.path());
+    let read = |n: &str| std::fs::read(o.join(n)).unwrap();
+    assert_eq!(read("hdr"), b"A\r\rB\r\n");
+    assert_eq!(read("crlf"), b"M <1>\r\n\r\nV l1\nl2\n");
+    assert_eq!(read("inc"), b"a=d|part|\n");
+    assert!(msgs(&out).contains(&"D1 world hello foo"), "{out}");
+    assert!(msgs(&out).contains(&"D3 ['hello', 'world']"), "{out}");
+}

@@ -358,6 +358,8 @@ fn copy_dir(
 }
 
 pub fn template(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
+    use crate::playbook::template::{file, PyDateTime};
+    use std::os::unix::fs::MetadataExt;
     let src = req(a, "src", "template")?;
     let dest = req(a, "dest", "template")?;
     let local = c
@@ -366,21 +368,42 @@ pub fn template(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
     let text = std::fs::read_to_string(&local)
         .map_err(|e| ModError::Failed(format!("cannot read template {}: {e}", local.display())))?;
     let abs = std::fs::canonicalize(&local).unwrap_or(local.clone());
+    let meta = std::fs::metadata(&local).ok();
+    let mtime = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let user_managed = c
+        .vars
+        .get_attr("ansible_managed")
+        .is_ok_and(|v| !v.is_undefined());
+    let managed = if user_managed {
+        c.vars.get_attr("ansible_managed").unwrap_or_default()
+    } else {
+        // ansible-core 2.19's default `DEFAULT_MANAGED_STR`
+        minijinja::Value::from("Ansible managed")
+    };
     let ctx = minijinja::context! {
-        template_path => abs.display().to_string(),
+        template_path => src.clone(),
         template_fullpath => abs.display().to_string(),
         template_destpath => dest.clone(),
-        template_host => c.host,
-        template_uid => "root",
-        ansible_managed => "Ansible managed",
+        template_host => controller_hostname(),
+        template_uid => meta.as_ref().map(|m| user_name(m.uid())),
+        template_mtime => PyDateTime::value(mtime),
+        template_run_date => PyDateTime::value(std::time::SystemTime::now()),
+        ansible_managed => managed,
         ..c.vars.clone()
     };
-    let mut out = crate::playbook::template::render_str(&text, &ctx)
-        .map_err(|e| ModError::Failed(format!("{}: {}", local.display(), e.msg)))?;
-    if let Some(nl) = s(a, "newline_sequence") {
-        let nl = nl.replace("\\r", "\r").replace("\\n", "\n");
-        out = out.replace("\r\n", "\n").replace('\n', &nl);
+    let search = file::search_path(c.search, &abs);
+    let name = local.display().to_string();
+    let out = file::FileTemplate {
+        name: &name,
+        text: &text,
+        search: &search,
+        options: template_options(a)?,
     }
+    .render(&ctx)
+    .map_err(ModError::Failed)?;
     let mut attrs = Attrs::from_args(a)?;
     if matches!(a.get("mode"), Some(Value::String(m)) if m == "preserve") {
         use std::os::unix::fs::PermissionsExt;
@@ -402,6 +425,61 @@ pub fn template(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         Some(&local),
         &attrs,
     )
+}
+
+/// The template module's Jinja options (`trim_blocks`, `lstrip_blocks`, `newline_sequence`
+/// written as the characters or escaped, the delimiter strings).
+fn template_options(a: &Args) -> Result<crate::playbook::template::file::Overrides, ModError> {
+    let mut o = crate::playbook::template::file::Overrides {
+        trim_blocks: b(a, "trim_blocks", true),
+        lstrip_blocks: b(a, "lstrip_blocks", false),
+        ..Default::default()
+    };
+    if let Some(nl) = s(a, "newline_sequence") {
+        o.newline_sequence = match nl.as_str() {
+            "\\n" | "\n" => "\n",
+            "\\r\\n" | "\r\n" => "\r\n",
+            "\\r" | "\r" => "\r",
+            _ => return fail("newline_sequence needs to be one of: \\n, \\r or \\r\\n"),
+        }
+        .to_string();
+    }
+    for (key, field) in [
+        ("block_start_string", &mut o.block.0),
+        ("block_end_string", &mut o.block.1),
+        ("variable_start_string", &mut o.variable.0),
+        ("variable_end_string", &mut o.variable.1),
+        ("comment_start_string", &mut o.comment.0),
+        ("comment_end_string", &mut o.comment.1),
+    ] {
+        if let Some(v) = s(a, key) {
+            *field = v;
+        }
+    }
+    Ok(o)
+}
+
+/// The controller's host name (`os.uname()[1]`), what Ansible puts in `template_host`.
+fn controller_hostname() -> String {
+    // SAFETY: uname fills the zeroed struct; nodename is NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The name of the user `uid` (from the passwd database), or the number.
+fn user_name(uid: u32) -> minijinja::Value {
+    // SAFETY: getpwuid returns NULL or a pointer to a static passwd entry read at once.
+    let pw = unsafe { libc::getpwuid(uid) };
+    if pw.is_null() {
+        return minijinja::Value::from(uid);
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr((*pw).pw_name) };
+    minijinja::Value::from(name.to_string_lossy().into_owned())
 }
 
 pub fn file(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {

@@ -1,13 +1,14 @@
 //! The Ansible filter plugins, Jinja tests and lookup functions playbooks use, registered
 //! on the environment by `build_env`.
 
+use super::regex::*;
 use super::*;
 
-fn j(v: &JValue) -> Result<Value, JError> {
+pub(super) fn j(v: &JValue) -> Result<Value, JError> {
     to_json(v).map_err(|m| JError::new(ErrorKind::InvalidOperation, m))
 }
 
-fn jerr(msg: impl Into<String>) -> JError {
+pub(super) fn jerr(msg: impl Into<String>) -> JError {
     JError::new(ErrorKind::InvalidOperation, msg.into())
 }
 
@@ -133,80 +134,7 @@ fn f_from_yaml(v: String) -> Result<JValue, JError> {
     Ok(from_json(&n.to_json()))
 }
 
-/// Python `re` replacement syntax (`\1`, `\g<name>`) to the regex crate's (`${1}`).
-pub fn py_repl(r: &str) -> String {
-    let mut out = String::new();
-    let b: Vec<char> = r.chars().collect();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == '\\' && i + 1 < b.len() {
-            let n = b[i + 1];
-            if n.is_ascii_digit() {
-                let mut k = i + 1;
-                let mut num = String::new();
-                while k < b.len() && b[k].is_ascii_digit() && num.len() < 2 {
-                    num.push(b[k]);
-                    k += 1;
-                }
-                out.push_str(&format!("${{{num}}}"));
-                i = k;
-                continue;
-            }
-            if n == 'g' && i + 2 < b.len() && b[i + 2] == '<' {
-                if let Some(end) = b[i + 3..].iter().position(|c| *c == '>') {
-                    let name: String = b[i + 3..i + 3 + end].iter().collect();
-                    out.push_str(&format!("${{{name}}}"));
-                    i = i + 4 + end;
-                    continue;
-                }
-            }
-            match n {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                '\\' => out.push('\\'),
-                other => {
-                    out.push('\\');
-                    out.push(other)
-                }
-            }
-            i += 2;
-            continue;
-        }
-        if c == '$' {
-            out.push_str("$$");
-        } else {
-            out.push(c);
-        }
-        i += 1;
-    }
-    out
-}
-
-fn py_regex(pat: &str, kw: &Kwargs) -> Result<regex::Regex, JError> {
-    let icase: Option<bool> = kw.get("ignorecase").ok().flatten();
-    let multi: Option<bool> = kw.get("multiline").ok().flatten();
-    let mut b = regex::RegexBuilder::new(pat);
-    b.case_insensitive(icase.unwrap_or(false))
-        .multi_line(multi.unwrap_or(false));
-    b.build()
-        .map_err(|e| jerr(format!("bad regular expression {pat:?}: {e}")))
-}
-
-fn f_regex_replace(v: JValue, pat: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
-    let (repl, kw) = split_kwargs(&args.into_values());
-    let repl = repl
-        .first()
-        .and_then(|r| r.as_str().map(String::from))
-        .unwrap_or_default();
-    let s = py_str(&j(&v)?);
-    let re = py_regex(&pat, &kw)?;
-    Ok(JValue::from(
-        re.replace_all(&s, py_repl(&repl).as_str()).into_owned(),
-    ))
-}
-
-fn split_kwargs(args: &[JValue]) -> (Vec<JValue>, Kwargs) {
+pub(super) fn split_kwargs(args: &[JValue]) -> (Vec<JValue>, Kwargs) {
     let mut pos = Vec::new();
     let mut kw = Kwargs::from_iter(std::iter::empty::<(&str, JValue)>());
     for a in args {
@@ -217,57 +145,6 @@ fn split_kwargs(args: &[JValue]) -> (Vec<JValue>, Kwargs) {
         }
     }
     (pos, kw)
-}
-
-fn f_regex_search(v: JValue, pat: String, args: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
-    let (groups, kw) = split_kwargs(&args.into_values());
-    let s = py_str(&j(&v)?);
-    let re = py_regex(&pat, &kw)?;
-    let Some(c) = re.captures(&s) else {
-        return Ok(JValue::from(()));
-    };
-    if groups.is_empty() {
-        return Ok(JValue::from(c.get(0).map(|m| m.as_str()).unwrap_or("")));
-    }
-    let mut out = Vec::new();
-    for g in groups {
-        let g = g.as_str().unwrap_or("").to_string();
-        let m = if let Some(n) = g.strip_prefix('\\') {
-            n.parse::<usize>().ok().and_then(|i| c.get(i))
-        } else if let Some(name) = g.strip_prefix("\\g<").and_then(|x| x.strip_suffix('>')) {
-            c.name(name)
-        } else {
-            c.name(&g)
-        };
-        out.push(JValue::from(m.map(|m| m.as_str()).unwrap_or("")));
-    }
-    Ok(JValue::from(out))
-}
-
-fn f_regex_findall(v: JValue, pat: String, kw: Kwargs) -> Result<JValue, JError> {
-    let s = py_str(&j(&v)?);
-    let re = py_regex(&pat, &kw)?;
-    let out: Vec<JValue> = re
-        .captures_iter(&s)
-        .map(|c| {
-            if c.len() == 1 {
-                JValue::from(c.get(0).unwrap().as_str())
-            } else if c.len() == 2 {
-                JValue::from(c.get(1).map(|m| m.as_str()).unwrap_or(""))
-            } else {
-                JValue::from(
-                    (1..c.len())
-                        .map(|i| JValue::from(c.get(i).map(|m| m.as_str()).unwrap_or("")))
-                        .collect::<Vec<_>>(),
-                )
-            }
-        })
-        .collect();
-    Ok(JValue::from(out))
-}
-
-fn f_regex_escape(s: String) -> String {
-    regex::escape(&s)
 }
 
 fn f_b64encode(v: JValue) -> Result<JValue, JError> {
@@ -595,6 +472,9 @@ fn f_hash(v: JValue, algo: Option<String>) -> Result<String, JError> {
 }
 
 fn f_type_debug(v: JValue) -> &'static str {
+    if v.downcast_object_ref::<super::PyDateTime>().is_some() {
+        return "datetime";
+    }
     match v.kind() {
         ValueKind::None | ValueKind::Undefined => "NoneType",
         ValueKind::Bool => "bool",
@@ -631,14 +511,6 @@ fn t_changed(v: JValue) -> Result<bool, JError> {
 fn t_skipped(v: JValue) -> Result<bool, JError> {
     let m = status_of(&v)?;
     Ok(m.get("skipped").map(truthy).unwrap_or(false))
-}
-
-fn t_match(v: String, pat: String, kw: Kwargs) -> Result<bool, JError> {
-    let re = py_regex(&format!("^(?:{pat})"), &kw)?;
-    Ok(re.is_match(&v))
-}
-fn t_search(v: String, pat: String, kw: Kwargs) -> Result<bool, JError> {
-    Ok(py_regex(&pat, &kw)?.is_match(&v))
 }
 
 fn version_key(s: &str) -> Vec<(u64, String)> {
@@ -886,6 +758,24 @@ fn fn_query(state: &State, kind: String, args: Rest<ValueOrKwargs>) -> Result<JV
 }
 
 /// The environment with Ansible's settings and every filter, test and function here.
+/// How `{{ v }}` prints a value: Python's `str()`, `None` as empty, an undefined value fails.
+pub(super) fn print_value(v: &JValue) -> Result<String, JError> {
+    Ok(match v.kind() {
+        ValueKind::None => String::new(),
+        ValueKind::Undefined => {
+            return Err(JError::new(
+                ErrorKind::UndefinedError,
+                "undefined value printed",
+            ))
+        }
+        ValueKind::String => v.as_str().unwrap_or("").to_string(),
+        ValueKind::Plain => v.to_string(),
+        _ => py_str(&to_json(v).map_err(jerr)?),
+    })
+}
+
+/// The environment: no trailing newline kept (Jinja's default; [`render_str`] puts back
+/// what the source ended with, as Ansible does), `trim_blocks` on.
 pub(super) fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(undefined);
@@ -893,24 +783,12 @@ pub(super) fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     env.set_syntax(
         minijinja::syntax::SyntaxConfig::builder()
             .trim_blocks(true)
-            .keep_trailing_newline(true)
             .build()
             .expect("syntax config"),
     );
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_formatter(|out, _state, v| {
-        let s = match v.kind() {
-            ValueKind::None => String::new(),
-            ValueKind::Undefined => {
-                return Err(JError::new(
-                    ErrorKind::UndefinedError,
-                    "undefined value printed",
-                ))
-            }
-            ValueKind::String => v.as_str().unwrap_or("").to_string(),
-            _ => py_str(&to_json(v).map_err(jerr)?),
-        };
-        out.write_str(&s)
+        out.write_str(&print_value(v)?)
             .map_err(|_| JError::new(ErrorKind::WriteFailure, "write failed"))
     });
     minijinja_contrib::add_to_environment(&mut env);
@@ -925,6 +803,7 @@ pub(super) fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     env.add_filter("to_yaml", f_to_yaml);
     env.add_filter("to_nice_yaml", f_to_nice_yaml);
     env.add_filter("from_yaml", f_from_yaml);
+    env.add_filter("comment", super::comment::f_comment);
     env.add_filter("regex_replace", f_regex_replace);
     env.add_filter("regex_search", f_regex_search);
     env.add_filter("regex_findall", f_regex_findall);

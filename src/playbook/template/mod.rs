@@ -1,5 +1,7 @@
 //! Jinja2 templating the way Ansible configures it, on minijinja 3: strict undefined, no
-//! auto-escaping, `trim_blocks`, trailing newlines kept, Python-style printing of values
+//! auto-escaping, `trim_blocks`, the source's trailing newlines put back after rendering,
+//! backslashes in `{{ … }}` string literals of YAML values kept as written (see [`escape`]),
+//! template files with `#jinja2:` headers and includes (see [`file`]), Python-style printing of values
 //! (`True`, `None` as empty, `['a', 1]`), Ansible's `bool`/`int` semantics and the Ansible
 //! filter plugins playbooks use.
 
@@ -8,13 +10,20 @@ use minijinja::{AutoEscape, Environment, Error as JError, ErrorKind, State, Unde
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 
+mod comment;
+mod escape;
+pub mod file;
 mod filters;
+mod pydatetime;
 mod pyfmt;
+mod regex;
 
+pub use filters::ansible_bool;
 use filters::build_env;
 pub(crate) use filters::fileglob;
-pub use filters::{ansible_bool, py_repl};
+pub use pydatetime::PyDateTime;
 pub use pyfmt::{py_json, py_repr, py_str, py_yaml};
+pub use regex::py_repl;
 
 /// The placeholder `omit` renders to; modules drop parameters equal to it.
 pub const OMIT: &str = "__omit_place_holder__d4rkp0rt";
@@ -212,14 +221,29 @@ pub fn check_expr(s: &str) -> Result<(), TemplateError> {
     })
 }
 
-/// Render a string template to text.
+/// Render a string template (a YAML value) to text, as Ansible templates strings: string
+/// literals in `{{ … }}` keep their backslashes, and the newlines the source ends with that
+/// rendering dropped (Jinja strips one; `trim_blocks` or `-}}` may take more) are put back.
 pub fn render_str(s: &str, ctx: &JValue) -> Result<String, TemplateError> {
     if !is_template(s) {
         return Ok(s.to_string());
     }
-    run(s, |env| env.render_str(s, ctx))
+    let src = escape::template(s);
+    let out = run(&src, |env| env.render_str(&src, ctx))
         .map_err(|e| describe(&e, s, ctx))
-        .map_err(terr)
+        .map_err(terr)?;
+    Ok(restore_trailing_newlines(s, out, "\n"))
+}
+
+/// Ansible's `preserve_trailing_newlines`: append `newline` for each `\n` the end of `src`
+/// has more than the end of `out`.
+pub(crate) fn restore_trailing_newlines(src: &str, mut out: String, newline: &str) -> String {
+    let count = |t: &str| t.len() - t.trim_end_matches('\n').len();
+    let (want, have) = (count(src), count(&out));
+    if want > have {
+        out.push_str(&newline.repeat(want - have));
+    }
+    out
 }
 
 /// Single `{{ expr }}` with nothing around it: returns the expression (native types).
@@ -234,14 +258,20 @@ fn single_expr(s: &str) -> Option<&str> {
     Some(inner)
 }
 
-/// Evaluate a bare expression to a JSON value.
+/// Evaluate a bare expression to a JSON value (as a condition: string literals unescaped
+/// the Jinja way).
 pub fn eval_expr(expr: &str, ctx: &JValue) -> Result<Value, TemplateError> {
+    eval_source(expr, expr, ctx)
+}
+
+/// Evaluate `expr` as written in `src`: the message of an error names `src`.
+fn eval_source(src: &str, expr: &str, ctx: &JValue) -> Result<Value, TemplateError> {
     let v = run(expr, |env| env.compile_expression(expr)?.eval(ctx))
-        .map_err(|e| terr(describe(&e, expr, ctx)))?;
+        .map_err(|e| terr(describe(&e, src, ctx)))?;
     if v.is_undefined() {
-        let missing = undefined_names(expr, ctx);
+        let missing = undefined_names(src, ctx);
         return Err(terr(if missing.is_empty() {
-            format!("{expr:?} is undefined")
+            format!("{src:?} is undefined")
         } else {
             format!("'{}' is undefined", missing.join("', '"))
         }));
@@ -292,7 +322,7 @@ pub fn template_value(v: &Value, ctx: &JValue) -> Result<Value, TemplateError> {
     Ok(match v {
         Value::String(s) if is_template(s) => {
             if let Some(expr) = single_expr(s) {
-                eval_expr(expr, ctx)?
+                eval_source(expr, &escape::expression_only(expr), ctx)?
             } else {
                 Value::String(render_str(s, ctx)?)
             }
@@ -438,7 +468,7 @@ mod tests {
         );
         assert_eq!(
             r(
-                "{{ s | regex_replace('(\\\\w+) (\\\\w+)', '\\\\2 \\\\1') }}",
+                "{{ s | regex_replace('(\\w+) (\\w+)', '\\2 \\1') }}",
                 c.clone()
             ),
             "world hello"
