@@ -23,6 +23,12 @@ fn sha1_hex(data: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// Shell snippet: copy an existing `$p` to Ansible's backup name `PATH.PID.YYYY-MM-DD@HH:MM:SS~`
+/// (the node's local time, mode, owner and times kept) and print `backup_file=…`.
+const BACKUP_SH: &str = "if [ -e \"$p\" ]; then dp_bk=\"$p.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; \
+     cp -p \"$p\" \"$dp_bk\" || { rm -f \"$t\"; echo \"could not make a backup of $p\" >&2; exit 2; }; \
+     echo \"backup_file=$dp_bk\"; fi\n";
+
 /// Script that writes stdin (`len` bytes; or `$dp_src` when `len` is None) to `$p` atomically,
 /// keeping the mode and owner of an existing file, then applies the requested attributes.
 pub(super) fn write_script(
@@ -30,6 +36,7 @@ pub(super) fn write_script(
     validate: Option<&str>,
     mkdirs: bool,
     len: Option<usize>,
+    backup: bool,
 ) -> String {
     let mut s = String::from(ATTRS_FN);
     s.push_str(INFO_FN);
@@ -38,6 +45,9 @@ pub(super) fn write_script(
         s.push_str("mkdir -p \"$d\" || exit 2\n");
     }
     s.push_str("t=$(mktemp \"$d/.dp_tmp.XXXXXX\") || { echo \"Destination directory $d does not exist\" >&2; exit 2; }\n");
+    if backup {
+        s.push_str(BACKUP_SH);
+    }
     match len {
         None => s.push_str("mv -f \"$dp_src\" \"$t\" || { rm -f \"$t\"; exit 2; }\n"),
         Some(n) => s.push_str(&format!(
@@ -155,6 +165,7 @@ fn put_content(
         return Ok(r);
     }
     let validate = s(a, "validate");
+    let backup = b(a, "backup", false);
     let out = if content.len() > STREAM_ABOVE {
         let tmp = format!("{path}.dp_upload");
         let mut cur = std::io::Cursor::new(content.to_vec());
@@ -172,14 +183,20 @@ fn put_content(
             "p={}; dp_src={}\n{}",
             shell_quote(&path),
             shell_quote(&tmp),
-            write_script(attrs, validate.as_deref(), false, None)
+            write_script(attrs, validate.as_deref(), false, None, backup)
         );
         c.sh(t, &script)?
     } else {
         let script = format!(
             "p={}\n{}",
             shell_quote(&path),
-            write_script(attrs, validate.as_deref(), false, Some(content.len()))
+            write_script(
+                attrs,
+                validate.as_deref(),
+                false,
+                Some(content.len()),
+                backup,
+            )
         );
         c.sh_in(t, &script, Some(content.to_vec()))?
     };
@@ -191,7 +208,11 @@ fn put_content(
             format!("failed to write {path}: {msg}")
         });
     }
-    add_info(&mut r, &kv_lines(&out.stdout_str()));
+    let kv = kv_lines(&out.stdout_str());
+    if let Some(bk) = kv.get("backup_file") {
+        r.insert("backup_file".into(), Value::String(bk.clone()));
+    }
+    add_info(&mut r, &kv);
     Ok(r)
 }
 
