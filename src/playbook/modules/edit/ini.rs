@@ -89,7 +89,9 @@ impl Opts {
             None => str_list(a.get("values")).unwrap_or_default(),
         };
         if present && !allow_no_value && values.is_empty() {
-            return fail("Parameter 'value(s)' must be defined if state=present and allow_no_value=False.");
+            return fail(
+                "Parameter 'value(s)' must be defined if state=present and allow_no_value=False.",
+            );
         }
         let mut unique: Vec<String> = vec![];
         for v in values.drain(..) {
@@ -113,13 +115,19 @@ impl Opts {
             _ => None,
         };
         Ok(Opts {
-            section: s(a, "section").filter(|x| !x.is_empty()).unwrap_or(FAKE_SECTION.into()),
+            section: s(a, "section")
+                .filter(|x| !x.is_empty())
+                .unwrap_or(FAKE_SECTION.into()),
             has_values,
             option: s(a, "option").filter(|x| !x.is_empty()),
             values: unique,
             present,
             exclusive: b(a, "exclusive", true),
-            fmt_eq: if b(a, "no_extra_spaces", false) { "=" } else { " = " },
+            fmt_eq: if b(a, "no_extra_spaces", false) {
+                "="
+            } else {
+                " = "
+            },
             ignore_spaces: b(a, "ignore_spaces", false),
             allow_no_value,
             active_only: !b(a, "modify_inactive_option", true),
@@ -206,13 +214,22 @@ pub fn ini_apply(orig: Option<&str>, a: &Args) -> Result<Outcome, ModError> {
     let section = ini.split_off(start);
     let before = ini;
     let n = section.len();
-    let mut st = State { lines: section, done: vec![false; n], changed, msg: "OK" };
+    let mut st = State {
+        lines: section,
+        done: vec![false; n],
+        changed,
+        msg: "OK",
+    };
     if o.present {
         present(&mut o, &mut st);
     } else {
         absent(&o, &mut st);
     }
-    let mut out: Vec<String> = before.into_iter().chain(std::mem::take(&mut st.lines)).chain(after).collect();
+    let mut out: Vec<String> = before
+        .into_iter()
+        .chain(std::mem::take(&mut st.lines))
+        .chain(after)
+        .collect();
     out.remove(0);
     out.pop();
     if !within && o.present {
@@ -226,7 +243,9 @@ fn present(o: &mut Opts, st: &mut State) {
     let mut no_value_present = false;
     if let Some(opt) = o.option.clone() {
         for i in 0..st.lines.len() {
-            let Some((_, v)) = matches(o, &st.lines[i], &opt) else { continue };
+            let Some((_, v)) = matches(o, &st.lines[i], &opt) else {
+                continue;
+            };
             if !o.values.is_empty() && o.values.contains(&v) {
                 let newline = if v.is_empty() && o.allow_no_value {
                     no_value_present = true;
@@ -276,7 +295,8 @@ fn present(o: &mut Opts, st: &mut State) {
                 st.msg = "option added";
                 st.changed = true;
             }
-        } else if o.option.is_some() && o.values.is_empty() && o.allow_no_value && !no_value_present {
+        } else if o.option.is_some() && o.values.is_empty() && o.allow_no_value && !no_value_present
+        {
             st.lines.insert(i, format!("{opt}\n"));
             st.msg = "option added";
             st.changed = true;

@@ -15,12 +15,8 @@ pub(super) fn re_opt(module: &str, opt: &str, p: &str, mode: Mode) -> Result<Reg
 
 /// `re.search` on a line; a run-time failure (backtrack limit) names the module and pattern.
 fn found(module: &str, re: &Regex, line: &str) -> Result<bool, ModError> {
-    pyre::search(re, line).map_err(|e| {
-        ModError::Failed(format!(
-            "{module}: matching {:?} failed: {e}",
-            re.as_str()
-        ))
-    })
+    pyre::search(re, line)
+        .map_err(|e| ModError::Failed(format!("{module}: matching {:?} failed: {e}", re.as_str())))
 }
 
 /// Refuse options Ansible declares mutually exclusive, with its message.
@@ -93,7 +89,9 @@ pub fn lineinfile_apply(orig: &str, a: &Args) -> Result<Outcome, ModError> {
         ins_after = Some("EOF".into());
     }
     let ins_re = match (&ins_after, &ins_before) {
-        (Some(x), _) if x != "BOF" && x != "EOF" => Some(re_opt("lineinfile", "insertafter", x, Mode::Line)?),
+        (Some(x), _) if x != "BOF" && x != "EOF" => {
+            Some(re_opt("lineinfile", "insertafter", x, Mode::Line)?)
+        }
         (None, Some(x)) if x != "BOF" => Some(re_opt("lineinfile", "insertbefore", x, Mode::Line)?),
         _ => None,
     };
@@ -134,18 +132,27 @@ struct Found {
 }
 
 fn locate(lines: &[String], o: &Present) -> Result<Found, ModError> {
-    let mut f = Found { index: [-1, -1], matched: false, expanded: None, exact: false };
+    let mut f = Found {
+        index: [-1, -1],
+        matched: false,
+        expanded: None,
+        exact: false,
+    };
     if let Some(re) = o.regexp {
         for (i, l) in lines.iter().enumerate() {
             let caps = re.captures(l.as_str()).map_err(|e| {
-                ModError::Failed(format!("lineinfile: matching {:?} failed: {e}", re.as_str()))
+                ModError::Failed(format!(
+                    "lineinfile: matching {:?} failed: {e}",
+                    re.as_str()
+                ))
             })?;
             if let Some(caps) = caps {
                 f.index[0] = i as i64;
                 f.matched = true;
                 f.expanded = if o.backrefs {
-                    let t = pyre::template(o.line, re)
-                        .map_err(|e| ModError::Failed(format!("lineinfile: line {:?}: {e}", o.line)))?;
+                    let t = pyre::template(o.line, re).map_err(|e| {
+                        ModError::Failed(format!("lineinfile: line {:?}: {e}", o.line))
+                    })?;
                     Some(pyre::expand(&t, &caps))
                 } else {
                     None
@@ -278,7 +285,9 @@ fn block_position(
 ) -> Result<usize, ModError> {
     let re = match (ins_after, ins_before) {
         (Some(x), _) if x != "EOF" => Some(re_opt("blockinfile", "insertafter", x, Mode::Line)?),
-        (None, Some(x)) if x != "BOF" => Some(re_opt("blockinfile", "insertbefore", x, Mode::Line)?),
+        (None, Some(x)) if x != "BOF" => {
+            Some(re_opt("blockinfile", "insertbefore", x, Mode::Line)?)
+        }
         _ => None,
     };
     let Some(re) = re else {
@@ -288,8 +297,15 @@ fn block_position(
     let mut n0 = None;
     if pyre::has_global_m(pat) {
         // A `(?m)` pattern is searched in the whole text; the block goes by line count.
-        if let Some(m) = re.find(orig).map_err(|e| ModError::Failed(format!("blockinfile: {e}")))? {
-            let at = if ins_after.is_some() { m.end() } else { m.start() };
+        if let Some(m) = re
+            .find(orig)
+            .map_err(|e| ModError::Failed(format!("blockinfile: {e}")))?
+        {
+            let at = if ins_after.is_some() {
+                m.end()
+            } else {
+                m.start()
+            };
             n0 = Some(orig[..at].matches('\n').count());
         }
     } else {
@@ -310,9 +326,17 @@ fn block_position(
 pub fn blockinfile_apply(orig: Option<&str>, a: &Args) -> Result<Outcome, ModError> {
     exclusive(a, &[("insertbefore", "insertafter")])?;
     let marker = s(a, "marker").unwrap_or("# {mark} ANSIBLE MANAGED BLOCK".into());
-    let m0 = format!("{}\n", marker.replace("{mark}", &s(a, "marker_begin").unwrap_or("BEGIN".into())));
-    let m1 = format!("{}\n", marker.replace("{mark}", &s(a, "marker_end").unwrap_or("END".into())));
-    let mut block = s(a, "block").or_else(|| s(a, "content")).unwrap_or_default();
+    let m0 = format!(
+        "{}\n",
+        marker.replace("{mark}", &s(a, "marker_begin").unwrap_or("BEGIN".into()))
+    );
+    let m1 = format!(
+        "{}\n",
+        marker.replace("{mark}", &s(a, "marker_end").unwrap_or("END".into()))
+    );
+    let mut block = s(a, "block")
+        .or_else(|| s(a, "content"))
+        .unwrap_or_default();
     let present = s(a, "state").as_deref() != Some("absent");
     let ins_before = s(a, "insertbefore");
     let mut ins_after = s(a, "insertafter");
@@ -342,7 +366,12 @@ pub fn blockinfile_apply(orig: Option<&str>, a: &Args) -> Result<Outcome, ModErr
             lines.drain(y..=x);
             y
         }
-        _ => block_position(orig.unwrap_or(""), &lines, ins_after.as_deref(), ins_before.as_deref())?,
+        _ => block_position(
+            orig.unwrap_or(""),
+            &lines,
+            ins_after.as_deref(),
+            ins_before.as_deref(),
+        )?,
     };
     if at > 0 && !lines[at - 1].ends_with('\n') {
         lines[at - 1].push('\n');
@@ -387,12 +416,16 @@ pub fn replace_apply(orig: &str, a: &Args) -> Result<Outcome, ModError> {
         (0, orig.len())
     } else {
         let sre = re_opt("replace", "after/before", &pattern, Mode::DotAll)?;
-        let caps = sre.captures(orig).map_err(|e| ModError::Failed(format!("replace: {e}")))?;
+        let caps = sre
+            .captures(orig)
+            .map_err(|e| ModError::Failed(format!("replace: {e}")))?;
         match caps.and_then(|c| c.name("subsection").map(|m| (m.start(), m.end()))) {
             Some(r) => r,
             None => {
                 let mut o = Outcome::new(orig.to_string(), "", false);
-                o.msg = format!("Pattern for before/after params did not match the given file: {pattern}");
+                o.msg = format!(
+                    "Pattern for before/after params did not match the given file: {pattern}"
+                );
                 o.extra.insert("rc".into(), json!(0));
                 return Ok(o);
             }

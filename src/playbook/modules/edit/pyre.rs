@@ -199,8 +199,9 @@ pub fn template(t: &str, re: &Regex) -> Result<Vec<Piece>, String> {
             continue;
         }
         let Some(&n) = c.get(i + 1) else {
-            return Err("bad escape (end of pattern)".into());
+            return Err(format!("bad escape (end of pattern) at position {i}"));
         };
+        let at = i;
         i += 2;
         match n {
             'g' => {
@@ -248,7 +249,9 @@ pub fn template(t: &str, re: &Regex) -> Result<Vec<Piece>, String> {
                         i += 1;
                         let v = u32::from_str_radix(&num, 8).unwrap();
                         if v > 0o377 {
-                            return Err(format!("octal escape value \\{num} outside of range 0-0o377"));
+                            return Err(format!(
+                                "octal escape value \\{num} outside of range 0-0o377"
+                            ));
                         }
                         lit.push(char::from_u32(v).unwrap());
                         continue;
@@ -256,7 +259,10 @@ pub fn template(t: &str, re: &Regex) -> Result<Vec<Piece>, String> {
                 }
                 let g: usize = num.parse().unwrap();
                 if g >= groups {
-                    return Err(format!("invalid group reference {g}"));
+                    return Err(format!(
+                        "invalid group reference {g} at position {}",
+                        at + 1
+                    ));
                 }
                 group(&mut out, &mut lit, g);
             }
@@ -268,7 +274,9 @@ pub fn template(t: &str, re: &Regex) -> Result<Vec<Piece>, String> {
             't' => lit.push('\t'),
             'v' => lit.push('\x0b'),
             '\\' => lit.push('\\'),
-            l if l.is_ascii_alphabetic() => return Err(format!("bad escape \\{l}")),
+            l if l.is_ascii_alphabetic() => {
+                return Err(format!("bad escape \\{l} at position {at}"))
+            }
             other => {
                 lit.push('\\');
                 lit.push(other);
