@@ -6,6 +6,8 @@
 mod ini;
 mod lines;
 pub mod pyre;
+#[cfg(test)]
+mod tests;
 
 pub use ini::ini_apply;
 pub use lines::{blockinfile_apply, lineinfile_apply, replace_apply};
