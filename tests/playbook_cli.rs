@@ -684,3 +684,49 @@ fn template_headers_newlines_and_backrefs() {
     assert!(msgs(&out).contains(&"D1 world hello foo"), "{out}");
     assert!(msgs(&out).contains(&"D3 ['hello', 'world']"), "{out}");
 }
+
+/// lineinfile with a look-ahead regexp and with backrefs, and `backup: yes`: the bytes and
+/// the backup name ansible-core 2.19 produced for the same playbook on this machine.
+#[test]
+fn lineinfile_lookahead_backrefs_and_backup() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    write(d.path(), "look", "a=1\nb=2\nc=3\n");
+    write(d.path(), "bref", "port 80\nhost x\n");
+    let root = d.path().display();
+    write(
+        d.path(),
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  connection: local
+  gather_facts: false
+  tasks:
+    - lineinfile: {{path: "{root}/look", regexp: '^b(?!=9)', line: 'b=9', backup: yes}}
+      register: r
+    - debug: {{msg: "backup={{{{ r.backup | basename | regex_replace('[0-9]+', 'N') }}}}"}}
+    - lineinfile: {{path: "{root}/bref", regexp: '^port (\d+)$', line: 'listen \1 \g<1>', backrefs: yes}}
+"#
+        ),
+    );
+    let out = run_ok(d.path());
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("look")).unwrap(),
+        "a=1\nb=9\nc=3\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("bref")).unwrap(),
+        "listen 80 80\nhost x\n"
+    );
+    assert_eq!(msgs(&out), ["backup=look.N.N-N-N@N:N:N~"], "{out}");
+    let backups: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with('~'))
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(backups[0].path()).unwrap(),
+        "a=1\nb=2\nc=3\n"
+    );
+}

@@ -23,6 +23,12 @@ fn sha1_hex(data: &[u8]) -> String {
         .unwrap_or_default()
 }
 
+/// Shell snippet: copy an existing `$p` to Ansible's backup name `PATH.PID.YYYY-MM-DD@HH:MM:SS~`
+/// (the node's local time, mode, owner and times kept) and print `backup_file=…`.
+const BACKUP_SH: &str = "if [ -e \"$p\" ]; then dp_bk=\"$p.$$.$(date +%Y-%m-%d@%H:%M:%S)~\"; \
+     cp -p \"$p\" \"$dp_bk\" || { rm -f \"$t\"; echo \"could not make a backup of $p\" >&2; exit 2; }; \
+     echo \"backup_file=$dp_bk\"; fi\n";
+
 /// Script that writes stdin (`len` bytes; or `$dp_src` when `len` is None) to `$p` atomically,
 /// keeping the mode and owner of an existing file, then applies the requested attributes.
 pub(super) fn write_script(
@@ -30,6 +36,7 @@ pub(super) fn write_script(
     validate: Option<&str>,
     mkdirs: bool,
     len: Option<usize>,
+    backup: bool,
 ) -> String {
     let mut s = String::from(ATTRS_FN);
     s.push_str(INFO_FN);
@@ -45,6 +52,9 @@ pub(super) fn write_script(
     s.push_str(
         "t=\"$d/.dp_tmp.$$\"; if [ -e \"$t\" ] || [ -L \"$t\" ]; then rm -f \"$t\" || exit 2; fi\n",
     );
+    if backup {
+        s.push_str(BACKUP_SH);
+    }
     // An existing file keeps its mode and owner; a new one gets the umask's default mode.
     let keep = "if [ -e \"$p\" ]; then dp_ifs=$IFS; IFS=' '; set -- $(stat -c '%a %u:%g' \"$p\"); \
                 IFS=$dp_ifs; chmod \"$1\" \"$t\"; chown \"$2\" \"$t\" 2>/dev/null; ";
@@ -176,6 +186,7 @@ fn put_content(
         return Ok(r);
     }
     let validate = s(a, "validate");
+    let backup = b(a, "backup", false);
     let out = if content.len() > STREAM_ABOVE {
         let tmp = format!("{path}.dp_upload");
         let mut cur = std::io::Cursor::new(content.to_vec());
@@ -193,14 +204,20 @@ fn put_content(
             "p={}; dp_src={}\n{}",
             shell_quote(&path),
             shell_quote(&tmp),
-            write_script(attrs, validate.as_deref(), false, None)
+            write_script(attrs, validate.as_deref(), false, None, backup)
         );
         c.sh(t, &script)?
     } else {
         let script = format!(
             "p={}\n{}",
             shell_quote(&path),
-            write_script(attrs, validate.as_deref(), false, Some(content.len()))
+            write_script(
+                attrs,
+                validate.as_deref(),
+                false,
+                Some(content.len()),
+                backup,
+            )
         );
         c.sh_in(t, &script, Some(content.to_vec()))?
     };
@@ -212,7 +229,11 @@ fn put_content(
             format!("failed to write {path}: {msg}")
         });
     }
-    add_info(&mut r, &kv_lines(&out.stdout_str()));
+    let kv = kv_lines(&out.stdout_str());
+    if let Some(bk) = kv.get("backup_file") {
+        r.insert("backup_file".into(), Value::String(bk.clone()));
+    }
+    add_info(&mut r, &kv);
     Ok(r)
 }
 
