@@ -52,23 +52,22 @@ pub(super) fn write_script(
     s.push_str(
         "t=\"$d/.dp_tmp.$$\"; if [ -e \"$t\" ] || [ -L \"$t\" ]; then rm -f \"$t\" || exit 2; fi\n",
     );
-    if backup {
-        s.push_str(BACKUP_SH);
-    }
     // An existing file keeps its mode and owner; a new one gets the umask's default mode.
     let keep = "if [ -e \"$p\" ]; then dp_ifs=$IFS; IFS=' '; set -- $(stat -c '%a %u:%g' \"$p\"); \
-                IFS=$dp_ifs; chmod \"$1\" \"$t\"; chown \"$2\" \"$t\" 2>/dev/null; ";
+                IFS=$dp_ifs; chmod \"$1\" \"$t\"; chown \"$2\" \"$t\" 2>/dev/null; fi\n";
     match len {
         None => {
             s.push_str("mv -f \"$dp_src\" \"$t\" || { rm -f \"$t\"; exit 2; }\n");
             s.push_str(keep);
-            s.push_str("else chmod \"$(printf '%o' $(( 0666 & ~0$(umask) )))\" \"$t\"; fi\n");
+            s.push_str(
+                "[ -e \"$p\" ] || chmod \"$(printf '%o' $(( 0666 & ~0$(umask) )))\" \"$t\"\n",
+            );
         }
         Some(_) => {
             // The shell's `>` creates the file with the umask's default mode already.
             s.push_str("set -C; { : > \"$t\"; } || exit 2; set +C\n");
             s.push_str(keep);
-            s.push_str("fi\ncat > \"$t\" || { rm -f \"$t\"; exit 2; }\n");
+            s.push_str("cat > \"$t\" || { rm -f \"$t\"; exit 2; }\n");
         }
     }
     if let Some(v) = validate {
@@ -87,6 +86,10 @@ pub(super) fn write_script(
         s.push_str(&format!(
             "[ \"$dp_sz\" = {n} ] || {{ rm -f \"$t\"; echo \"input for $t ended early\" >&2; exit 2; }}\n"
         ));
+    }
+    // As Ansible: the old file is copied aside only once the new one is complete and valid.
+    if backup {
+        s.push_str(BACKUP_SH);
     }
     s.push_str(
         "mv -f \"$t\" \"$p\" || exit 2\n[ \"$dp_sp\" != \"$t\" ] || dp_sp=$p\ndp_info \"$p\"\n",
