@@ -29,40 +29,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 echo "== generating $IMAGES images, layers of ($LAYER_MB) MiB of random data each (gzip -1)"
 # An OCI image layout whose blobs/sha256 is also darkport's CAS, plus registry/repositories.json.
-python3 - "$WORK/layout" "$IMAGES" "$LAYER_MB" <<'EOF'
-import gzip, hashlib, io, json, os, sys, tarfile
-root, n, sizes = sys.argv[1], int(sys.argv[2]), [int(x) for x in sys.argv[3].split()]
-os.makedirs(f"{root}/blobs/sha256", exist_ok=True)
-def put(b):
-    d = hashlib.sha256(b).hexdigest()
-    with open(f"{root}/blobs/sha256/{d}", "wb") as f: f.write(b)
-    return "sha256:" + d
-index, repos = [], {}
-for i in range(n):
-    layers, diffs = [], []
-    for j, mb in enumerate(sizes):
-        raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w") as t:
-            data = os.urandom(mb << 20)
-            ti = tarfile.TarInfo(f"data/{i}-{j}.bin"); ti.size = len(data); ti.mtime = 0
-            t.addfile(ti, io.BytesIO(data))
-        raw = raw.getvalue()
-        gz = gzip.compress(raw, compresslevel=1, mtime=0)
-        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(gz), "size": len(gz)})
-        diffs.append("sha256:" + hashlib.sha256(raw).hexdigest())
-    cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diffs}}).encode()
-    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(cfg), "size": len(cfg)},
-        "layers": layers}).encode()
-    md = put(m)
-    index.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": len(m),
-                  "annotations": {"org.opencontainers.image.ref.name": f"img{i}"}})
-    repos[f"bench/img{i}"] = {"tags": {"1": {"digest": md, "mediaType": "application/vnd.oci.image.manifest.v1+json"}}}
-with open(f"{root}/index.json", "w") as f: json.dump({"schemaVersion": 2, "manifests": index}, f)
-with open(f"{root}/oci-layout", "w") as f: json.dump({"imageLayoutVersion": "1.0.0"}, f)
-os.makedirs(f"{root}/registry", exist_ok=True)
-with open(f"{root}/registry/repositories.json", "w") as f: json.dump({"version": 1, "repositories": repos}, f)
-EOF
+python3 bench/lib/gen_layout.py "$WORK/layout" "$IMAGES" "$LAYER_MB"
 TOTAL=$(du -sb "$WORK/layout/blobs" | cut -f1)
 echo "   $(( TOTAL / 1048576 )) MiB of blobs"
 

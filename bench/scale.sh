@@ -6,6 +6,11 @@
 #                           re-run; default forks (64)
 #   darkport status         every node's state, containers and the site line
 #   darkport support-bundle logs and facts of every node into one archive
+#   darkport install        the example product 1.0.0 (registry on node1, no container
+#                           runtime on these nodes: the install playbook checks every image
+#                           against the site registry instead), then upgrade to the 1.1.0
+#                           delta bundle, then uninstall --purge-data (which leaves the nodes
+#                           clean for the next size); BENCH_INSTALL=0 skips them
 # and, for N in BENCH_PEER_SIZES (default "10 50"), the same playbook by
 #   ansible-playbook        (forks 50, pipelining on, ControlPersist as by default)
 #   pyinfra                 (bench/playbook/deploy.py, --parallel 50)
@@ -22,9 +27,10 @@ SIZES=${BENCH_SIZES:-"10 50 100 250"}
 PEER_SIZES=${BENCH_PEER_SIZES-"10 50"}
 max=0; for n in $SIZES $PEER_SIZES; do [ "$n" -gt "$max" ] && max=$n; done
 
-cargo build -q --release --bin darkport --example nodes
-DP=$PWD/$T/release/darkport
-NODES=$PWD/$T/release/examples/nodes
+# DARKPORT=BIN (and NODES_BIN=BIN) measure given binaries (an A/B of two builds) unbuilt.
+if [ -z "${DARKPORT:-}" ]; then cargo build -q --release --bin darkport --example nodes; fi
+DP=${DARKPORT:-$PWD/$T/release/darkport}
+NODES=${NODES_BIN:-$PWD/$T/release/examples/nodes}
 dir=/var/tmp/darkport-bench-scale
 "$NODES" down "$dir" 2>/dev/null || true
 rm -rf "$dir"
@@ -39,6 +45,24 @@ pb=$PWD/bench/playbook
 log=$dir/last.log
 
 wipe() { for i in $(seq 1 "$max"); do rm -rf "$dir/node$i/root/srv/bench"; done; }
+
+# The example product: 1.0.0 and the 1.1.0 delta on it, signed with a fresh key.
+INSTALL=${BENCH_INSTALL:-1}
+bw=$dir/bundles
+if [ "$INSTALL" = 1 ]; then
+  mkdir -p "$bw"; cp -a bundle playbooks "$bw/"
+  "$bw/bundle/prepare-base.sh" >/dev/null
+  "$DP" keygen --no-password --out "$bw/k" >/dev/null
+  "$DP" --progress quiet build-bundle -f "$bw/bundle/darkport.yaml" -o "$bw/dist-1.0/" --key "$bw/k.key" >/dev/null
+  B10=$(ls "$bw"/dist-1.0/*.darkport)
+  "$DP" --progress quiet build-bundle -f "$bw/bundle/darkport-1.1.yaml" -o "$bw/dist-1.1/" --key "$bw/k.key" --since "$B10" >/dev/null
+  B11=$(ls "$bw"/dist-1.1/*.darkport)
+fi
+# siteinv N: invN.ini with the registry on node1 and the vars these nodes need.
+siteinv() {
+  { cat "$dir/inv$1.ini"; printf '\n[registry]\nnode1\n\n[all:vars]\ndarkport_trust_root=/srv/trust\ndockercoins_run=false\ndarkport_runtime=none\n'; } > "$dir/site$1.ini"
+}
+SITE=(--known-hosts "$kh" --ca-dir "$dir/ca" --progress plain)
 . bench/inventories.sh
 
 # busy: CPU ticks (1/100 s) the whole machine spent outside idle and iowait so far.
@@ -99,6 +123,15 @@ for n in $(echo $SIZES $PEER_SIZES | tr ' ' '\n' | sort -n | uniq); do
     row "$n" "darkport status" "$THREADS" "$FDS"
     measure "$DP" support-bundle -i "$dir/inv$n.ini" --known-hosts "$kh" -o "$dir/support.tar.zst"
     row "$n" "darkport support-bundle" "$THREADS" "$FDS"
+    if [ "$INSTALL" = 1 ]; then
+      siteinv "$n"
+      measure "$DP" install -i "$dir/site$n.ini" "${SITE[@]}" --pubkey "$bw/k.pub" "$B10"
+      T[dp.install.$n]=$SECS; row "$n" "darkport install 1.0.0" "$THREADS" "$FDS"
+      measure "$DP" upgrade -i "$dir/site$n.ini" "${SITE[@]}" --pubkey "$bw/k.pub" "$B11"
+      T[dp.upgrade.$n]=$SECS; row "$n" "darkport upgrade 1.1.0" "$THREADS" "$FDS"
+      measure "$DP" uninstall -i "$dir/site$n.ini" "${SITE[@]}" --purge-data
+      row "$n" "darkport uninstall" "$THREADS" "$FDS"
+    fi
   fi
   if [[ " $PEER_SIZES " == *" $n "* ]]; then
     if have ansible-playbook; then
@@ -129,4 +162,5 @@ lo=$(echo $SIZES | tr ' ' '\n' | sort -n | head -1)
 for n in $SIZES; do
   [ "$n" = "$lo" ] && continue
   echo "   darkport $n hosts / $lo hosts: $(ratio "${T[dp.first.$n]}" "${T[dp.first.$lo]}") (first), $(ratio "${T[dp.rerun.$n]}" "${T[dp.rerun.$lo]}") (re-run)"
+  [ "$INSTALL" = 1 ] && echo "   darkport $n hosts / $lo hosts: $(ratio "${T[dp.install.$n]}" "${T[dp.install.$lo]}") (install), $(ratio "${T[dp.upgrade.$n]}" "${T[dp.upgrade.$lo]}") (upgrade)"
 done

@@ -136,3 +136,54 @@ fn second_registry_host_copies_from_the_first_or_falls_back_to_a_push() {
         );
     }
 }
+
+/// With two registry hosts each node pulls from one of them: a registry host from itself,
+/// the other nodes in turn (node3 from node1, node4 from node2). The playbook's image
+/// references, containerd's hosts.toml and podman's mirrors all put that registry first, and
+/// the pull check of the install playbook passed against it.
+#[test]
+fn an_ha_site_spreads_its_pulls_over_the_registry_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bundle, _) = build_example(tmp.path());
+    let nodes = common::Nodes::sshd(4);
+    let dir = tmp.path().join("site");
+    std::fs::create_dir_all(&dir).unwrap();
+    let inv = ha_inventory(&nodes, &dir);
+    let o = install(&nodes, &inv, tmp.path(), &bundle);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let reg = |i: usize| format!("{}:5000", nodes.addr(i).ip);
+    // node i (0-based) pulls from registry host `want[i]`.
+    let want = [0, 1, 0, 1];
+    for (i, w) in want.iter().enumerate() {
+        let root = nodes.node_root(i);
+        let first = reg(*w);
+        let other = reg(1 - *w);
+        let imgs = std::fs::read_to_string(root.join("srv/dockercoins/etc/images.json")).unwrap();
+        let imgs: Value = serde_json::from_str(&imgs).unwrap();
+        for (name, r) in imgs.as_object().unwrap() {
+            assert!(
+                r.as_str().unwrap().starts_with(&format!("{first}/")),
+                "node{} {name}: {r}",
+                i + 1
+            );
+        }
+        // Whichever registry an image names, containerd tries `first` before the other.
+        for named in [&first, &other] {
+            let hosts = std::fs::read_to_string(root.join(format!(
+                "srv/trust/etc/containerd/certs.d/{named}/hosts.toml"
+            )))
+            .unwrap();
+            let a = hosts.find(&format!("[host.\"https://{first}\"]")).unwrap();
+            let b = hosts.find(&format!("[host.\"https://{other}\"]")).unwrap();
+            assert!(a < b, "node{}: {hosts}", i + 1);
+        }
+        let conf = std::fs::read_to_string(
+            root.join("srv/trust/etc/containers/registries.conf.d/50-darkport.conf"),
+        )
+        .unwrap();
+        for block in conf.split("[[registry]]").skip(1) {
+            let m = block.split("[[registry.mirror]]").nth(1).unwrap_or("");
+            assert!(m.contains(&format!("\"{first}\"")), "node{}: {conf}", i + 1);
+        }
+    }
+}

@@ -1,7 +1,9 @@
 //! The container runtimes of a node trust the site CA for each site registry: docker and
-//! podman `certs.d`, containerd `certs.d/<host>/hosts.toml` (every registry host, in order),
-//! and with several registry hosts a podman/skopeo `registries.conf.d` drop-in that makes
-//! each a mirror of the others. No daemon restart is needed for any of them.
+//! podman `certs.d`, containerd `certs.d/<host>/hosts.toml` (every registry host, in the
+//! node's order), and with several registry hosts a podman/skopeo `registries.conf.d` drop-in
+//! that makes each a mirror of the others. The node's order (see `Site::registry_order`) puts
+//! the registry it should pull from first, so an HA site's pulls spread over its registries.
+//! No daemon restart is needed for any of them.
 
 use crate::transport::shell_quote;
 
@@ -9,7 +11,8 @@ use crate::transport::shell_quote;
 pub const CA_ENV: &str = "CA";
 
 /// A script (run with the CA in `$CA`) that installs the trust under `trust_root` (`/`
-/// normally; a prefix in tests) for every address in `registries`.
+/// normally; a prefix in tests) for every address in `registries`, which the runtimes try in
+/// that order whichever of them an image names.
 pub fn runtime_trust_script(trust_root: &str, registries: &[String]) -> String {
     let pre = trust_root.trim_end_matches('/');
     let mut script = String::from("set -e\n");
@@ -41,11 +44,11 @@ pub fn runtime_trust_script(trust_root: &str, registries: &[String]) -> String {
     script
 }
 
-/// containerd tries the hosts in order, then `server`: this registry first, then the other
-/// registry hosts of the site (HA: they serve the same digests).
+/// containerd tries the hosts in order, then `server`: every registry host of the site in the
+/// node's order (HA: they serve the same digests).
 fn containerd_hosts(pre: &str, r: &str, registries: &[String]) -> String {
     let mut toml = format!("# written by darkport: the site registry\nserver = \"https://{r}\"\n");
-    for h in std::iter::once(r).chain(registries.iter().map(String::as_str).filter(|x| *x != r)) {
+    for h in registries {
         toml.push_str(&format!(
             "\n[host.\"https://{h}\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = \"{pre}/etc/containerd/certs.d/{h}/ca.crt\"\n"
         ));
@@ -53,15 +56,17 @@ fn containerd_hosts(pre: &str, r: &str, registries: &[String]) -> String {
     toml
 }
 
-/// podman/skopeo/buildah: each registry host mirrors the others, so a pull by any of their
-/// names still works while one is down.
+/// podman/skopeo/buildah try the mirrors in order before the location itself, so every
+/// location lists all the registries in the node's order (itself included: the node's first
+/// registry must come first also for images named after it), and a pull by any of their names
+/// still works while one is down.
 fn podman_mirrors(registries: &[String]) -> String {
     let mut conf = String::from(
         "# written by darkport: the site registries serve the same images; a pull falls back\n# to the others while one is down\n",
     );
     for r in registries {
         conf.push_str(&format!("\n[[registry]]\nlocation = \"{r}\"\n"));
-        for m in registries.iter().filter(|x| *x != r) {
+        for m in registries {
             conf.push_str(&format!("[[registry.mirror]]\nlocation = \"{m}\"\n"));
         }
     }
@@ -95,15 +100,24 @@ mod tests {
             "{root}/etc/containerd/certs.d/10.0.0.2:5000/hosts.toml"
         ))
         .unwrap();
-        let first = hosts.find("https://10.0.0.2:5000\"]").unwrap();
-        let second = hosts.find("https://10.0.0.1:5000\"]").unwrap();
-        assert!(first < second, "own host first: {hosts}");
+        let first = hosts.find("https://10.0.0.1:5000\"]").unwrap();
+        let second = hosts.find("https://10.0.0.2:5000\"]").unwrap();
+        assert!(first < second, "the node's order: {hosts}");
+        assert!(
+            hosts.contains("server = \"https://10.0.0.2:5000\""),
+            "{hosts}"
+        );
         assert!(hosts.starts_with("# written by darkport"));
         let conf = std::fs::read_to_string(format!(
             "{root}/etc/containers/registries.conf.d/50-darkport.conf"
         ))
         .unwrap();
-        assert_eq!(conf.matches("[[registry.mirror]]").count(), 2, "{conf}");
+        assert_eq!(conf.matches("[[registry.mirror]]").count(), 4, "{conf}");
+        // Under each location the node's first registry is the first mirror.
+        for block in conf.split("[[registry]]").skip(1) {
+            let first = block.split("[[registry.mirror]]").nth(1).unwrap_or("");
+            assert!(first.contains("\"10.0.0.1:5000\""), "{conf}");
+        }
     }
 
     #[test]

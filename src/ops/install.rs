@@ -35,7 +35,7 @@ use crate::state::NodeState;
 use crate::transport::{shell_quote, ExecOpts, Transport, UploadOpts};
 use anyhow::{bail, Context};
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -175,11 +175,16 @@ pub(crate) fn ship_and_run(
     // 6. Runtime trust on every node.
     let (registries, images) = site_images(site, m);
     if let Some(pem) = &trust_pem {
+        let order: BTreeMap<String, Vec<String>> = site
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), site.registry_order(&n.name)))
+            .collect();
         par(
             &mut site.nodes,
             site.forks,
             |_| true,
-            |n| step(n, "trust", |n| trust(n, &registries, pem)),
+            |n| step(n, "trust", |n| trust(n, &order[&n.name], pem)),
         );
     }
     site.lap("trust");

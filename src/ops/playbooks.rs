@@ -112,6 +112,50 @@ pub(crate) fn playbook_vars(
     vars
 }
 
+/// Each node's registry variables where [`Site::registry_order`] gives it another first
+/// registry than the site's default (HA sites): `darkport_registry`, `darkport_registries`
+/// and `darkport_images` name that registry, so the site's pulls spread over its registry
+/// hosts. Nothing is overridden when the operator set `darkport_registry` with `-e`.
+pub(crate) fn node_registry_vars(
+    site: &Site,
+    vars: &Map<String, Value>,
+    hosts: &[String],
+) -> BTreeMap<String, Map<String, Value>> {
+    let default = site.registry_addrs();
+    let set_by_us = vars.get("darkport_registry").and_then(Value::as_str)
+        == default.first().map(String::as_str);
+    if site.external.is_some() || default.len() < 2 || !set_by_us {
+        return BTreeMap::new();
+    }
+    let from = format!("{}/", default[0]);
+    let images = vars.get("darkport_images").and_then(Value::as_object);
+    hosts
+        .iter()
+        .filter_map(|h| {
+            let order = site.registry_order(h);
+            if order == default {
+                return None;
+            }
+            let to = format!("{}/", order[0]);
+            let mut m = Map::new();
+            m.insert("darkport_registry".into(), json!(order[0]));
+            m.insert("darkport_registries".into(), json!(order));
+            if let Some(images) = images {
+                // site_images wrote every value as `REGISTRY/name`.
+                let moved = images.iter().map(|(k, v)| {
+                    let r = match v.as_str().and_then(|s| s.strip_prefix(&from)) {
+                        Some(rest) => json!(format!("{to}{rest}")),
+                        None => v.clone(),
+                    };
+                    (k.clone(), r)
+                });
+                m.insert("darkport_images".into(), Value::Object(moved.collect()));
+            }
+            Some((h.clone(), m))
+        })
+        .collect()
+}
+
 /// Run one playbook on the selected alive nodes `pick` chooses, journaled as `step`; a node that
 /// fails or becomes unreachable is taken out of the run. Returns the nodes where it finished.
 pub(crate) fn run_step_playbook(
@@ -155,6 +199,7 @@ pub(crate) fn run_step_playbook(
     };
     let opts = RunOptions {
         extra_vars: vars.clone(),
+        host_vars: node_registry_vars(site, vars, &run_on),
         forks,
         verbosity: site.verbosity,
         ..Default::default()

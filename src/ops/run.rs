@@ -217,6 +217,7 @@ pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Resu
         diff: a.diff,
         forks: a.forks.max(1),
         verbosity: a.verbosity,
+        ..Default::default()
     };
     let summary = engine::run(&pb, &hosts, &conn, &opts, rep);
     Ok(PlayReport {

@@ -499,6 +499,31 @@ impl Site {
         }
     }
 
+    /// The registries in the order node `name` tries them: a registry host its own registry
+    /// first; any other node the registry `k mod R` for the `k`-th such node in inventory
+    /// order, then the ones after it, wrapping round. With several registry hosts (HA) this
+    /// spreads the site's pulls evenly over them and every node still falls back to the others.
+    pub(crate) fn registry_order(&self, name: &str) -> Vec<String> {
+        let all = self.registry_addrs();
+        if self.external.is_some() || all.len() < 2 {
+            return all;
+        }
+        let first = match self.nodes.iter().find(|n| n.name == name) {
+            Some(n) if n.registry => self.registries().iter().position(|r| r.name == name),
+            Some(_) => {
+                let k = self
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.registry)
+                    .position(|n| n.name == name);
+                k.map(|k| k % all.len())
+            }
+            None => None,
+        }
+        .unwrap_or(0);
+        all[first..].iter().chain(&all[..first]).cloned().collect()
+    }
+
     /// An error for the whole operation: internal (exit 2) when a node hit a bug.
     pub(crate) fn op_error(&self, msg: String) -> anyhow::Error {
         if self

@@ -64,6 +64,9 @@ pub trait Connector: Sync {
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub extra_vars: Map<String, Value>,
+    /// Per-host variables at the precedence of `extra_vars`, applied after them (darkport's
+    /// operations give each node the registry it pulls from).
+    pub host_vars: BTreeMap<String, Map<String, Value>>,
     pub tags: Vec<String>,
     pub skip_tags: Vec<String>,
     pub check: bool,

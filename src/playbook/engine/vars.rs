@@ -49,6 +49,9 @@ pub(super) fn build_vars(
         put(&mut m, &r.params, true);
     }
     put(&mut m, &pc.opts.extra_vars, true);
+    if let Some(hv) = pc.opts.host_vars.get(&hs.name) {
+        put(&mut m, hv, true);
+    }
     // Magic variables.
     let magic = json!({
         "inventory_hostname": hs.name,
