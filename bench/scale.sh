@@ -9,7 +9,7 @@
 #   darkport install        the example product 1.0.0 (registry on node1, no container
 #                           runtime on these nodes: the install playbook checks every image
 #                           against the site registry instead), then upgrade to the 1.1.0
-#                           delta bundle, then uninstall --purge-data (which leaves the nodes
+#                           delta bundle, then uninstall (which leaves the nodes
 #                           clean for the next size); BENCH_INSTALL=0 skips them
 # and, for N in BENCH_PEER_SIZES (default "10 50"), the same playbook by
 #   ansible-playbook        (forks 50, pipelining on, ControlPersist as by default)
@@ -129,7 +129,7 @@ for n in $(echo $SIZES $PEER_SIZES | tr ' ' '\n' | sort -n | uniq); do
       T[dp.install.$n]=$SECS; row "$n" "darkport install 1.0.0" "$THREADS" "$FDS"
       measure "$DP" upgrade -i "$dir/site$n.ini" "${SITE[@]}" --pubkey "$bw/k.pub" "$B11"
       T[dp.upgrade.$n]=$SECS; row "$n" "darkport upgrade 1.1.0" "$THREADS" "$FDS"
-      measure "$DP" uninstall -i "$dir/site$n.ini" "${SITE[@]}" --purge-data
+      measure "$DP" uninstall -i "$dir/site$n.ini" "${SITE[@]}"
       row "$n" "darkport uninstall" "$THREADS" "$FDS"
     fi
   fi

@@ -518,16 +518,19 @@ impl Write for PidLine<'_> {
     }
 }
 
-/// A reader that hashes what passes through.
+/// A reader that hashes what passes through (when there is a hasher: an upload whose digest
+/// the caller already knows is not hashed a second time on the controller).
 struct HashRead<'a> {
     inner: std::io::Take<&'a mut dyn ReadSeek>,
-    hasher: &'a mut sha2::Sha256,
+    hasher: Option<&'a mut sha2::Sha256>,
 }
 
 impl Read for HashRead<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_deref_mut() {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -648,7 +651,7 @@ impl Transport for SshTransport {
         let remaining = size - resumed_from;
         let mut hr = HashRead {
             inner: (&mut *src as &mut dyn ReadSeek).take(remaining),
-            hasher: &mut hasher,
+            hasher: need_hash.then_some(&mut hasher),
         };
         let mut sink = Vec::new();
         let r = self.run(&wrapped, &mut hr, &mut sink, pw, None, Some(self.stall));
