@@ -141,17 +141,30 @@ fn alias_bombs_in_roles_and_vars_next_to_the_playbook_are_refused() {
     refused(&o, "extra.yml:7:", BOMB);
 }
 
-/// vars_files are read per host when the play starts (their names may be templated): the
-/// host fails with the file:line of the refusal, as for any vars file that does not parse.
+/// A vars file named as it is (no template) is read before any host is touched: the run is
+/// refused with exit 1 and its file:line, as ansible-playbook stops on a parser error. A
+/// templated name is read per host when the play starts: that host fails with the same
+/// file:line.
 #[test]
-fn alias_bomb_in_vars_files_fails_the_host_naming_the_file() {
+fn alias_bomb_in_vars_files_is_refused_naming_the_file() {
     let d = tempfile::tempdir().unwrap();
     write(d.path(), "inv", INV);
     write(d.path(), "bomb.yml", &laughs(""));
     write(
         d.path(),
         "pb.yml",
-        "- hosts: all\n  gather_facts: false\n  vars_files: [bomb.yml]\n  tasks:\n    - debug: msg=x\n",
+        "- hosts: all\n  gather_facts: false\n  vars_files: [missing.yml, [nope.yml, bomb.yml]]\n  tasks:\n    - debug: msg=x\n",
+    );
+    let o = run_capped(d.path(), &["run", "-i", "inv", "pb.yml"]);
+    refused(&o, "bomb.yml:7:", BOMB);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).is_empty(),
+        "no play started"
+    );
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  vars:\n    f: bomb\n  vars_files: [\"{{ f }}.yml\"]\n  tasks:\n    - debug: msg=x\n",
     );
     let o = run_capped(d.path(), &["run", "-i", "inv", "pb.yml"]);
     let out = String::from_utf8_lossy(&o.stdout);

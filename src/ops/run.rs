@@ -183,6 +183,7 @@ pub fn run_playbook(a: &PlayOptions, rep: &dyn engine::Reporter) -> anyhow::Resu
             unreachable: false,
         });
     }
+    crate::playbook::model::check_vars_files(&pb)?;
     // 2. Inventory (+ group_vars/host_vars next to the playbook, which win).
     let mut inv = Inventory::load(&a.inventory)?;
     inv.set_defaults(a.conn.to_vars());

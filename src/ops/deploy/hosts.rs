@@ -6,9 +6,10 @@
 
 use super::{record_current, wait_converged, Deployed, Plan};
 use crate::compose::place::{bind_volumes, keep_services, placement, service_names};
-use crate::compose::stack::{compose_script, parse_compose};
+use crate::compose::stack::{compose_script, parse_compose, ServiceState};
+use crate::fanout::fanout;
 use crate::ops::site::journal::step;
-use crate::ops::site::{par, var_str, Site};
+use crate::ops::site::{par, var_str, Node, Site};
 use crate::report::site::SiteReporter;
 use crate::transport::{shell_quote, ExecOpts};
 use anyhow::bail;
@@ -137,22 +138,17 @@ pub(super) fn deploy(
         .filter(|n| shares.contains_key(&n.name) && n.alive())
         .map(|n| n.name.clone())
         .collect();
-    let nodes = &site.nodes;
+    let (nodes, forks) = (&site.nodes, site.forks);
+    // Every poll asks all the hosts at once (at most `forks` at a time), in inventory order.
     let (rows, outcome) = wait_converged(plan.timeout, rep, || {
+        let polled = fanout(
+            nodes.iter().filter(|n| up.contains(&n.name)).collect(),
+            forks,
+            |n: &mut &Node| poll_host(n, &shares[&n.name], &plan.project),
+        );
         let mut rows = Vec::new();
-        for n in nodes.iter().filter(|n| up.contains(&n.name)) {
-            let share = &shares[&n.name];
-            let want: BTreeMap<_, _> = super::wanted(&share.docs)
-                .into_iter()
-                .filter(|(s, _)| share.services.contains(s))
-                .collect();
-            let opts = ExecOpts {
-                become_: n.become_(),
-                timeout: Some(Duration::from_secs(60)),
-                ..Default::default()
-            };
-            let out = n.run_ok("docker ps", &compose_script(&plan.project), &opts)?;
-            rows.extend(parse_compose(&out, &n.name, &want));
+        for (n, r) in polled {
+            rows.extend(r.map_err(|p| anyhow::anyhow!("polling {}: {p}", n.name))??);
         }
         Ok(rows)
     });
@@ -176,6 +172,21 @@ pub(super) fn deploy(
         (o, _) => o,
     };
     Ok((up, rows, outcome))
+}
+
+/// The state of the services of `share` on `n`, as its engine reports them.
+fn poll_host(n: &Node, share: &Share, project: &str) -> anyhow::Result<Vec<ServiceState>> {
+    let want: BTreeMap<_, _> = super::wanted(&share.docs)
+        .into_iter()
+        .filter(|(s, _)| share.services.contains(s))
+        .collect();
+    let opts = ExecOpts {
+        become_: n.become_(),
+        timeout: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let out = n.run_ok("docker ps", &compose_script(project), &opts)?;
+    Ok(parse_compose(&out, &n.name, &want))
 }
 
 /// `ENGINE -p PROJECT -f F… up -d --remove-orphans` in `dir`, with the engine the host has.
