@@ -606,6 +606,34 @@ impl Playbook {
 /// A loaded role: its context, its tasks and its handlers.
 type RoleLoad = (Arc<RoleCtx>, Vec<Task>, Vec<Task>);
 
+/// The plays' `vars_files` that name a file without templating, read before any host is
+/// touched: one that does not parse (or is an alias bomb) stops the run with its file:line,
+/// as ansible-playbook stops on a parser error. Of a list of candidates only the one the run
+/// would read is checked (the first that exists); templated names are read per host when the
+/// play starts.
+pub fn check_vars_files(pb: &Playbook) -> Result<(), LoadError> {
+    for play in &pb.plays {
+        for vf in &play.vars_files {
+            let cands: Vec<&str> = match vf {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            for name in cands {
+                if name.contains("{{") || name.contains("{%") {
+                    break;
+                }
+                let p = pb.dir.join(name);
+                if p.is_file() {
+                    load_vars_file(&p)?;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -732,30 +760,3 @@ mod tests {
     }
 }
 
-/// The plays' `vars_files` that name a file without templating, read before any host is
-/// touched: one that does not parse (or is an alias bomb) stops the run with its file:line,
-/// as ansible-playbook stops on a parser error. Of a list of candidates only the one the run
-/// would read is checked (the first that exists); templated names are read per host when the
-/// play starts.
-pub fn check_vars_files(pb: &Playbook) -> Result<(), LoadError> {
-    for play in &pb.plays {
-        for vf in &play.vars_files {
-            let cands: Vec<&str> = match vf {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            };
-            for name in cands {
-                if name.contains("{{") || name.contains("{%") {
-                    break;
-                }
-                let p = pb.dir.join(name);
-                if p.is_file() {
-                    load_vars_file(&p)?;
-                    break;
-                }
-            }
-        }
-    }
-    Ok(())
-}
