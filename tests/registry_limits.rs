@@ -2,7 +2,7 @@
 //! handshake) and a slowloris client are closed within their timeouts while a legitimate
 //! client is served; a flood beyond the connection cap is refused at once and legitimate
 //! clients get in again once slots free; oversized request heads get 431; a slow download
-//! and keep-alive are not cut by the timeouts.
+//! and keep-alive are not cut by the timeouts, a client that reads nothing is.
 
 mod support;
 use support::registry as registry_support;
@@ -240,6 +240,8 @@ fn oversized_heads_get_431_and_slow_downloads_and_keepalive_are_not_cut() {
             "1s",
             "--header-timeout",
             "1s",
+            "--send-timeout",
+            "1s",
         ],
     );
     let big = "a".repeat(4000);
@@ -271,6 +273,25 @@ fn oversized_heads_get_431_and_slow_downloads_and_keepalive_are_not_cut() {
     assert!(raw.starts_with(b"HTTP/1.1 200"));
     assert_eq!(raw.len() - body_start, size as usize, "cut after {took:?}");
     assert!(took > Duration::from_millis(2500), "{took:?}");
+
+    // A client that asks for the layer and reads nothing: once the socket buffers are full
+    // the server's writes stall, and after the send timeout it gives the connection up (what
+    // the client then reads ends short of the layer) while others are still served.
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(get_v2_status(s.addr), 200);
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the stalled response was not given up: {e} after {got} bytes"),
+        }
+    }
+    assert!(got < size as usize, "{got} of {size} bytes: not given up");
 
     // Keep-alive: a second request on the same connection, then idle: closed.
     let mut c = TcpStream::connect(s.addr).unwrap();

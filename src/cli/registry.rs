@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// byte, or the connection is closed.
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
+    /// Close a connection whose client reads none of its response for this long (a client
+    /// that keeps reading, however slowly, is never cut), e.g. 60s, 5m.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
     /// Largest request head (request line and headers) in bytes; larger ones get 431.
     #[arg(long, default_value_t = 32 * 1024)]
     pub max_header_bytes: usize,

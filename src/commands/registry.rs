@@ -117,6 +117,7 @@ fn serve(a: ServeArgs, progress: ProgressMode) -> anyhow::Result<i32> {
         limits: Limits {
             idle_timeout: a.idle_timeout,
             header_timeout: a.header_timeout,
+            send_timeout: a.send_timeout,
             max_header_bytes: a.max_header_bytes,
             max_connections: a.max_connections as usize,
         },

@@ -7,11 +7,15 @@
 //!   within [`Limits::header_timeout`] (one byte every few seconds does not keep it open); the
 //!   TLS handshake has the same bound.
 //! * **Header size**: a request head over [`Limits::max_header_bytes`] is answered 431.
+//! * **Send timeout**: a response the client reads none of for [`Limits::send_timeout`] (its
+//!   receive window stays full) is abandoned and the connection closed; a slow client that
+//!   keeps reading, however slowly, is never cut.
 //! * **Connection cap**: at most [`Limits::max_connections`] connections are open (handshakes
 //!   included); a connection beyond it is closed at once (plain HTTP gets a 503 first), and the
 //!   cap is lowered to what the open-files limit can hold.
 //!
-//! A request being answered (a blob streaming for minutes) is never timed out. The timeouts
+//! A request being answered (a blob streaming for minutes) is never timed out while the client
+//! reads. The timeouts
 //! live in [`Guarded`], the I/O wrapper every connection is read through: it knows whether
 //! the connection waits for a request (idle), is receiving a head, or is busy answering one
 //! ([`Watch`], moved to busy by the service and back to idle when the response body ends).
@@ -33,6 +37,7 @@ use tokio::time::{Instant, Sleep};
 pub struct Limits {
     pub idle_timeout: Duration,
     pub header_timeout: Duration,
+    pub send_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_connections: usize,
 }
@@ -42,6 +47,7 @@ impl Default for Limits {
         Limits {
             idle_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(15),
+            send_timeout: Duration::from_secs(60),
             max_header_bytes: 32 * 1024,
             max_connections: 2048,
         }
@@ -234,6 +240,9 @@ pub struct Guarded<IO> {
     limits: Limits,
     timer: Pin<Box<Sleep>>,
     armed: Option<Instant>,
+    /// Since when writes have made no progress, and the timer set for it.
+    stalled: Option<Instant>,
+    wtimer: Pin<Box<Sleep>>,
     _slot: Slot,
 }
 
@@ -245,6 +254,8 @@ impl<IO> Guarded<IO> {
             limits,
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
+            stalled: None,
+            wtimer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             _slot: slot,
         }
     }
@@ -280,6 +291,35 @@ impl<IO> Guarded<IO> {
         };
         Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
     }
+
+    /// A write could not proceed: fail it once writes have made no progress for the send
+    /// timeout, else wait (woken by the socket or by the timer).
+    fn poll_stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let since = *self.stalled.get_or_insert_with(Instant::now);
+        let deadline = since + self.limits.send_timeout;
+        if self.wtimer.deadline() != deadline {
+            self.wtimer.as_mut().reset(deadline);
+        }
+        if Instant::now() < deadline && self.wtimer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.watch.state().timed_out = Some(Phase::Busy);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the client read nothing for {:?}", self.limits.send_timeout),
+        )))
+    }
+
+    /// What a write returned: progress clears the stall, no progress may end it.
+    fn wrote<T>(&mut self, r: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Pending => self.poll_stalled(cx),
+            r => {
+                self.stalled = None;
+                r
+            }
+        }
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
@@ -313,20 +353,26 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(r, cx)
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(r, cx)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_flush(cx);
+        this.wrote(r, cx)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)

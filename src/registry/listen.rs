@@ -82,6 +82,7 @@ struct Ctx {
     refused: Throttle,
     idle: Throttle,
     slow: Throttle,
+    stalled: Throttle,
 }
 
 /// Accept on `tcp` and serve `app` until `shutdown` completes.
@@ -103,6 +104,7 @@ pub async fn serve<F>(
         refused: Throttle::new(NOTICE_EVERY),
         idle: Throttle::new(NOTICE_EVERY),
         slow: Throttle::new(NOTICE_EVERY),
+        stalled: Throttle::new(NOTICE_EVERY),
     });
     let slots = Slots::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
@@ -212,6 +214,15 @@ async fn connection(
                     "closed {n} connection(s) whose request head did not arrive within {:?} \
                      (--header-timeout; last from {peer})",
                     ctx.limits.header_timeout
+                ));
+            }
+        }
+        Some(Phase::Busy) => {
+            if let Some(n) = ctx.stalled.hit() {
+                ctx.events.notice(&format!(
+                    "closed {n} connection(s) whose client read none of its response for {:?} \
+                     (--send-timeout; last from {peer})",
+                    ctx.limits.send_timeout
                 ));
             }
         }
