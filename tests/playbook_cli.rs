@@ -589,6 +589,51 @@ fn gathered_env_date_time_and_bits() {
     assert!(out.contains("\"msg\": \"path0=/opt/first\""), "{out}");
 }
 
+/// The facts ansible-core 2.19's setup gives on this machine, checked the same way with both
+/// tools: subsets (`!all` keeps only `min`, the play's `gather_subset` reaches the gathering),
+/// `filter`, local facts (JSON, INI, an executable), mounts, devices, lsb and python, and the
+/// two names of every fact (`ansible_x`, `ansible_facts.x`).
+#[test]
+fn facts_subsets_local_facts_mounts_and_devices() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", UNREACHABLE_INV);
+    let fd = d.path().join("facts.d");
+    write(&fd, "j.fact", "{\"a\": 1, \"b\": [1, 2]}\n");
+    write(&fd, "i.fact", "[sec]\nKey = v1\nother: two\n");
+    write(&fd, "x.fact", "#!/bin/sh\necho '{\"x\": \"y\"}'\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fd.join("x.fact"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(
+        d.path(),
+        "pb.yml",
+        &format!(
+            r#"- hosts: all
+  connection: local
+  gather_subset: ['!all']
+  tasks:
+    - debug: {{msg: "min mounts={{{{ ansible_mounts is defined }}}} lsb={{{{ ansible_lsb is mapping }}}} py={{{{ ansible_python.version.major | default(3) }}}} sub={{{{ ansible_facts.gather_subset }}}}"}}
+    - setup: {{fact_path: "{fd}"}}
+    - debug: {{msg: "local={{{{ ansible_local.j.b | sum }}}} {{{{ ansible_local.i.sec.key }}}} {{{{ ansible_local.i.sec.other }}}} {{{{ ansible_local.x.x }}}}"}}
+    - debug: {{msg: "root={{{{ (ansible_mounts | selectattr('mount', 'eq', '/') | first).size_total > 0 }}}} devs={{{{ ansible_devices is mapping }}}} same={{{{ ansible_facts.hostname == ansible_hostname }}}} setup={{{{ module_setup }}}}"}}
+    - setup: {{filter: [ansible_mounts, 'ansible_dis*']}}
+      register: f
+    - debug: {{msg: "filtered={{{{ f.ansible_facts.keys() | sort | join(',') }}}}"}}
+"#,
+            fd = fd.display()
+        ),
+    );
+    let out = run_ok(d.path());
+    let m = msgs(&out);
+    assert_eq!(m[0], "min mounts=False lsb=True py=3 sub=['!all']", "{out}");
+    assert_eq!(m[1], "local=3 v1 two y", "{out}");
+    assert_eq!(m[2], "root=True devs=True same=True setup=True", "{out}");
+    assert_eq!(
+        m[3],
+        "filtered=ansible_distribution,ansible_distribution_file_parsed,ansible_distribution_file_path,ansible_distribution_file_variety,ansible_distribution_major_version,ansible_distribution_minor_version,ansible_distribution_release,ansible_distribution_version,ansible_mounts",
+        "{out}"
+    );
+}
+
 /// `module_defaults` on the play and on a block (short and `ansible.builtin.` names), under
 /// the task's own arguments: the modes ansible-core 2.19 leaves for the same playbook.
 #[test]

@@ -740,13 +740,21 @@ pub(super) fn module_result(r: Result<Map<String, Value>, ModError>) -> TaskResu
     }
 }
 
-/// `ansible_facts` → the variables Ansible injects (`ansible_*` plus `ansible_facts`).
+/// setup's `ansible_facts` → the variables Ansible injects: each fact under its own name
+/// (`ansible_hostname`, `module_setup`) and all of them in `ansible_facts` without the
+/// `ansible_` prefix (`ansible_facts.hostname`).
 pub(super) fn facts_vars(f: &Map<String, Value>) -> Map<String, Value> {
-    let mut m = Map::new();
-    for (k, v) in f {
-        m.insert(format!("ansible_{k}"), v.clone());
-    }
-    m.insert("ansible_facts".into(), Value::Object(f.clone()));
+    let mut m = f.clone();
+    let clean: Map<String, Value> = f
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("ansible_").unwrap_or(k).to_string(),
+                v.clone(),
+            )
+        })
+        .collect();
+    m.insert("ansible_facts".into(), Value::Object(clean));
     m
 }
 

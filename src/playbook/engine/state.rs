@@ -115,7 +115,17 @@ pub(super) struct HostEffects {
 }
 
 pub(super) fn apply_effects(hs: &mut HostState, task: &Task, _r: &HostResult, eff: HostEffects) {
-    if let Some(f) = eff.facts {
+    if let Some(mut f) = eff.facts {
+        // A later setup (another subset) adds to `ansible_facts` instead of replacing it.
+        if let Some(Value::Object(new)) = f.remove("ansible_facts") {
+            let all = hs
+                .facts
+                .entry("ansible_facts")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(old) = all {
+                old.extend(new);
+            }
+        }
         hs.facts.extend(f);
     }
     hs.set_facts.extend(eff.set_facts);

@@ -79,9 +79,13 @@ pub(super) fn facts_task(play: &Play) -> Task {
     };
     let mut task = Task::empty(play.loc.clone(), kw, None);
     task.name = Some("Gathering Facts".into());
+    let args = match &play.gather_subset {
+        Some(v) => json!({ "gather_subset": v }),
+        None => json!({}),
+    };
     task.kind = TaskKind::Module {
         module: "setup",
-        args: json!({}),
+        args,
     };
     task
 }

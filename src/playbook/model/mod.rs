@@ -367,6 +367,8 @@ pub struct Play {
     /// The play's `module_defaults:`.
     pub module_defaults: Option<Value>,
     pub gather_facts: bool,
+    /// The play's `gather_subset:` (handed to the setup of `gather_facts`).
+    pub gather_subset: Option<Value>,
     pub serial: Option<Value>,
     pub pre_tasks: Vec<Task>,
     pub roles: Vec<Arc<RoleCtx>>,

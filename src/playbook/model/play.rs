@@ -216,6 +216,7 @@ impl Loader {
             "connection" => play.connection = Some(j),
             "module_defaults" => play.module_defaults = Some(j),
             "gather_facts" => play.gather_facts = template::ansible_bool(&j),
+            "gather_subset" => play.gather_subset = Some(j),
             "serial" => play.serial = Some(j),
             "environment" => play.environment = Some(j),
             "any_errors_fatal" => play.any_errors_fatal = template::ansible_bool(&j),

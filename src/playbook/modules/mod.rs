@@ -5,6 +5,8 @@
 
 mod cmd;
 mod edit;
+mod facts;
+mod facts_hw;
 mod files;
 pub mod registry;
 mod system;

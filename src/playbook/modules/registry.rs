@@ -2,7 +2,7 @@
 //! (`lookup`), the engine asks it where a module runs, and node modules are dispatched
 //! through the handler it holds: adding a module is one entry here.
 
-use super::{cmd, edit, files, system, Args, ModCtx, ModResult};
+use super::{cmd, edit, facts, files, system, Args, ModCtx, ModResult};
 use crate::transport::Transport;
 
 /// Runs a node module: its canonical name (one handler serves e.g. `command` and `shell`),
@@ -72,8 +72,8 @@ pub static MODULES: &[ModuleDef] = &[
     node("package", system::package),
     node("apt", system::package),
     node("dnf", system::package),
-    node("setup", |_, t, c, _| system::setup(t, c)),
-    node("gather_facts", |_, t, c, _| system::setup(t, c)),
+    node("setup", |_, t, c, a| facts::setup(t, c, a)),
+    node("gather_facts", |_, t, c, a| facts::setup(t, c, a)),
     node("ping", |_, t, c, _| super::ping(t, c)),
     controller("set_fact"),
     controller("assert"),
