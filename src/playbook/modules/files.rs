@@ -29,6 +29,17 @@ const BACKUP_SH: &str = "if [ -e \"$p\" ]; then dp_bk=\"$p.$$.$(date +%Y-%m-%d@%
      cp -p \"$p\" \"$dp_bk\" || { rm -f \"$t\"; echo \"could not make a backup of $p\" >&2; exit 2; }; \
      echo \"backup_file=$dp_bk\"; fi\n";
 
+/// The message for a [`write_script`] that failed: exit 4 is its `validate` command refusing
+/// the new content (the file was left as it was), anything else a failed write.
+pub(super) fn write_failure(o: &crate::transport::ExecOutput, path: &str) -> String {
+    let err = o.stderr_str().trim().to_string();
+    if o.exit_code == 4 {
+        format!("failed to validate {path}: {err}")
+    } else {
+        format!("failed to write {path}: {err}")
+    }
+}
+
 /// Script that writes stdin (`len` bytes; or `$dp_src` when `len` is None) to `$p` atomically,
 /// keeping the mode and owner of an existing file, then applies the requested attributes.
 pub(super) fn write_script(
@@ -225,12 +236,7 @@ fn put_content(
         c.sh_in(t, &script, Some(content.to_vec()))?
     };
     if !out.success() {
-        let msg = out.stderr_str().trim().to_string();
-        return fail(if out.exit_code == 4 {
-            format!("failed to validate: {msg}")
-        } else {
-            format!("failed to write {path}: {msg}")
-        });
+        return fail(write_failure(&out, &path));
     }
     let kv = kv_lines(&out.stdout_str());
     if let Some(bk) = kv.get("backup_file") {

@@ -14,13 +14,14 @@ mod comment;
 mod escape;
 pub mod file;
 mod filters;
+mod functions;
 mod pydatetime;
 mod pyfmt;
 mod regex;
 
 pub use filters::ansible_bool;
 use filters::build_env;
-pub(crate) use filters::fileglob;
+pub(crate) use functions::fileglob;
 pub use pydatetime::PyDateTime;
 pub use pyfmt::{py_json, py_repr, py_str, py_yaml};
 pub use regex::py_repl;

@@ -12,7 +12,7 @@ mod tests;
 pub use ini::ini_apply;
 pub use lines::{blockinfile_apply, lineinfile_apply, replace_apply};
 
-use super::files::write_script;
+use super::files::{write_failure, write_script};
 use super::{
     add_info, b, fail, kv_lines, obj, s, Args, Attrs, ModCtx, ModError, ModResult, ATTRS_FN,
     INFO_FN,
@@ -133,12 +133,7 @@ where
     );
     let o = c.sh_in(t, &script, Some(out.text.into_bytes()))?;
     if !o.success() {
-        let err = o.stderr_str().trim().to_string();
-        return fail(if o.exit_code == 4 {
-            format!("failed to validate {path}: {err}")
-        } else {
-            format!("failed to write {path}: {err}")
-        });
+        return fail(write_failure(&o, path));
     }
     let kv = kv_lines(&o.stdout_str());
     match (kv.get("backup_file"), key) {
