@@ -37,11 +37,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_v2() {
-  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$1/v2/" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "bench/pull-load.sh: nothing answers on port $1" >&2; exit 1
-}
+. bench/lib/registry.sh
 cpu_of() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
 
 echo "== $CLIENTS clients; $IMAGES images, layers of ($LAYER_MB) MiB each (random, gzip -1)"
@@ -56,16 +52,8 @@ for _ in 1 2 3; do
     >/dev/null 2>"$WORK/dp-$port.log" &
   PIDS+=($!); DP_PIDS+=($!); DP_PORTS+=("$port")
 done
-DR_PORT=$(free_port)
-mkdir -p "$WORK/dreg"
-cat >"$WORK/dreg.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/dreg}, delete: {enabled: false}}
-http: {addr: 127.0.0.1:$DR_PORT}
-EOF
-docker-registry serve "$WORK/dreg.yml" >"$WORK/dreg.log" 2>&1 &
-DR_PID=$!; PIDS+=($!)
+start_docker_registry "$WORK"
+PIDS+=("$DR_PID")
 for p in "${DP_PORTS[@]}" "$DR_PORT"; do wait_v2 "$p"; done
 for i in $(seq 0 $((IMAGES - 1))); do
   skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/layout:img$i" \

@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib/registry.sh
 
 echo "== generating $IMAGES images, layers of ($LAYER_MB) MiB of random data each (gzip -1)"
 # An OCI image layout whose blobs/sha256 is also darkport's CAS, plus registry/repositories.json.
@@ -40,23 +40,10 @@ DP_PORT=$(free_port)
 PIDS+=($!)
 
 # docker-registry (distribution 2.8, filesystem driver), filled by skopeo.
-DR_PORT=$(free_port)
-mkdir -p "$WORK/dreg"
-cat >"$WORK/dreg.yml" <<EOF
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/dreg}, delete: {enabled: false}}
-http: {addr: 127.0.0.1:$DR_PORT}
-EOF
-docker-registry serve "$WORK/dreg.yml" >"$WORK/dreg.log" 2>&1 &
-PIDS+=($!)
+start_docker_registry "$WORK"
+PIDS+=("$DR_PID")
 
-for port in "$DP_PORT" "$DR_PORT"; do
-  for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-done
+for port in "$DP_PORT" "$DR_PORT"; do wait_v2 "$port"; done
 
 echo "== filling docker-registry with skopeo copy (oci layout -> registry)"
 fill_start=$(date +%s.%N)

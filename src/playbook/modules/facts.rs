@@ -87,50 +87,56 @@ pub(super) struct Subset {
     pub network: bool,
 }
 
-/// Ansible's rules: the names are added in order, `!name` removes; `all` is everything; `min`
-/// is always there unless `!min`; an unknown name is an error.
-pub(super) fn subset(v: Option<&Value>) -> Result<Subset, String> {
-    let names: Vec<String> = match v {
+/// `gather_subset` as given: a list, or a comma-separated string; `["all"]` when unset.
+fn subset_names(v: Option<&Value>) -> Vec<String> {
+    match v {
         None | Some(Value::Null) => vec!["all".into()],
         Some(Value::Array(a)) => a.iter().map(super::super::template::py_str).collect(),
         Some(v) => super::super::template::py_str(v)
             .split(',')
             .map(|x| x.trim().to_string())
             .collect(),
-    };
-    let (mut add, mut drop) = (Vec::new(), Vec::new());
-    for n in &names {
-        match n.strip_prefix('!') {
-            Some(x) => drop.push(x.to_string()),
-            None => add.push(n.clone()),
+    }
+}
+
+/// Ansible's rules (`get_collector_names`): `min` first, then each name in order: `all` adds
+/// every group, `!all` removes all but `min`, `!name` removes (an unknown one is ignored), a
+/// name adds (an unknown one is an error) and wins over its own `!name`.
+pub(super) fn subset(names: &[String]) -> Result<Subset, String> {
+    const GROUPS: [&str; 6] = ["min", "hardware", "network", "virtual", "facter", "ohai"];
+    let (mut add, mut drop, mut explicit) = (vec!["min"], Vec::new(), Vec::new());
+    for n in names {
+        match n.as_str() {
+            "min" => add.push("min"),
+            "all" => add.extend(GROUPS),
+            "!min" => drop.push("min"),
+            "!all" => drop.extend(&GROUPS[1..]),
+            x if x.starts_with('!') => drop.push(&x[1..]),
+            x => match GROUPS.iter().find(|g| **g == x) {
+                Some(g) => {
+                    add.push(g);
+                    explicit.push(*g);
+                }
+                None => {
+                    return Err(format!(
+                        "gather_subset: {x:?} is not a subset darkport gathers (all, {})",
+                        GROUPS.join(", ")
+                    ))
+                }
+            },
         }
     }
-    let known = [
-        "all", "min", "hardware", "network", "virtual", "facter", "ohai",
-    ];
-    for n in add.iter().chain(&drop) {
-        if !known.contains(&n.as_str()) {
-            return Err(format!(
-                "gather_subset: {n:?} is not a subset darkport gathers ({})",
-                known.join(", ")
-            ));
-        }
-    }
-    let all_added = add.iter().any(|x| x == "all") || add.is_empty() && drop.is_empty();
-    let on = |name: &str| {
-        let wanted =
-            add.iter().any(|x| x == name) || (all_added && !drop.iter().any(|x| x == "all"));
-        wanted && !drop.iter().any(|x| x == name)
-    };
+    let on = |g: &str| add.contains(&g) && (!drop.contains(&g) || explicit.contains(&g));
     Ok(Subset {
-        min: !drop.iter().any(|x| x == "min"),
+        min: on("min"),
         hardware: on("hardware"),
         network: on("network"),
     })
 }
 
 pub fn setup(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
-    let sub = subset(a.get("gather_subset")).map_err(ModError::Failed)?;
+    let names = subset_names(a.get("gather_subset"));
+    let sub = subset(&names).map_err(ModError::Failed)?;
     let fact_path = s(a, "fact_path").unwrap_or_else(|| "/etc/ansible/facts.d".into());
     let mut script = String::new();
     if sub.min {
@@ -170,15 +176,7 @@ pub fn setup(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         .map(|(k, v)| (format!("ansible_{k}"), v))
         .collect();
     // Ansible echoes the subsets as given.
-    let asked = match a.get("gather_subset") {
-        None | Some(Value::Null) => json!(["all"]),
-        Some(Value::Array(v)) => Value::Array(v.clone()),
-        Some(v) => json!(super::super::template::py_str(v)
-            .split(',')
-            .map(|x| x.trim().to_string())
-            .collect::<Vec<_>>()),
-    };
-    facts.insert("gather_subset".into(), asked);
+    facts.insert("gather_subset".into(), json!(names));
     facts.insert("module_setup".into(), json!(true));
     let facts = filtered(facts, a.get("filter"));
     Ok(super::obj(
@@ -613,4 +611,38 @@ fn date_time(kv: &HashMap<String, String>) -> Value {
         json!(kv.get("date_epoch").cloned().unwrap_or_default()),
     );
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each spec gives the groups ansible-core 2.19's setup gathered on this machine.
+    #[test]
+    fn gather_subset_follows_ansible() {
+        let cases = [
+            ("all", (true, true, true)),
+            ("!hardware", (true, false, false)),
+            ("network", (true, false, true)),
+            ("!all,network", (true, false, true)),
+            ("all,!network", (true, true, false)),
+            ("!min", (false, false, false)),
+            ("!all,!min", (false, false, false)),
+            ("network,!network", (true, false, true)),
+            ("!bogus", (true, false, false)),
+        ];
+        for (spec, (min, hardware, network)) in cases {
+            let got = subset(&subset_names(Some(&json!(spec)))).unwrap();
+            assert_eq!(
+                got,
+                Subset {
+                    min,
+                    hardware,
+                    network
+                },
+                "{spec}"
+            );
+        }
+        assert!(subset(&["bogus".to_string()]).is_err());
+    }
 }

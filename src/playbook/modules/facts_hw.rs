@@ -172,19 +172,25 @@ pub(super) fn devices(out: &str) -> (Value, Value) {
         }
         Value::Object(m)
     };
-    let file = |prefix: &str, name: &str, f: &str| -> Option<String> {
-        let key = format!("{name}|{f}|");
-        lines(out, prefix)
-            .find_map(|l| l.strip_prefix(key.as_str()))
-            .map(|v| v.trim().to_string())
-    };
-    let holders = |prefix: &str, name: &str| -> Vec<String> {
-        let key = format!("{name}|");
-        lines(out, prefix)
-            .filter_map(|l| l.strip_prefix(key.as_str()))
-            .map(String::from)
-            .collect()
-    };
+    // The sysfs values (`devf=NAME|FILE|VALUE`, `partf=…`) and holders (`devh=NAME|HOLDER`,
+    // `parth=…`), indexed once: a host may have dozens of devices.
+    let mut files: BTreeMap<(&str, &str, &str), String> = BTreeMap::new();
+    for prefix in ["devf=", "partf="] {
+        for l in lines(out, prefix) {
+            let mut it = l.splitn(3, '|');
+            if let (Some(n), Some(f), Some(v)) = (it.next(), it.next(), it.next()) {
+                files.insert((prefix, n, f), v.trim().to_string());
+            }
+        }
+    }
+    let mut held: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+    for prefix in ["devh=", "parth="] {
+        for (n, h) in lines(out, prefix).filter_map(|l| l.split_once('|')) {
+            held.entry((prefix, n)).or_default().push(h.to_string());
+        }
+    }
+    let file = |prefix: &str, name: &str, f: &str| files.get(&(prefix, name, f)).cloned();
+    let holders = |prefix: &str, name: &str| held.get(&(prefix, name)).cloned().unwrap_or_default();
     let mut devs = Map::new();
     for l in lines(out, "dev=") {
         let Some((n, virt)) = l.split_once('|') else {
