@@ -69,12 +69,16 @@ SITE=(--known-hosts "$kh" --ca-dir "$dir/ca" --progress plain)
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
 # measure NAME CMD...: runs CMD (in $pb), prints nothing; sets SECS, RSS_MIB, CCPU, MCPU,
-# THREADS, FDS.
+# THREADS, FDS. With OUT=FILE set, CMD's stdout goes to FILE (its --json report).
 measure() {
   local rssf=$dir/rss
   local t0=$EPOCHREALTIME s0 s1
   s0=$(busy)
-  (cd "$pb" && exec /usr/bin/time -f "%M %U %S" -o "$rssf" "$@") > "$log" 2>&1 &
+  if [ -n "${OUT:-}" ]; then
+    (cd "$pb" && exec /usr/bin/time -f "%M %U %S" -o "$rssf" "$@") > "$OUT" 2> "$log" &
+  else
+    (cd "$pb" && exec /usr/bin/time -f "%M %U %S" -o "$rssf" "$@") > "$log" 2>&1 &
+  fi
   local tpid=$! pid="" th=0 fd=0
   while kill -0 "$tpid" 2>/dev/null; do
     [ -z "$pid" ] && pid=$(pgrep -P "$tpid" | head -1 || true)
@@ -98,6 +102,15 @@ measure() {
 }
 
 have() { command -v "$1" >/dev/null 2>&1; }
+
+# phases: the per-phase wall times of the last install/upgrade (its --json `phases`), longest first.
+phases() {
+  python3 - "$dir/report.json" <<'PHASES'
+import json, sys
+p = json.load(open(sys.argv[1])).get("phases", {})
+print("      phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(p.items(), key=lambda kv: -kv[1])))
+PHASES
+}
 have ansible-playbook || python3 -m pip install -q --disable-pip-version-check ansible-core
 have pyinfra || python3 -m pip install -q --disable-pip-version-check pyinfra
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
@@ -125,10 +138,10 @@ for n in $(echo $SIZES $PEER_SIZES | tr ' ' '\n' | sort -n | uniq); do
     row "$n" "darkport support-bundle" "$THREADS" "$FDS"
     if [ "$INSTALL" = 1 ]; then
       siteinv "$n"
-      measure "$DP" install -i "$dir/site$n.ini" "${SITE[@]}" --pubkey "$bw/k.pub" "$B10"
-      T[dp.install.$n]=$SECS; row "$n" "darkport install 1.0.0" "$THREADS" "$FDS"
-      measure "$DP" upgrade -i "$dir/site$n.ini" "${SITE[@]}" --pubkey "$bw/k.pub" "$B11"
-      T[dp.upgrade.$n]=$SECS; row "$n" "darkport upgrade 1.1.0" "$THREADS" "$FDS"
+      OUT=$dir/report.json measure "$DP" install -i "$dir/site$n.ini" "${SITE[@]}" --json --pubkey "$bw/k.pub" "$B10"
+      T[dp.install.$n]=$SECS; row "$n" "darkport install 1.0.0" "$THREADS" "$FDS"; phases
+      OUT=$dir/report.json measure "$DP" upgrade -i "$dir/site$n.ini" "${SITE[@]}" --json --pubkey "$bw/k.pub" "$B11"
+      T[dp.upgrade.$n]=$SECS; row "$n" "darkport upgrade 1.1.0" "$THREADS" "$FDS"; phases
       measure "$DP" uninstall -i "$dir/site$n.ini" "${SITE[@]}"
       row "$n" "darkport uninstall" "$THREADS" "$FDS"
     fi

@@ -107,14 +107,52 @@ pub struct Spec {
     pub compose_project: Option<crate::compose::Project>,
 }
 
-/// Image names: `[host[:port]/]path[:tag]`, lowercase path components, like a registry
-/// reference without digest.
-pub fn valid_image_name(n: &str) -> bool {
-    let re = regex::Regex::new(
-        r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
-    )
-    .expect("regex");
-    re.is_match(n)
+use crate::registry::names::valid_image_name;
+
+/// The `images:` entries, checked: a valid and unique name, a parseable source, `config:`
+/// only for `dir:` sources.
+fn image_specs(raw: Vec<RawImage>, base: &Path, path: &Path) -> Result<Vec<ImageSpec>, SpecError> {
+    let invalid = |line: u64, message: String| SpecError::Invalid {
+        path: path.into(),
+        line,
+        message,
+    };
+    let mut images = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for im in raw {
+        let line = im.name.referenced.line();
+        if !valid_image_name(&im.name.value) {
+            return Err(invalid(
+                line,
+                format!(
+                    "image name {:?}: expected repo/path:tag (lowercase path, explicit tag)",
+                    im.name.value
+                ),
+            ));
+        }
+        if !names.insert(im.name.value.clone()) {
+            return Err(invalid(
+                line,
+                format!("image name {:?} appears twice", im.name.value),
+            ));
+        }
+        let source = SourceRef::parse(&im.source.value, base)
+            .map_err(|e| invalid(im.source.referenced.line(), e.to_string()))?;
+        if im.config.is_some() && !matches!(source, SourceRef::Dir { .. }) {
+            return Err(invalid(
+                line,
+                "config: is only allowed for dir: sources".into(),
+            ));
+        }
+        images.push(ImageSpec {
+            name: im.name.value,
+            source,
+            source_text: im.source.value,
+            config: im.config,
+            at: format!("{}:{line}", path.display()),
+        });
+    }
+    Ok(images)
 }
 
 fn valid_product(n: &str) -> bool {
@@ -294,41 +332,7 @@ impl Spec {
             }
             None => Vec::new(),
         };
-        let mut images = Vec::new();
-        let mut names = std::collections::HashSet::new();
-        for im in raw_images {
-            let line = im.name.referenced.line();
-            if !valid_image_name(&im.name.value) {
-                return Err(invalid(
-                    line,
-                    format!(
-                        "image name {:?}: expected repo/path:tag (lowercase path, explicit tag)",
-                        im.name.value
-                    ),
-                ));
-            }
-            if !names.insert(im.name.value.clone()) {
-                return Err(invalid(
-                    line,
-                    format!("image name {:?} appears twice", im.name.value),
-                ));
-            }
-            let source = SourceRef::parse(&im.source.value, &base)
-                .map_err(|e| invalid(im.source.referenced.line(), e.to_string()))?;
-            if im.config.is_some() && !matches!(source, SourceRef::Dir { .. }) {
-                return Err(invalid(
-                    line,
-                    "config: is only allowed for dir: sources".into(),
-                ));
-            }
-            images.push(ImageSpec {
-                name: im.name.value,
-                source,
-                source_text: im.source.value,
-                config: im.config,
-                at: format!("{}:{line}", path.display()),
-            });
-        }
+        let images = image_specs(raw_images, &base, path)?;
         Ok(Spec {
             path: path.into(),
             product: raw.product.value,

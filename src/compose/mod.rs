@@ -321,7 +321,7 @@ pub fn normalize_image(r: &str) -> Result<String, String> {
     } else {
         format!("{r}:latest")
     };
-    if crate::bundle::spec::valid_image_name(site_name(&full)) {
+    if crate::registry::names::valid_image_name(site_name(&full)) {
         Ok(full)
     } else {
         Err("expected [host/]path[:tag] with a lowercase path".into())

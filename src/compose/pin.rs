@@ -94,9 +94,41 @@ fn substitute(v: &mut Value, vars: &BTreeMap<String, String>) -> Result<(), Stri
     Ok(())
 }
 
+/// Point every image pinned to `from` (`host:port`) at `to` instead: a node of an HA site
+/// pulls from the registry the site assigned it, the digest stays the same.
+pub fn repoint(doc: &mut Value, from: &str, to: &str) {
+    let prefix = format!("{from}/");
+    let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for svc in services.values_mut() {
+        if let Some(Value::String(image)) = svc.get_mut("image") {
+            if let Some(rest) = image.strip_prefix(&prefix) {
+                *image = format!("{to}/{rest}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repoint_moves_only_images_of_the_given_registry() {
+        let mut doc = serde_json::json!({"services": {
+            "a": {"image": "10.0.0.1:5000/p/a@sha256:00"},
+            "b": {"image": "10.0.0.10:5000/p/b@sha256:11"},
+            "c": {"build": "."}
+        }});
+        repoint(&mut doc, "10.0.0.1:5000", "10.0.0.2:5000");
+        assert_eq!(doc["services"]["a"]["image"], "10.0.0.2:5000/p/a@sha256:00");
+        assert_eq!(
+            doc["services"]["b"]["image"],
+            "10.0.0.10:5000/p/b@sha256:11"
+        );
+        assert!(doc["services"]["c"].get("image").is_none());
+    }
 
     #[test]
     fn images_are_pinned_and_variables_resolved() {

@@ -4,8 +4,8 @@
 //! [`super::limits`] apply. Graceful shutdown: stop accepting, close idle connections, let
 //! requests in flight end.
 
+use super::events::{Peer, ServerEvents};
 use super::limits::{Guarded, Limits, Phase, Slot, Slots, Throttle, TrackedBody, Watch};
-use super::server::{Peer, ServerEvents};
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::service::Service as _;

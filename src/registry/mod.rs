@@ -41,6 +41,7 @@
 pub mod auth;
 pub mod blobs;
 pub mod client;
+pub mod events;
 pub mod fetch;
 pub mod index;
 pub mod limits;
@@ -51,9 +52,10 @@ pub mod receive;
 pub mod server;
 pub mod tls;
 
+pub use events::{RequestRecord, ServerEvents};
 pub use index::{blob_path, index_path, RepoIndex, TagEntry};
 pub use limits::Limits;
-pub use server::{RequestRecord, ServeConfig, Server, ServerEvents};
+pub use server::{ServeConfig, Server};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -102,6 +102,19 @@ pub fn valid_tag(tag: &str) -> bool {
     tag_re().is_match(tag)
 }
 
+/// Is `n` an image name as bundle specs and compose files write it:
+/// `[host[:port]/]path:tag`, lowercase path components, a tag, no digest?
+pub fn valid_image_name(n: &str) -> bool {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        )
+        .expect("image name regex")
+    })
+    .is_match(n)
+}
+
 /// Parse a digest string from a request.
 pub fn parse_digest(s: &str) -> Result<BlobRef, RouteError> {
     if !digest_re().is_match(s) {

@@ -2,6 +2,7 @@
 
 use super::auth::Htpasswd;
 use super::blobs::{self, IntegrityCache, OnVerdict, Verdict};
+use super::events::{Peer, RequestRecord, ServerEvents};
 use super::index::{blob_path, index_path, manifest_content_type, Kind, RepoIndex, View};
 use super::limits::Limits;
 use super::names::{self, BlobRef, Reference, Route, RouteError};
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -33,27 +34,6 @@ pub struct ServeConfig {
     pub realm: String,
     /// Timeouts, header size and connection cap (see [`super::limits`]).
     pub limits: Limits,
-}
-
-/// One answered request, for the request log.
-#[derive(Debug)]
-pub struct RequestRecord<'a> {
-    pub peer: SocketAddr,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub status: u16,
-    /// `Content-Length` of the response (the body is still streaming when this is reported).
-    pub bytes: Option<u64>,
-    /// Time to the response head.
-    pub elapsed: Duration,
-    pub user: Option<&'a str>,
-}
-
-/// What the server reports; implemented by the UI (domain code never prints).
-pub trait ServerEvents: Send + Sync + 'static {
-    fn request(&self, r: &RequestRecord<'_>);
-    /// Index reloads, corrupt blobs, TLS handshake failures, ...
-    fn notice(&self, msg: &str);
 }
 
 /// File identity of repositories.json (`None` = missing).
@@ -175,10 +155,6 @@ impl Reloader {
         }
     }
 }
-
-/// The connection's remote address, for the request log.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 /// A bound, not yet running server.
 pub struct Server {

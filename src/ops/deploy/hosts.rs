@@ -5,6 +5,7 @@
 //! sets it. Restart policies are the file's own.
 
 use super::{record_current, wait_converged, Deployed, Plan};
+use crate::compose::pin::repoint;
 use crate::compose::place::{bind_volumes, keep_services, placement, service_names};
 use crate::compose::stack::{compose_script, parse_compose, ServiceState};
 use crate::fanout::fanout;
@@ -71,6 +72,12 @@ fn shares(site: &Site, plan: &Plan) -> anyhow::Result<BTreeMap<String, Share>> {
             .map(|d| {
                 let mut d = d.clone();
                 keep_services(&mut d, &services);
+                if site.external.is_none() {
+                    // An HA site: each host pulls from the registry assigned to it.
+                    if let Some(to) = site.registry_order(h).first() {
+                        repoint(&mut d, &plan.registry, to);
+                    }
+                }
                 if let Some(dd) = &data_dir {
                     dirs.extend(bind_volumes(&mut d, &format!("{dd}/{}", plan.project)));
                 }

@@ -44,6 +44,8 @@ pub(crate) struct Plan {
     /// The env files the services name (path relative to the project directory, bytes).
     pub env_files: Vec<(String, Vec<u8>)>,
     pub timeout: Duration,
+    /// The registry the images are pinned to (`host:port`, or the external one).
+    pub registry: String,
 }
 
 impl Plan {
@@ -182,6 +184,7 @@ pub(crate) fn plan(site: &Site, b: &Bundle, registry: &str) -> anyhow::Result<Op
         files,
         env_files,
         timeout: Duration::from_secs(timeout),
+        registry: registry.to_string(),
     }))
 }
 
