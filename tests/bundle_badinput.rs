@@ -542,7 +542,10 @@ fn inspect_checks_every_member_it_reports_on() {
         pick(&|n| n.starts_with("blobs/")),
         pick(&|n| n == "playbooks/install.yml"),
         pick(&|n| n == "SHA256SUMS"),
-        pick(&|n| n.starts_with("sbom/")),
+        // An SBOM document: a zstd blob the manifest's `sboms` names (format v2).
+        b.blob(&b.manifest().sboms.first().expect("an SBOM").document)
+            .expect("the SBOM blob is in the bundle")
+            .clone(),
     ];
     drop(b);
     let file = std::fs::OpenOptions::new()

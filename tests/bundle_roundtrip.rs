@@ -20,6 +20,26 @@ fn build(spec: &Path, out: &Path, key: &Path, extra: &[&str]) -> String {
     ok(&run(&a))
 }
 
+/// Bytes and count of the SBOM documents a bundle stores (format v2: zstd SPDX blobs, not
+/// image blobs).
+fn stored_sboms(bundle: &Path) -> (u64, usize) {
+    let mut ar = tar::Archive::new(std::fs::File::open(bundle).unwrap());
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    let docs: Vec<&serde_json::Value> = m["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["mediaType"] == "application/spdx+json+zstd" && b["present"] == true)
+        .collect();
+    (
+        docs.iter().map(|b| b["size"].as_u64().unwrap()).sum(),
+        docs.len(),
+    )
+}
+
 #[test]
 fn round_trip_dedup_reproducible_delta() {
     let t = tempfile::tempdir().unwrap();
@@ -67,7 +87,17 @@ fn round_trip_dedup_reproducible_delta() {
     for e in std::fs::read_dir(d.join("layout-v1/blobs/sha256")).unwrap() {
         unique += e.unwrap().metadata().unwrap().len();
     }
-    assert_eq!(j["stored_blob_bytes"].as_u64().unwrap(), unique);
+    // The bundle also stores one compressed SBOM document per image.
+    let (sbom_bytes, sboms) = stored_sboms(&b1);
+    assert_eq!(sboms, 4);
+    assert!(
+        sbom_bytes < 4 * 4096,
+        "compressed SBOMs: {sbom_bytes} bytes"
+    );
+    assert_eq!(
+        j["stored_blob_bytes"].as_u64().unwrap(),
+        unique + sbom_bytes
+    );
     let sum_images: u64 = v1.iter().map(|x| x.2).sum();
     assert_eq!(j["image_bytes"].as_u64().unwrap(), sum_images);
     assert!(sum_images > 3 * unique, "the base layer should be shared");
@@ -107,7 +137,13 @@ fn round_trip_dedup_reproducible_delta() {
             new_bytes += e.metadata().unwrap().len();
         }
     }
-    assert_eq!(j2["stored_blob_bytes"].as_u64().unwrap(), new_bytes);
+    // Every image's manifest changed (new app layers), so the delta carries 4 new SBOMs.
+    let (sbom2_bytes, sboms2) = stored_sboms(&b2);
+    assert_eq!(sboms2, 4);
+    assert_eq!(
+        j2["stored_blob_bytes"].as_u64().unwrap(),
+        new_bytes + sbom2_bytes
+    );
     assert_eq!(j2["delta_base"][0]["version"], "1.0.0");
     assert_eq!(j2["delta_base"][0]["bundle_id"], j["bundle_id"]);
     assert_eq!(

@@ -303,6 +303,25 @@ fn delta_bundle_needs_its_base_and_upgrades_with_the_new_blobs_only() {
     // With the base installed, the delta upgrades the site.
     let o = run(&nodes, &inv, t, &["install"], &b10);
     assert!(o.status.success(), "{}", text(&o));
+    // The delta references the SBOMs of the images 1.1.0 did not change (their documents are
+    // blobs the base brought to the site): without one on the registry host it is refused.
+    let reused = reused_sboms(&delta);
+    assert!(
+        !reused.is_empty(),
+        "the example keeps some images from 1.0.0"
+    );
+    let cas = nodes.node_root(0).join("var/lib/darkport/blobs/sha256");
+    let doc = cas.join(&reused[0][7..]);
+    let saved = std::fs::read(&doc).expect("the base's SBOM document is on the registry host");
+    std::fs::remove_file(&doc).unwrap();
+    let o = run(&nodes, &inv, t, &["upgrade"], &delta);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("blob(s) of its base bundle are not on this registry host"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&doc, saved).unwrap();
     let o = run(&nodes, &inv, t, &["upgrade", "--json"], &delta);
     assert!(o.status.success(), "{}", text(&o));
     let j = json_of(&o);
@@ -320,4 +339,22 @@ fn delta_bundle_needs_its_base_and_upgrades_with_the_new_blobs_only() {
     for r in j["nodes"].as_array().unwrap() {
         assert_eq!(r["version"], "1.1.0", "{r}");
     }
+}
+
+/// The SBOM documents a delta bundle references from its base (format v2 `sboms` entries
+/// with `from_bundle`).
+fn reused_sboms(bundle: &Path) -> Vec<String> {
+    let mut ar = tar::Archive::new(std::fs::File::open(bundle).unwrap());
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    m["sboms"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| !s["from_bundle"].is_null())
+        .map(|s| s["document"].as_str().unwrap().to_string())
+        .collect()
 }

@@ -3,8 +3,16 @@
 use crate::digest::Digest;
 use serde::{Deserialize, Serialize};
 
-/// Value of [`Manifest::format`] for this version of the format.
+/// [`Manifest::format`] of bundles whose SBOMs are `sbom/*.spdx.json` file members (read, no
+/// longer written).
 pub const FORMAT_V1: &str = "darkport-bundle/v1";
+/// [`Manifest::format`] written now: SBOMs are zstd-compressed SPDX blobs listed in `sboms`
+/// (a delta bundle references the unchanged images' documents of its base by digest).
+pub const FORMAT_V2: &str = "darkport-bundle/v2";
+/// Media type of an SBOM blob: an SPDX 2.3 JSON document compressed as one zstd frame.
+pub const SBOM_MEDIA_TYPE: &str = "application/spdx+json+zstd";
+/// Largest decompressed SBOM document a reader accepts.
+pub const MAX_SBOM_DOC: u64 = 256 << 20;
 
 /// The signed table of contents of a bundle. Serialized as compact JSON with fields in
 /// this order (see `docs/FORMAT.md`).
@@ -36,6 +44,28 @@ pub struct Manifest {
     /// absent for a playbook-only product.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compose: Vec<String>,
+    /// v2: one SBOM document per image and platform, a blob of [`SBOM_MEDIA_TYPE`] listed in
+    /// `blobs` (`present: false` in a delta when the base bundle's document is reused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sboms: Vec<SbomEntry>,
+}
+
+/// The SBOM of one image (one platform): which image manifest it describes and the blob
+/// holding the document.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SbomEntry {
+    /// The image name (`images[].name`).
+    pub image: String,
+    /// `os/arch[/variant]` of a multi-platform image; `None` for a single manifest.
+    pub platform: Option<String>,
+    /// The (platform) image manifest the document was scanned from.
+    pub manifest: Digest,
+    /// The document's blob digest (an entry of `blobs` with media type [`SBOM_MEDIA_TYPE`]).
+    pub document: Digest,
+    /// The bundle id of the (base) bundle that carries the document, when it is not this one:
+    /// a delta reuses the document of an image whose manifest did not change.
+    pub from_bundle: Option<Digest>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -117,6 +147,11 @@ impl Manifest {
             .filter(|b| b.present)
             .map(|b| b.size)
             .sum()
+    }
+
+    /// Whether this is a v2 bundle (SBOM blobs) rather than v1 (SBOM file members).
+    pub fn is_v2(&self) -> bool {
+        self.format == FORMAT_V2
     }
 
     /// Sum of every image's size (what separate per-image archives would hold).

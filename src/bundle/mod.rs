@@ -6,10 +6,11 @@
 //! 1. `darkport.json` — the [`Manifest`] (compact JSON), then
 //! 2. `darkport.json.minisig` — its minisign signature,
 //! 3. `oci-layout`, `index.json` (one entry per image, `org.opencontainers.image.ref.name`
-//!    = image name), `sbom/<image>.spdx.json` (one SPDX 2.3 document per image),
-//!    `SHA256SUMS`,
+//!    = image name), `compose/*` when the product has compose files, `SHA256SUMS`,
 //! 4. `playbooks/<path>` sorted by path,
-//! 5. `blobs/sha256/<hex>` sorted by digest, each blob once.
+//! 5. `blobs/sha256/<hex>` sorted by digest, each blob once; among them one zstd-compressed
+//!    SPDX 2.3 document per image and platform (`sboms` in the manifest, format v2; v1
+//!    bundles carried them as `sbom/<image>.spdx.json` members of 3, still read).
 //!
 //! Headers are canonical (mode 0644/0755, uid/gid 0, mtime 0, no user names, no
 //! extensions), followed by 1024 zero bytes and nothing else.
@@ -50,7 +51,8 @@ pub mod spec;
 pub mod writer;
 
 pub use manifest::{
-    BlobEntry, DeltaBase, FileEntry, ImageEntry, Manifest, PlaybookEntry, FORMAT_V1,
+    BlobEntry, DeltaBase, FileEntry, ImageEntry, Manifest, PlaybookEntry, SbomEntry, FORMAT_V1,
+    FORMAT_V2, MAX_SBOM_DOC, SBOM_MEDIA_TYPE,
 };
 pub use reader::{Bundle, Member, MemberKind, MemberRange, MemberReader, Trust};
 pub use sign::{keygen, KeyError, SigError, SigningKey, TrustedKey};

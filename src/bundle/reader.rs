@@ -166,6 +166,32 @@ impl Bundle {
         Ok(v)
     }
 
+    /// The SPDX JSON of a v2 SBOM document carried by this bundle (hash checked, then
+    /// decompressed, at most [`super::MAX_SBOM_DOC`] bytes); `None` when a delta left it out.
+    pub fn read_sbom(&self, e: &super::SbomEntry) -> Result<Option<Vec<u8>>, BundleError> {
+        let Some(m) = self.blob(&e.document) else {
+            return Ok(None);
+        };
+        let mut doc = Vec::new();
+        let mut r = zstd::Decoder::new(self.open_member(m)?).map_err(|e| self.content_err(m, e))?;
+        (&mut r)
+            .take(super::MAX_SBOM_DOC + 1)
+            .read_to_end(&mut doc)
+            .map_err(|e| self.content_err(m, e))?;
+        if doc.len() as u64 > super::MAX_SBOM_DOC {
+            return Err(self.content_err(
+                m,
+                io::Error::other(format!(
+                    "SBOM document larger than {} bytes",
+                    super::MAX_SBOM_DOC
+                )),
+            ));
+        }
+        // Drain to the end of the member so its digest is checked.
+        io::copy(&mut r.finish(), &mut io::sink()).map_err(|e| self.content_err(m, e))?;
+        Ok(Some(doc))
+    }
+
     fn content_err(&self, m: &Member, e: io::Error) -> BundleError {
         BundleError::CorruptMember {
             path: self.path.clone(),

@@ -3,7 +3,7 @@
 //! and each refuses something specific; the order matters: nothing from the manifest is
 //! believed before its signature has been checked.
 
-use super::manifest::{Manifest, FORMAT_V1};
+use super::manifest::{Manifest, FORMAT_V1, FORMAT_V2, SBOM_MEDIA_TYPE};
 use super::member::{Member, MemberKind, Trust};
 use super::{
     canonical_header, check_member_name, BundleError, MANIFEST_NAME, MAX_MANIFEST, MAX_SIGNATURE,
@@ -399,9 +399,9 @@ pub(super) fn parse_manifest(path: &Path, mbytes: &[u8]) -> Result<Manifest, Bun
         reason,
     };
     let manifest: Manifest = serde_json::from_slice(mbytes).map_err(|e| bad(e.to_string()))?;
-    if manifest.format != FORMAT_V1 {
+    if manifest.format != FORMAT_V1 && manifest.format != FORMAT_V2 {
         return Err(bad(format!(
-            "unsupported format {:?} (this darkport reads {FORMAT_V1})",
+            "unsupported format {:?} (this darkport reads {FORMAT_V1} and {FORMAT_V2})",
             manifest.format
         )));
     }
@@ -421,7 +421,44 @@ pub(super) fn parse_manifest(path: &Path, mbytes: &[u8]) -> Result<Manifest, Bun
             "compose file {c:?} is not a compose/ member listed in files"
         )));
     }
+    check_sboms(&manifest).map_err(bad)?;
     Ok(manifest)
+}
+
+/// v2 `sboms`: each names a blob of the SBOM media type (present, or absent in a delta and
+/// then carried by a base bundle), one entry per image manifest and platform. v1 has none.
+fn check_sboms(m: &Manifest) -> Result<(), String> {
+    if !m.is_v2() && !m.sboms.is_empty() {
+        return Err(format!("sboms listed in a {FORMAT_V1} manifest"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &m.sboms {
+        let b = m
+            .blob(&s.document)
+            .ok_or_else(|| format!("SBOM {} of {} is not listed in blobs", s.document, s.image))?;
+        if b.media_type != SBOM_MEDIA_TYPE {
+            return Err(format!(
+                "SBOM {} of {} has media type {:?}, not {SBOM_MEDIA_TYPE}",
+                s.document, s.image, b.media_type
+            ));
+        }
+        if b.present == s.from_bundle.is_some() {
+            return Err(format!(
+                "SBOM {} of {}: from_bundle must be set exactly when the blob is left out",
+                s.document, s.image
+            ));
+        }
+        if !m.images.iter().any(|i| i.name == s.image) {
+            return Err(format!("SBOM {} names no image {:?}", s.document, s.image));
+        }
+        if !seen.insert((&s.image, &s.platform)) {
+            return Err(format!(
+                "two SBOMs for image {:?} {:?}",
+                s.image, s.platform
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The members the manifest lists after the signature, in the order the writer puts them:
@@ -488,8 +525,83 @@ mod tests {
             migrations: vec![],
             delta_base: vec![],
             compose: compose.iter().map(|c| c.to_string()).collect(),
+            sboms: vec![],
         }
         .to_bytes()
+    }
+
+    /// v1 manifests (SBOMs as `sbom/` file members) still parse; `sboms` must name an SBOM
+    /// blob, with `from_bundle` set exactly when the blob is left out, and only in v2.
+    #[test]
+    fn format_versions_and_sbom_entries() {
+        use crate::bundle::{BlobEntry, ImageEntry, SbomEntry, FORMAT_V2, SBOM_MEDIA_TYPE};
+        let p = Path::new("b.darkport");
+        let v1 = manifest(&[], &["sbom/app.spdx.json"]);
+        assert_eq!(parse_manifest(p, &v1).unwrap().format, FORMAT_V1);
+        let doc = crate::digest::Digest::of(b"doc");
+        let with = |format: &str, media_type: &str, present: bool, from: bool| {
+            let mut m: Manifest = serde_json::from_slice(&manifest(&[], &[])).unwrap();
+            m.format = format.into();
+            m.images = vec![ImageEntry {
+                name: "app:1".into(),
+                digest: crate::digest::Digest::of(b"m"),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                size: 1,
+                platforms: vec![],
+                blobs: vec![],
+                total_size: 0,
+                source: "x".into(),
+            }];
+            m.blobs = vec![BlobEntry {
+                digest: doc,
+                size: 3,
+                media_type: media_type.into(),
+                present,
+            }];
+            m.sboms = vec![SbomEntry {
+                image: "app:1".into(),
+                platform: None,
+                manifest: crate::digest::Digest::of(b"m"),
+                document: doc,
+                from_bundle: from.then(|| crate::digest::Digest::of(b"base")),
+            }];
+            parse_manifest(p, &m.to_bytes())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        with(FORMAT_V2, SBOM_MEDIA_TYPE, true, false).unwrap();
+        with(FORMAT_V2, SBOM_MEDIA_TYPE, false, true).unwrap();
+        for (f, mt, present, from, why) in [
+            (
+                FORMAT_V1,
+                SBOM_MEDIA_TYPE,
+                true,
+                false,
+                "sboms listed in a darkport-bundle/v1",
+            ),
+            (FORMAT_V2, "application/json", true, false, "has media type"),
+            (
+                FORMAT_V2,
+                SBOM_MEDIA_TYPE,
+                false,
+                false,
+                "from_bundle must be set",
+            ),
+            (
+                FORMAT_V2,
+                SBOM_MEDIA_TYPE,
+                true,
+                true,
+                "from_bundle must be set",
+            ),
+        ] {
+            let e = with(f, mt, present, from).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        let mut m: Manifest = serde_json::from_slice(&manifest(&[], &[])).unwrap();
+        m.format = "darkport-bundle/v3".into();
+        let e = parse_manifest(p, &m.to_bytes()).unwrap_err().to_string();
+        assert!(e.contains("unsupported format"), "{e}");
     }
 
     /// A `compose` entry must be a `compose/` member the manifest lists (and so hashes).

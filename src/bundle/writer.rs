@@ -188,6 +188,36 @@ impl Out {
         self.pos += size;
         self.pad()
     }
+    /// A member whose bytes were already checked against its digest: copied file to file
+    /// (`copy_file_range` where the kernel has it), not through a hashing buffer.
+    fn member_copy(
+        &mut self,
+        name: &str,
+        size: u64,
+        mut r: io::Take<File>,
+        rep: &dyn Reporter,
+    ) -> Result<(), BundleError> {
+        let h = canonical_header(name, size, 0o644)?;
+        self.w.write_all(&h).map_err(|e| self.io(e))?;
+        self.pos += 512;
+        self.w.flush().map_err(|e| self.io(e))?;
+        let done = io::copy(&mut r, self.w.get_mut()).map_err(|source| BundleError::Io {
+            op: "copy into bundle the member",
+            path: PathBuf::from(name),
+            source,
+        })?;
+        if done != size {
+            return Err(BundleError::SizeMismatch {
+                bundle: self.path.clone(),
+                member: name.to_string(),
+                expected: size,
+                actual: done,
+            });
+        }
+        rep.advance(size);
+        self.pos += size;
+        self.pad()
+    }
     fn pad(&mut self) -> Result<(), BundleError> {
         let rem = (self.pos % 512) as usize;
         if rem != 0 {
@@ -201,8 +231,9 @@ impl Out {
 
 /// Write a bundle to `out` (a file path). `manifest` must have images, blobs, playbooks,
 /// migrations and delta_base filled; `files` is computed here (`oci-layout`, `index.json`,
-/// then `extra_files` such as the SBOMs, in the order given, then `SHA256SUMS`). Present blobs are read from
-/// `store` (digest checked while copying), playbooks from `playbook_root`.
+/// then `extra_files` such as the compose files, in the order given, then `SHA256SUMS`). Present
+/// blobs are read from `store` (digest checked while copying, unless the store already
+/// checked them), playbooks from `playbook_root`.
 pub fn write_bundle(
     mut manifest: Manifest,
     store: &Store,
@@ -295,14 +326,14 @@ pub fn write_bundle(
             }
         }
         for b in manifest.blobs.iter().filter(|b| b.present) {
-            let r = store.open_verified(&b.digest).map_err(BundleError::Store)?;
-            o.member_stream(
-                &format!("blobs/sha256/{}", b.digest.hex()),
-                b.size,
-                0o644,
-                r,
-                rep,
-            )?;
+            let name = format!("blobs/sha256/{}", b.digest.hex());
+            if store.get(&b.digest).is_some_and(|s| s.verified) {
+                let r = store.open_raw(&b.digest).map_err(BundleError::Store)?;
+                o.member_copy(&name, b.size, r, rep)?;
+            } else {
+                let r = store.open_verified(&b.digest).map_err(BundleError::Store)?;
+                o.member_stream(&name, b.size, 0o644, r, rep)?;
+            }
         }
         o.w.write_all(&[0u8; 1024]).map_err(|e| o.io(e))?;
         o.pos += 1024;

@@ -50,6 +50,9 @@ fn scan(
     if let Some(b) = rep.bar.get() {
         b.finish();
     }
+    for e in &r.elsewhere {
+        eprintln!("note: {}", e.note);
+    }
     if mode.resolve() != ProgressMode::Quiet {
         eprintln!(
             "scanned {} image(s), {} package(s) in {:.2}s",

@@ -1,8 +1,9 @@
 //! `build-bundle`: spec → sources → store → (delta against older bundles) → signed bundle.
 
+use super::build_sbom::{self, Reusable};
 use crate::bundle::spec::Spec;
 use crate::bundle::{
-    writer, BlobEntry, Bundle, DeltaBase, ImageEntry, Manifest, SigningKey, Trust, FORMAT_V1,
+    writer, BlobEntry, Bundle, DeltaBase, ImageEntry, Manifest, SigningKey, Trust, FORMAT_V2,
 };
 use crate::digest::Digest;
 pub use crate::report::build::{BuildReport, BuildReporter};
@@ -48,7 +49,7 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
     }
     let spec = Spec::load(&opts.spec)?;
     // Delta bases first: cheap, and a wrong base should fail before a long fetch.
-    let (bases, base_blobs) = delta_bases(&opts, &spec)?;
+    let (bases, base_blobs, reuse) = delta_bases(&opts, &spec)?;
     let out = output_path(&opts.out, &spec.product, &spec.version.to_string(), &bases);
     let out_dir = out
         .parent()
@@ -81,8 +82,8 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
             )
             .to_string()
         });
-    let manifest = Manifest {
-        format: FORMAT_V1.into(),
+    let mut manifest = Manifest {
+        format: FORMAT_V2.into(),
         product: spec.product.clone(),
         version: spec.version.to_string(),
         upgrades_from: spec.upgrades_from.clone(),
@@ -99,6 +100,7 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
             .iter()
             .flat_map(|p| p.files.iter().map(|f| format!("compose/{}", f.rel)))
             .collect(),
+        sboms: vec![],
     };
     let blobs = manifest.blobs.len();
     let blobs_in_bundle = manifest.blobs.iter().filter(|b| b.present).count();
@@ -108,7 +110,17 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
     let product = manifest.product.clone();
     let version = manifest.version.clone();
     let nimages = manifest.images.len();
-    let mut extra = image_sboms(&manifest, &store)?;
+    // The SBOMs: scanned from the store (each layer read once, in parallel, then copied
+    // into the bundle without a second hash), or reused from a base for an unchanged image.
+    let (sboms, sbom_blobs) = build_sbom::image_sboms(&manifest, &mut store, &reuse)?;
+    manifest.sboms = sboms;
+    for b in sbom_blobs {
+        if manifest.blob(&b.digest).is_none() {
+            manifest.blobs.push(b);
+            manifest.blobs.sort_by_key(|b| b.digest);
+        }
+    }
+    let mut extra = Vec::new();
     if let Some(p) = &spec.compose_project {
         extra.extend(p.members());
     }
@@ -142,13 +154,15 @@ pub fn build(opts: BuildOptions, rep: &dyn BuildReporter) -> anyhow::Result<Buil
 }
 
 /// The `--since` base bundles, each opened (signature checked) and required to be of the
-/// same product, and the union of their blobs (which the delta leaves out).
+/// same product, the union of their blobs (which the delta leaves out) and the SBOM
+/// documents they describe image manifests with (which the delta references).
 fn delta_bases(
     opts: &BuildOptions,
     spec: &Spec,
-) -> anyhow::Result<(Vec<DeltaBase>, BTreeSet<Digest>)> {
+) -> anyhow::Result<(Vec<DeltaBase>, BTreeSet<Digest>, Reusable)> {
     let mut bases = Vec::new();
     let mut base_blobs: BTreeSet<Digest> = BTreeSet::new();
+    let mut reuse = Reusable::new();
     for b in &opts.since {
         let trust = match (&opts.since_trust, &opts.key) {
             (Some(t), _) => t.clone(),
@@ -173,13 +187,14 @@ fn delta_bases(
             );
         }
         base_blobs.extend(m.blobs.iter().map(|x| x.digest));
+        build_sbom::reusable_of(m, old.id(), &mut reuse);
         bases.push(DeltaBase {
             product: m.product.clone(),
             version: m.version.clone(),
             bundle_id: old.id(),
         });
     }
-    Ok((bases, base_blobs))
+    Ok((bases, base_blobs, reuse))
 }
 
 /// Fetch every image of the spec into the store (layers shared through one cache) and
@@ -262,68 +277,4 @@ fn playbooks_of(spec: &Spec) -> anyhow::Result<(Vec<crate::bundle::PlaybookEntry
         .map(|p| p.path.clone())
         .collect();
     Ok((playbooks, migrations))
-}
-
-/// Time written into the stored SBOMs when the build has none (`SOURCE_DATE_EPOCH` unset):
-/// fixed, so the same inputs still give a byte-identical bundle.
-const SBOM_EPOCH: &str = "1970-01-01T00:00:00Z";
-
-/// One SPDX 2.3 document per image (and platform), `sbom/<image>.spdx.json`, scanned from the
-/// build's store (each layer read once, digest-checked); stored in the bundle and listed with
-/// its sha256 in the signed manifest.
-fn image_sboms(m: &Manifest, store: &Store) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    use crate::sbom::oci::{scan_layout, Layout, NoReport};
-    use crate::store::Location;
-    let mut members = HashMap::new();
-    for b in store.iter() {
-        let (path, off) = match &b.location {
-            Location::File(p) => (p.clone(), 0),
-            Location::Range { path, offset, .. } => (path.clone(), *offset),
-        };
-        members.insert(
-            format!("blobs/sha256/{}", b.digest.hex()),
-            (path, off, b.size),
-        );
-    }
-    let layout = Layout::Blobs {
-        label: PathBuf::from("the build's image store"),
-        index: writer::layout_index(m),
-        members,
-    };
-    let images =
-        scan_layout(&layout, None, &NoReport).context("failed to build the image SBOMs")?;
-    let opts = crate::sbom::spdx::RenderOpts {
-        created: m.created.clone().unwrap_or_else(|| SBOM_EPOCH.into()),
-        tool: format!("darkport-{}", env!("CARGO_PKG_VERSION")),
-    };
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for img in &images {
-        let mut stem: String = img
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        if let Some(p) = &img.platform {
-            stem.push('_');
-            stem.push_str(&p.replace('/', "-"));
-        }
-        let mut name = format!("sbom/{stem}.spdx.json");
-        let mut n = 2;
-        while !seen.insert(name.clone()) {
-            name = format!("sbom/{stem}-{n}.spdx.json");
-            n += 1;
-        }
-        let mut doc = serde_json::to_vec_pretty(&crate::sbom::spdx::render(img, &opts))?;
-        doc.push(b'\n');
-        out.push((name, doc));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
 }

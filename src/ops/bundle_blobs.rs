@@ -53,6 +53,7 @@ mod tests {
             migrations: vec![],
             delta_base: vec![],
             compose: vec![],
+            sboms: vec![],
         };
         let out = d.path().join("b.darkport");
         crate::bundle::writer::write_bundle(

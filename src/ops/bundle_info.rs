@@ -70,7 +70,14 @@ pub fn inspect(
     let m = b.manifest();
     let stored = m.stored_blob_bytes();
     let image_bytes = m.image_bytes();
-    let unique: u64 = m.blobs.iter().map(|x| x.size).sum();
+    // Dedup is about image blobs; the v2 SBOM documents are blobs too, but of no image.
+    let all_blobs: u64 = m.blobs.iter().map(|x| x.size).sum();
+    let unique: u64 = m
+        .blobs
+        .iter()
+        .filter(|x| x.media_type != crate::bundle::SBOM_MEDIA_TYPE)
+        .map(|x| x.size)
+        .sum();
     let users = layer_users(m);
     Ok(InspectReport {
         bundle: o.bundle.clone(),
@@ -108,7 +115,7 @@ pub fn inspect(
         } else {
             0.0
         },
-        delta_saving_bytes: unique.saturating_sub(stored),
+        delta_saving_bytes: all_blobs.saturating_sub(stored),
         playbooks: m.playbooks.iter().map(|p| p.path.clone()).collect(),
         migrations: m.migrations.clone(),
         compose: m.compose.clone(),

@@ -5,6 +5,7 @@
 
 pub mod build;
 mod build_check;
+mod build_sbom;
 pub mod bundle_blobs;
 pub mod bundle_info;
 pub mod conn;

@@ -213,7 +213,13 @@ fn check_capacity(row: &mut PreflightRow, n: &Facts, p: &NodeProbe, w: &Wanted) 
 /// Every layer compression of the bundle can be pulled by the runtime(s) that run the product
 /// here (one problem per runtime, naming its version and what it needs).
 fn check_runtime(row: &mut PreflightRow, n: &Facts, p: &NodeProbe, m: &Manifest) {
-    let types: BTreeSet<&str> = m.blobs.iter().map(|b| b.media_type.as_str()).collect();
+    // The SBOM documents (zstd-compressed, but no runtime pulls them) do not count.
+    let types: BTreeSet<&str> = m
+        .blobs
+        .iter()
+        .map(|b| b.media_type.as_str())
+        .filter(|t| *t != crate::bundle::SBOM_MEDIA_TYPE)
+        .collect();
     for rt in runtime::checked(n.runtime, &p.runtimes) {
         if !p.runtimes.iter().any(|f| f == rt) {
             row.problems.push(format!(
@@ -328,6 +334,7 @@ mod tests {
             migrations: vec![],
             delta_base: vec![],
             compose: vec![],
+            sboms: vec![],
         }
     }
 
@@ -435,8 +442,15 @@ mod tests {
         f.runtime = Some("crio");
         let row = evaluate(&f, &wanted(&m));
         assert!(row.problems[0].contains("darkport_runtime=crio, but crio was not found"));
-        // gzip layers: docker 20.10 pulls them.
+        // gzip layers: docker 20.10 pulls them, also beside a zstd-compressed SBOM blob.
         m.blobs[0].media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into();
+        m.blobs.push(crate::bundle::BlobEntry {
+            digest: Digest::of(b"sbom"),
+            size: 1,
+            media_type: crate::bundle::SBOM_MEDIA_TYPE.into(),
+            present: true,
+        });
+        m.blobs.sort_by_key(|b| b.digest);
         assert!(evaluate(&facts(Some(&p), None), &wanted(&m)).ok());
     }
 

@@ -3,7 +3,7 @@
 //! licences. Commands choose the output; nothing here prints.
 
 use crate::report::Hint;
-use crate::sbom::oci::{scan_layout, Layout};
+use crate::sbom::oci::{compose_entries, scan_layers, select, Layout};
 use crate::sbom::spdx::RenderOpts;
 use crate::sbom::{self, ImageSbom, LicenceEntry};
 use anyhow::Context;
@@ -30,7 +30,28 @@ pub struct ScanOpts<'a> {
 #[derive(Serialize)]
 pub struct ScanReport {
     pub images: Vec<ImageSbom>,
+    /// Images of a delta bundle that could not be scanned (layers its base carries), and
+    /// where their SBOM documents are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub elsewhere: Vec<Elsewhere>,
     pub seconds: f64,
+}
+
+/// An image of a delta bundle whose layers are not all in it: not scanned here.
+#[derive(Serialize)]
+pub struct Elsewhere {
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub manifest: Digest,
+    pub missing_layers: usize,
+    /// The stored SBOM document (a blob), when the bundle lists one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<Digest>,
+    /// `this bundle`, or the base bundle (product, version, id) that carries the document.
+    pub document_in: String,
+    /// One line saying all of that.
+    pub note: String,
 }
 
 impl ScanReport {
@@ -61,10 +82,10 @@ fn is_darkport_bundle(path: &Path) -> bool {
 /// For a darkport bundle: check its signature (and canonical member list), then the signed
 /// hash of `index.json`; manifests and layers are checked by digest while they are scanned,
 /// so every byte the SBOM is built from is covered by the signature.
-fn check_bundle(o: &ScanOpts) -> anyhow::Result<()> {
+fn check_bundle(o: &ScanOpts) -> anyhow::Result<Option<crate::bundle::Bundle>> {
     let source = o.source;
     if !is_darkport_bundle(source) {
-        return Ok(());
+        return Ok(None);
     }
     let trust = super::trust::resolve(o.pubkey, o.allow_unsigned)?;
     let b = crate::bundle::Bundle::open(source, &trust)
@@ -74,24 +95,166 @@ fn check_bundle(o: &ScanOpts) -> anyhow::Result<()> {
         .with_context(|| format!("{} has no index.json member", source.display()))?;
     b.read_member(m, 64 << 20)
         .with_context(|| format!("failed to check index.json of {}", source.display()))?;
-    Ok(())
+    Ok(Some(b))
 }
 
-/// Check (a bundle's signature) and scan every image of the source.
+/// Check (a bundle's signature) and scan every image of the source. In a delta bundle, an
+/// image with layers the bundle leaves out is not scanned: the report says where its SBOM
+/// document is (this bundle, or the base bundle that carries it), and when no selected image
+/// can be scanned that is the error.
 pub fn scan(o: &ScanOpts, rep: &dyn ScanReporter) -> anyhow::Result<ScanReport> {
-    check_bundle(o)?;
+    let bundle = check_bundle(o)?;
     let start = Instant::now();
     let layout = Layout::open(o.source)
         .with_context(|| format!("failed to read images from {}", o.source.display()))
         .context(Hint(
             "SOURCE must be a darkport bundle, an uncompressed oci-archive tar or an OCI image layout directory".into(),
         ))?;
-    let images = scan_layout(&layout, o.image, rep)
-        .with_context(|| format!("failed to scan the images of {}", o.source.display()))?;
+    let scan_err = || format!("failed to scan the images of {}", o.source.display());
+    let (all, absent) = match &bundle {
+        Some(_) => layout.images_partial(),
+        None => layout.images().map(|a| (a, Vec::new())),
+    }
+    .with_context(scan_err)?;
+    let absent: Vec<&(String, Digest)> = absent
+        .iter()
+        .filter(|(name, _)| o.image.map(|f| name_matches(name, f)).unwrap_or(true))
+        .collect();
+    let mut entries = if all.is_empty() && !absent.is_empty() {
+        Vec::new()
+    } else {
+        match select(&layout, &all, o.image) {
+            Err(_) if !absent.is_empty() => Vec::new(),
+            r => r.with_context(scan_err)?,
+        }
+    };
+    let mut elsewhere = Vec::new();
+    if let Some(b) = &bundle {
+        for (name, digest) in &absent {
+            elsewhere.push(absent_image(b, name, digest));
+        }
+        entries.retain(|e| {
+            let missing = e
+                .layers
+                .iter()
+                .filter(|l| !layout.has_blob(&l.digest))
+                .filter(|l| b.manifest().blob(&l.digest).is_some_and(|x| !x.present))
+                .count();
+            if missing > 0 {
+                elsewhere.push(elsewhere_of(b, e, missing));
+            }
+            missing == 0
+        });
+        if entries.is_empty() && !elsewhere.is_empty() {
+            let lines: Vec<String> = elsewhere.iter().map(|e| e.note.clone()).collect();
+            return Err(anyhow::anyhow!(
+                "{} is a delta bundle: no selected image has all its layers in it\n{}",
+                o.source.display(),
+                lines.join("\n")
+            ))
+            .context(Hint(
+                "scan the full bundle of the version the site runs (or the base named above) for those images".into(),
+            ));
+        }
+    }
+    let (deltas, _) = scan_layers(&layout, &entries, rep).with_context(scan_err)?;
     Ok(ScanReport {
-        images,
+        images: compose_entries(&entries, &deltas),
+        elsewhere,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Whether an image selector (`--image`) names `name` (its full name or last path segment).
+fn name_matches(name: &str, want: &str) -> bool {
+    let bare = want.split('@').next().unwrap_or(want);
+    name == bare || name.rsplit('/').next() == Some(bare)
+}
+
+/// An image whose manifest a delta bundle leaves out (unchanged since its base): where its
+/// SBOM document(s) are.
+fn absent_image(b: &crate::bundle::Bundle, name: &str, digest: &Digest) -> Elsewhere {
+    let m = b.manifest();
+    let docs: Vec<&crate::bundle::SbomEntry> = m.sboms.iter().filter(|s| s.image == name).collect();
+    let document_in = match docs.first().and_then(|s| s.from_bundle) {
+        Some(id) => base_label(m, &id),
+        None if docs.is_empty() => "no bundle (this bundle lists no SBOM for it)".into(),
+        None => "this bundle".into(),
+    };
+    let listed: Vec<String> = docs.iter().map(|s| s.document.to_string()).collect();
+    let doc = if listed.is_empty() {
+        "it has no stored SBOM".to_string()
+    } else {
+        format!(
+            "its SBOM is document {} in {document_in}",
+            listed.join(", ")
+        )
+    };
+    Elsewhere {
+        image: name.to_string(),
+        platform: None,
+        manifest: *digest,
+        missing_layers: 0,
+        document: docs.first().map(|s| s.document),
+        note: format!(
+            "image {name} not scanned: unchanged since the base, its manifest and layers are not in this delta bundle (the site has them); {doc}"
+        ),
+        document_in,
+    }
+}
+
+/// `base bundle P V (bundle id …)` for a delta base, else the bare id.
+fn base_label(m: &crate::bundle::Manifest, id: &Digest) -> String {
+    match m.delta_base.iter().find(|d| d.bundle_id == *id) {
+        Some(d) => format!("base bundle {} {} (bundle id {id})", d.product, d.version),
+        None => format!("bundle {id} (a base of this delta's base)"),
+    }
+}
+
+/// Where the SBOM of an image a delta bundle cannot scan is.
+fn elsewhere_of(
+    b: &crate::bundle::Bundle,
+    e: &crate::sbom::oci::ImageEntry,
+    missing_layers: usize,
+) -> Elsewhere {
+    let m = b.manifest();
+    let entry = m
+        .sboms
+        .iter()
+        .find(|s| s.manifest == e.manifest && s.platform == e.platform);
+    let document_in = match entry {
+        Some(s) => match &s.from_bundle {
+            Some(id) => base_label(m, id),
+            None => "this bundle".to_string(),
+        },
+        None => "no bundle (this bundle lists no SBOM for it)".to_string(),
+    };
+    let label = match &e.platform {
+        Some(p) => format!("{}@{p}", e.name),
+        None => e.name.clone(),
+    };
+    let doc = match entry {
+        Some(s) if s.from_bundle.is_none() => format!(
+            "its SBOM is document {} in this bundle (read it with: tar -xOf {} blobs/sha256/{} | zstd -d)",
+            s.document,
+            b.path().display(),
+            s.document.hex()
+        ),
+        Some(s) => format!("its SBOM is document {} in {document_in}", s.document),
+        None => "it has no stored SBOM".to_string(),
+    };
+    Elsewhere {
+        image: e.name.clone(),
+        platform: e.platform.clone(),
+        manifest: e.manifest,
+        missing_layers,
+        document: entry.map(|s| s.document),
+        note: format!(
+            "image {label} not scanned: {missing_layers} of its {} layer(s) are not in this delta bundle (the site has them from its base); {doc}",
+            e.layers.len()
+        ),
+        document_in,
+    }
 }
 
 /// The creation time documents carry: `--created`, else `SOURCE_DATE_EPOCH` (reproducible

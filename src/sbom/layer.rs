@@ -46,6 +46,9 @@ pub struct LayerDelta {
     pub blob_size: u64,
     /// Uncompressed tar bytes.
     pub tar_size: u64,
+    /// sha256 of the uncompressed tar stream (what an image config's `rootfs.diff_ids`
+    /// lists), hashed in the same pass; `None` for a layer that was not read.
+    pub diff_id: Option<Digest>,
     pub warnings: Vec<String>,
 }
 
@@ -127,22 +130,10 @@ impl<R: BufRead> Decoder<R> {
     }
 }
 
-struct Counting<R> {
-    inner: R,
-    n: u64,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        Ok(n)
-    }
-}
-
 /// Read one layer blob once, front to back: sniff gzip/zstd/plain tar from its first bytes,
-/// keep only the package-database files, note whiteouts, and verify the blob's sha256
-/// against `digest` at the end (the whole blob is read, trailing padding included).
+/// keep only the package-database files, note whiteouts, hash the uncompressed stream (the
+/// diff_id), and verify the blob's sha256 against `digest` at the end (the whole blob is
+/// read, trailing padding included).
 pub fn scan_layer<R: Read>(digest: &Digest, reader: R) -> Result<LayerDelta, SbomError> {
     let io_err = |source| SbomError::ReadLayer {
         digest: *digest,
@@ -159,7 +150,7 @@ pub fn scan_layer<R: Read>(digest: &Digest, reader: R) -> Result<LayerDelta, Sbo
     } else {
         Decoder::Plain(buffered)
     };
-    let mut archive = tar::Archive::new(Counting { inner: dec, n: 0 });
+    let mut archive = tar::Archive::new(HashingReader::new(dec));
     let mut delta = LayerDelta::default();
     // Hard links to files kept earlier in this same layer are resolved right away.
     for entry in archive.entries().map_err(io_err)? {
@@ -242,10 +233,12 @@ pub fn scan_layer<R: Read>(digest: &Digest, reader: R) -> Result<LayerDelta, Sbo
     }
     // Drain what follows the tar's end marker, then the compressed stream, so the digest
     // covers the whole blob.
-    let mut counting = archive.into_inner();
-    io::copy(&mut counting, &mut io::sink()).map_err(io_err)?;
-    delta.tar_size = counting.n;
-    let mut buffered = counting.inner.into_inner();
+    let mut plain = archive.into_inner();
+    io::copy(&mut plain, &mut io::sink()).map_err(io_err)?;
+    let (dec, (diff_id, tar_size)) = plain.finish();
+    delta.tar_size = tar_size;
+    delta.diff_id = Some(diff_id);
+    let mut buffered = dec.into_inner();
     io::copy(&mut buffered, &mut io::sink()).map_err(io_err)?;
     let (_, (actual, size)) = buffered.into_inner().finish();
     delta.blob_size = size;

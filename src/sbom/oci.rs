@@ -35,11 +35,16 @@ pub enum Layout {
     },
 }
 
+/// An image whose top manifest (or index) a layout leaves out: (name, digest).
+pub type AbsentImage = (String, Digest);
+
 /// One image (one platform) of a layout.
 pub struct ImageEntry {
     pub name: String,
     pub manifest: Digest,
     pub platform: Option<String>,
+    /// The image config's digest, when the manifest names one.
+    pub config: Option<Digest>,
     pub layers: Vec<LayerRef>,
 }
 
@@ -206,8 +211,19 @@ impl Layout {
     pub fn images(&self) -> Result<Vec<ImageEntry>, SbomError> {
         let index = self.json("index.json", None)?;
         let mut out = Vec::new();
-        self.walk(&index, None, &mut out, 0)?;
+        self.walk(&index, None, &mut out, 0, None)?;
         Ok(out)
+    }
+
+    /// Like [`Layout::images`], for a layout that may leave out some images' manifests (a
+    /// delta bundle does, for images its base carries): those are returned apart, as
+    /// (name, top manifest or index digest), instead of failing.
+    pub fn images_partial(&self) -> Result<(Vec<ImageEntry>, Vec<AbsentImage>), SbomError> {
+        let index = self.json("index.json", None)?;
+        let mut out = Vec::new();
+        let mut absent = Vec::new();
+        self.walk(&index, None, &mut out, 0, Some(&mut absent))?;
+        Ok((out, absent))
     }
 
     fn walk(
@@ -216,6 +232,7 @@ impl Layout {
         name: Option<String>,
         out: &mut Vec<ImageEntry>,
         depth: usize,
+        mut absent: Option<&mut Vec<AbsentImage>>,
     ) -> Result<(), SbomError> {
         let invalid = |reason: String| SbomError::Invalid {
             what: "image index".into(),
@@ -250,11 +267,17 @@ impl Layout {
             if depth > 0 && !self.has_member(&member) {
                 continue;
             }
+            if let Some(a) = absent.as_deref_mut() {
+                if !self.has_member(&member) {
+                    a.push((name.clone().unwrap_or_else(|| digest.short()), digest));
+                    continue;
+                }
+            }
             let doc = self.json(&member, Some(&digest))?;
             let is_index =
                 INDEX_TYPES.contains(&mt) || (mt.is_empty() && doc.get("manifests").is_some());
             if is_index {
-                self.walk(&doc, name, out, depth + 1)?;
+                self.walk(&doc, name, out, depth + 1, absent.as_deref_mut())?;
                 continue;
             }
             let platform = desc.get("platform").map(|p| {
@@ -293,14 +316,25 @@ impl Layout {
                     })
                 })
                 .collect::<Result<Vec<_>, SbomError>>()?;
+            let config = doc
+                .get("config")
+                .and_then(|c| c.get("digest"))
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
             out.push(ImageEntry {
                 name: name.clone().unwrap_or_else(|| digest.short()),
                 manifest: digest,
                 platform,
+                config,
                 layers,
             });
         }
         Ok(())
+    }
+
+    /// Whether the layout holds the blob (a delta bundle leaves out what its base carries).
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.has_member(&format!("blobs/sha256/{}", d.hex()))
     }
 
     fn has_member(&self, name: &str) -> bool {
@@ -341,6 +375,18 @@ pub fn scan_layout(
     reporter: &dyn ScanReporter,
 ) -> Result<Vec<ImageSbom>, SbomError> {
     let all = layout.images()?;
+    let entries = select(layout, &all, filter)?;
+    let (map, _) = scan_layers(layout, &entries, reporter)?;
+    Ok(compose_entries(&entries, &map))
+}
+
+/// The images `filter` selects (all without one); a filter that selects none is an error
+/// naming the images there are.
+pub fn select<'a>(
+    layout: &Layout,
+    all: &'a [ImageEntry],
+    filter: Option<&str>,
+) -> Result<Vec<&'a ImageEntry>, SbomError> {
     let entries: Vec<&ImageEntry> = all
         .iter()
         .filter(|e| filter.map(|f| matches(e, f)).unwrap_or(true))
@@ -360,52 +406,87 @@ pub fn scan_layout(
             });
         }
     }
-    let mut distinct: BTreeMap<Digest, String> = BTreeMap::new();
-    for e in &entries {
-        for l in &e.layers {
-            distinct.insert(l.digest, l.media_type.clone());
-        }
-    }
-    let total: u64 = distinct.keys().map(|d| layout.blob_size(d)).sum();
-    reporter.start(distinct.len(), total);
-    let deltas: Vec<(Digest, Result<LayerDelta, SbomError>)> = distinct
-        .par_iter()
-        .map(|(d, mt)| {
-            let r = match layout.open_blob(d) {
-                Ok(reader) => scan_layer(d, reader),
-                Err(SbomError::MissingBlob { .. })
-                    if mt.contains("nondistributable") || mt.contains("foreign") =>
-                {
-                    Ok(LayerDelta {
-                        warnings: vec![format!(
-                            "non-distributable layer {d} not in the layout; not scanned"
-                        )],
-                        ..LayerDelta::default()
-                    })
-                }
-                Err(e) => Err(e),
-            };
-            if let Ok(x) = &r {
-                reporter.layer_done(d, x.blob_size);
-            }
-            (*d, r)
-        })
-        .collect();
-    let mut map: HashMap<Digest, LayerDelta> = HashMap::new();
-    for (d, r) in deltas {
-        map.insert(d, r?);
-    }
+    Ok(entries)
+}
+
+/// One overlay per image from the deltas [`scan_layers`] returned for these entries.
+pub fn compose_entries(
+    entries: &[&ImageEntry],
+    deltas: &HashMap<Digest, LayerDelta>,
+) -> Vec<ImageSbom> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let layers: Vec<(Digest, &LayerDelta)> = e
             .layers
             .iter()
-            .map(|l| (l.digest, &map[&l.digest]))
+            .map(|l| (l.digest, &deltas[&l.digest]))
             .collect();
         let mut img = compose(&e.label(), &layers);
         img.manifest = Some(e.manifest);
         img.platform = e.platform.clone();
         out.push(img);
     }
-    Ok(out)
+    out
+}
+
+/// The layer deltas of `entries`: every distinct layer read once, front to back (sha256
+/// checked while it is decompressed and its package databases kept), on the rayon pool
+/// (one layer per task, so as many at a time as there are threads), largest first so the
+/// longest one does not start last. Also returns the digests that were read and matched
+/// (a non-distributable layer absent from the layout is not among them).
+pub fn scan_layers(
+    layout: &Layout,
+    entries: &[&ImageEntry],
+    reporter: &dyn ScanReporter,
+) -> Result<(HashMap<Digest, LayerDelta>, Vec<Digest>), SbomError> {
+    let mut distinct: BTreeMap<Digest, String> = BTreeMap::new();
+    for e in entries {
+        for l in &e.layers {
+            distinct.insert(l.digest, l.media_type.clone());
+        }
+    }
+    let mut order: Vec<(Digest, String, u64)> = distinct
+        .into_iter()
+        .map(|(d, mt)| {
+            let size = layout.blob_size(&d);
+            (d, mt, size)
+        })
+        .collect();
+    order.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let total: u64 = order.iter().map(|x| x.2).sum();
+    reporter.start(order.len(), total);
+    let deltas: Vec<(Digest, bool, Result<LayerDelta, SbomError>)> = order
+        .par_iter()
+        .with_max_len(1)
+        .map(|(d, mt, _)| {
+            let (read, r) = match layout.open_blob(d) {
+                Ok(reader) => (true, scan_layer(d, reader)),
+                Err(SbomError::MissingBlob { .. })
+                    if mt.contains("nondistributable") || mt.contains("foreign") =>
+                {
+                    let delta = LayerDelta {
+                        warnings: vec![format!(
+                            "non-distributable layer {d} not in the layout; not scanned"
+                        )],
+                        ..LayerDelta::default()
+                    };
+                    (false, Ok(delta))
+                }
+                Err(e) => (false, Err(e)),
+            };
+            if let Ok(x) = &r {
+                reporter.layer_done(d, x.blob_size);
+            }
+            (*d, read, r)
+        })
+        .collect();
+    let mut map: HashMap<Digest, LayerDelta> = HashMap::new();
+    let mut verified = Vec::new();
+    for (d, read, r) in deltas {
+        map.insert(d, r?);
+        if read {
+            verified.push(d);
+        }
+    }
+    Ok((map, verified))
 }

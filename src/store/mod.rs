@@ -129,6 +129,50 @@ impl Store {
         });
     }
 
+    /// Record that a blob's bytes were read and matched its digest elsewhere (e.g. by the
+    /// SBOM scan, which hashes each layer while it reads it), so the bundle writer can copy
+    /// it without hashing again. Returns whether the blob is known.
+    pub fn mark_verified(&mut self, d: &Digest) -> bool {
+        match self.blobs.get_mut(d) {
+            Some(b) => {
+                b.verified = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An open file positioned at a blob's first byte and bounded to its size, for a plain
+    /// copy (no hashing): only for blobs that are [`StoredBlob::verified`].
+    pub fn open_raw(&self, d: &Digest) -> Result<io::Take<File>, StoreError> {
+        use std::io::{Seek, SeekFrom};
+        let b = self
+            .blobs
+            .get(d)
+            .ok_or(StoreError::Missing { digest: *d })?;
+        let (path, offset) = match &b.location {
+            Location::File(p) => (p.clone(), 0),
+            Location::Range { path, offset, .. } => (path.clone(), *offset),
+        };
+        let io_err = |source| StoreError::Io {
+            op: "open blob",
+            path: path.clone(),
+            source,
+        };
+        let mut f = File::open(&path).map_err(io_err)?;
+        let len = f.metadata().map_err(io_err)?.len();
+        if len < offset + b.size {
+            return Err(StoreError::SizeMismatch {
+                digest: *d,
+                origin: b.location.describe(),
+                expected: b.size,
+                actual: len.saturating_sub(offset),
+            });
+        }
+        f.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        Ok(f.take(b.size))
+    }
+
     /// Path of a blob in the store's own directory.
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs").join("sha256").join(d.hex())
