@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
     log="$scratch/$t.log"
     if ! cargo +nightly fuzz run -s none --target-dir "$tdir" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$secs" -jobs=1 -workers=1 -rss_limit_mb=2048 -timeout=20 \
+        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 \
         -max_len=65536 -print_final_stats=1 >"$log" 2>&1; then
         tail -n 60 "$log"
         echo "fuzz: target $t FAILED (input kept under fuzz/artifacts/$t/)"
