@@ -70,3 +70,7 @@ pub mod store;
 pub mod transport;
 pub mod ui;
 pub mod yaml_limits;
+
+/// Entry points of the fuzz targets and of their stable corpus replay (`docs/FUZZING.md`).
+#[doc(hidden)]
+pub mod fuzzing;

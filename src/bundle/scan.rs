@@ -143,7 +143,10 @@ impl<'a> Scan<'a> {
                 kind,
             });
         }
-        if off + 512 + raw.size > self.len {
+        // Checked: a base-256 size field holds up to u64::MAX, and `off + 512 + size` overflowed
+        // (regression input: fuzz/artifacts/bundle_open/crash-check-raw-size-overflow).
+        let end = off.checked_add(512).and_then(|d| d.checked_add(raw.size));
+        if !matches!(end, Some(end) if end <= self.len) {
             return Err(BundleError::Truncated {
                 path: p.clone(),
                 detail: format!(

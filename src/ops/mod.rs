@@ -4,7 +4,7 @@
 //! error types.
 
 pub mod build;
-mod build_check;
+pub(crate) mod build_check;
 mod build_sbom;
 pub mod bundle_blobs;
 pub mod bundle_info;

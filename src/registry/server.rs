@@ -333,7 +333,7 @@ fn query_params(q: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// `n`/`last` pagination over a sorted list; returns the page and the `Link` for the next one.
-fn paginate<'a>(
+pub(crate) fn paginate<'a>(
     items: impl Iterator<Item = &'a String>,
     query: Option<&str>,
     base: &str,
