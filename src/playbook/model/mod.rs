@@ -207,22 +207,28 @@ pub enum TaskKind {
         rescue: Vec<Task>,
         always: Vec<Task>,
     },
-    /// `include_tasks`: loaded when reached (the file name may be templated).
+    /// `include_tasks`: loaded when reached (the file name may be templated). The included
+    /// tasks inherit only the include's `vars` and its `apply:` keywords.
     Include {
         file: Value,
         base: PathBuf,
+        apply: Option<Box<Kw>>,
     },
     /// An entry of the play's `roles:` list (its handlers are already the play's).
     Role {
         role: Arc<RoleCtx>,
         tasks: Vec<Task>,
     },
-    /// `include_role` / `import_role` with a templated or late role.
+    /// `import_role` (static: the role's tasks inherit the task's keywords) or
+    /// `include_role` (`dynamic`: a task of its own, its `when` and loop decide per host,
+    /// the role's tasks inherit only its `vars` and `apply:` keywords).
     IncludeRole {
         role: Arc<RoleCtx>,
         tasks: Vec<Task>,
         /// The role's handlers and its dependencies' (they join the play's).
         handlers: Vec<Task>,
+        dynamic: bool,
+        apply: Option<Box<Kw>>,
     },
     Meta(String),
 }
@@ -372,8 +378,16 @@ pub struct Play {
     pub serial: Option<Value>,
     pub pre_tasks: Vec<Task>,
     pub roles: Vec<Arc<RoleCtx>>,
-    /// The names of the play's `roles:` entries as listed (Ansible's `role_names`).
+    /// The names of the play's `roles:` entries as listed, then the roles of its
+    /// `import_role` tasks (Ansible's `role_names`; `include_role` adds to it as it runs).
     pub role_names: Vec<String>,
+    /// The roles the `roles:` entries depend on (`ansible_dependent_role_names`).
+    pub dependent_role_names: Vec<String>,
+    /// The directory of the file the play is in (another one for `import_playbook`).
+    pub dir: PathBuf,
+    /// The `when` of the `import_playbook` entries that brought the play (also on its
+    /// fact gathering).
+    pub when: Vec<Value>,
     /// Role tasks (in role order), run between pre_tasks and tasks.
     pub role_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
@@ -519,24 +533,30 @@ fn str_list(v: &Value) -> Vec<String> {
 }
 
 fn kw_from(map: &[(YNode, YNode)], file: &Arc<str>) -> Result<Kw, LoadError> {
+    kw_from_json(
+        map.iter()
+            .map(|(k, v)| (k.key_string(), v.to_json(), loc_of(file, v))),
+    )
+}
+
+/// The keywords of (key, value, where) entries; other keys are left to the caller.
+fn kw_from_json(entries: impl Iterator<Item = (String, Value, Loc)>) -> Result<Kw, LoadError> {
     let mut kw = Kw::default();
-    for (k, v) in map {
-        let key = k.key_string();
-        let j = v.to_json();
-        let loc = loc_of(file, v);
+    for (key, j, loc) in entries {
+        let loc = &loc;
         match key.as_str() {
             "when" => {
-                check_exprs(&j, &loc)?;
+                check_exprs(&j, loc)?;
                 kw.when = as_list(&j);
             }
             "tags" => kw.tags = str_list(&j),
             "vars" => match j {
                 Value::Object(m) => {
-                    check_templates(&Value::Object(m.clone()), &loc)?;
+                    check_templates(&Value::Object(m.clone()), loc)?;
                     kw.vars = m
                 }
                 Value::Null => {}
-                _ => return Err(invalid(&loc, "vars must be a mapping")),
+                _ => return Err(invalid(loc, "vars must be a mapping")),
             },
             "become" => kw.become_ = Some(j),
             "become_user" => kw.become_user = Some(j),
@@ -570,17 +590,8 @@ impl Playbook {
             })
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let loader = Loader::new(dir.clone(), 0);
-        let Some(items) = node.as_seq() else {
-            return Err(invalid(
-                &loc_of(&file, &node),
-                "a playbook must be a list of plays",
-            ));
-        };
         let mut plays = Vec::new();
-        for it in items {
-            plays.push(loader.load_play(it, &file)?);
-        }
+        load_plays(&dir, &file, &node, &mut vec![abs_path(path)], &mut plays)?;
         Ok(Playbook {
             path: path.to_path_buf(),
             dir,
@@ -605,6 +616,122 @@ impl Playbook {
     }
 }
 
+fn abs_path(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The plays of a playbook file, `import_playbook` entries replaced by the plays of the
+/// file they name (`chain`: the files being loaded, outermost first; one met again is a
+/// loop, refused).
+fn load_plays(
+    dir: &Path,
+    file: &Arc<str>,
+    node: &YNode,
+    chain: &mut Vec<PathBuf>,
+    out: &mut Vec<Play>,
+) -> Result<(), LoadError> {
+    let Some(items) = node.as_seq() else {
+        return Err(invalid(
+            &loc_of(file, node),
+            "a playbook must be a list of plays",
+        ));
+    };
+    let loader = Loader::new(dir.to_path_buf(), 0);
+    for it in items {
+        let key = ["import_playbook", "ansible.builtin.import_playbook"]
+            .into_iter()
+            .find(|k| it.get(k).is_some());
+        match key {
+            Some(k) => import_playbook(dir, file, it, k, chain, out)?,
+            None => out.push(loader.load_play(it, file)?),
+        }
+    }
+    Ok(())
+}
+
+/// One `import_playbook` entry: the plays of the file it names (relative to the importing
+/// file's directory; their roles and files are found beside it), each with the entry's
+/// `vars` over its own, its `tags` added and its `when` before every task's, as Ansible
+/// loads them.
+fn import_playbook(
+    dir: &Path,
+    file: &Arc<str>,
+    it: &YNode,
+    key: &str,
+    chain: &mut Vec<PathBuf>,
+    out: &mut Vec<Play>,
+) -> Result<(), LoadError> {
+    let loc = loc_of(file, it);
+    for (k, v) in it.as_map().unwrap_or(&[]) {
+        let name = k.key_string();
+        if !["name", "vars", "tags", "when", key].contains(&name.as_str()) {
+            return Err(invalid(
+                &loc_of(file, k),
+                format!("'{name}' is not a valid attribute for a PlaybookInclude"),
+            ));
+        }
+        if name == key && template::is_template(&template::py_str(&v.to_json())) {
+            return Err(invalid(
+                &loc_of(file, v),
+                "import_playbook: a templated playbook name is not supported by darkport",
+            ));
+        }
+    }
+    let name = template::py_str(&it.get(key).map(|n| n.to_json()).unwrap_or_default());
+    if name.is_empty() {
+        return Err(invalid(&loc, "import_playbook: no playbook named"));
+    }
+    let path = dir.join(&name);
+    let key_path = abs_path(&path);
+    if chain.contains(&key_path) {
+        return Err(invalid(
+            &loc,
+            format!(
+                "import_playbook: {name} imports itself (through {})",
+                chain.len()
+            ),
+        ));
+    }
+    if chain.len() > 20 {
+        return Err(invalid(&loc, "import_playbook: imports nested too deeply"));
+    }
+    let kw = kw_from(it.as_map().unwrap_or(&[]), file)?;
+    let (sub_file, sub_node) = read_yaml(&path).map_err(|e| match e {
+        LoadError::Read { .. } => invalid(&loc, format!("import_playbook: cannot read {name}")),
+        other => other,
+    })?;
+    let sub_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let first = out.len();
+    chain.push(key_path);
+    load_plays(&sub_dir, &sub_file, &sub_node, chain, out)?;
+    chain.pop();
+    for play in &mut out[first..] {
+        play.vars.extend(kw.vars.clone());
+        for t in &kw.tags {
+            if !play.kw.tags.contains(t) {
+                play.kw.tags.push(t.clone());
+            }
+        }
+        if !kw.when.is_empty() {
+            let mut w = kw.when.clone();
+            w.extend(std::mem::take(&mut play.when));
+            play.when = w;
+            for t in play
+                .pre_tasks
+                .iter_mut()
+                .chain(play.role_tasks.iter_mut())
+                .chain(play.tasks.iter_mut())
+                .chain(play.post_tasks.iter_mut())
+            {
+                let mut w = kw.when.clone();
+                w.append(&mut t.kw.when);
+                t.kw.when = w;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A loaded role: its context, its tasks and its handlers.
 type RoleLoad = (Arc<RoleCtx>, Vec<Task>, Vec<Task>);
 
@@ -625,8 +752,10 @@ pub fn check_vars_files(pb: &Playbook) -> Result<(), LoadError> {
                 if name.contains("{{") || name.contains("{%") {
                     break;
                 }
-                let p = pb.dir.join(name);
-                if p.is_file() {
+                let found = [play.dir.join(name), pb.dir.join(name)]
+                    .into_iter()
+                    .find(|p| p.is_file());
+                if let Some(p) = found {
                     load_vars_file(&p)?;
                     break;
                 }
