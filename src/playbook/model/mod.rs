@@ -12,10 +12,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 mod args;
+mod imports;
 mod play;
 mod task;
 
 pub use args::{parse_kv, split_args};
+use imports::{abs_path, load_plays};
 
 /// Where something was written: `file:line`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -614,122 +616,6 @@ impl Playbook {
             .collect();
         loader.load_task_file(path, role)
     }
-}
-
-fn abs_path(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// The plays of a playbook file, `import_playbook` entries replaced by the plays of the
-/// file they name (`chain`: the files being loaded, outermost first; one met again is a
-/// loop, refused).
-fn load_plays(
-    dir: &Path,
-    file: &Arc<str>,
-    node: &YNode,
-    chain: &mut Vec<PathBuf>,
-    out: &mut Vec<Play>,
-) -> Result<(), LoadError> {
-    let Some(items) = node.as_seq() else {
-        return Err(invalid(
-            &loc_of(file, node),
-            "a playbook must be a list of plays",
-        ));
-    };
-    let loader = Loader::new(dir.to_path_buf(), 0);
-    for it in items {
-        let key = ["import_playbook", "ansible.builtin.import_playbook"]
-            .into_iter()
-            .find(|k| it.get(k).is_some());
-        match key {
-            Some(k) => import_playbook(dir, file, it, k, chain, out)?,
-            None => out.push(loader.load_play(it, file)?),
-        }
-    }
-    Ok(())
-}
-
-/// One `import_playbook` entry: the plays of the file it names (relative to the importing
-/// file's directory; their roles and files are found beside it), each with the entry's
-/// `vars` over its own, its `tags` added and its `when` before every task's, as Ansible
-/// loads them.
-fn import_playbook(
-    dir: &Path,
-    file: &Arc<str>,
-    it: &YNode,
-    key: &str,
-    chain: &mut Vec<PathBuf>,
-    out: &mut Vec<Play>,
-) -> Result<(), LoadError> {
-    let loc = loc_of(file, it);
-    for (k, v) in it.as_map().unwrap_or(&[]) {
-        let name = k.key_string();
-        if !["name", "vars", "tags", "when", key].contains(&name.as_str()) {
-            return Err(invalid(
-                &loc_of(file, k),
-                format!("'{name}' is not a valid attribute for a PlaybookInclude"),
-            ));
-        }
-        if name == key && template::is_template(&template::py_str(&v.to_json())) {
-            return Err(invalid(
-                &loc_of(file, v),
-                "import_playbook: a templated playbook name is not supported by darkport",
-            ));
-        }
-    }
-    let name = template::py_str(&it.get(key).map(|n| n.to_json()).unwrap_or_default());
-    if name.is_empty() {
-        return Err(invalid(&loc, "import_playbook: no playbook named"));
-    }
-    let path = dir.join(&name);
-    let key_path = abs_path(&path);
-    if chain.contains(&key_path) {
-        return Err(invalid(
-            &loc,
-            format!(
-                "import_playbook: {name} imports itself (through {})",
-                chain.len()
-            ),
-        ));
-    }
-    if chain.len() > 20 {
-        return Err(invalid(&loc, "import_playbook: imports nested too deeply"));
-    }
-    let kw = kw_from(it.as_map().unwrap_or(&[]), file)?;
-    let (sub_file, sub_node) = read_yaml(&path).map_err(|e| match e {
-        LoadError::Read { .. } => invalid(&loc, format!("import_playbook: cannot read {name}")),
-        other => other,
-    })?;
-    let sub_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let first = out.len();
-    chain.push(key_path);
-    load_plays(&sub_dir, &sub_file, &sub_node, chain, out)?;
-    chain.pop();
-    for play in &mut out[first..] {
-        play.vars.extend(kw.vars.clone());
-        for t in &kw.tags {
-            if !play.kw.tags.contains(t) {
-                play.kw.tags.push(t.clone());
-            }
-        }
-        if !kw.when.is_empty() {
-            let mut w = kw.when.clone();
-            w.extend(std::mem::take(&mut play.when));
-            play.when = w;
-            for t in play
-                .pre_tasks
-                .iter_mut()
-                .chain(play.role_tasks.iter_mut())
-                .chain(play.tasks.iter_mut())
-                .chain(play.post_tasks.iter_mut())
-            {
-                let mut w = kw.when.clone();
-                w.append(&mut t.kw.when);
-                t.kw.when = w;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A loaded role: its context, its tasks and its handlers.
