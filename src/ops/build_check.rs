@@ -142,7 +142,7 @@ fn check_includes(
             TaskKind::Role { tasks, .. } | TaskKind::IncludeRole { tasks, .. } => {
                 check_includes(pb, tasks, depth, seen, problems, c);
             }
-            TaskKind::Include { file, base } => {
+            TaskKind::Include { file, base, .. } => {
                 let Some(f) = file.as_str().filter(|f| !f.contains("{{")) else {
                     continue;
                 };

@@ -29,10 +29,7 @@ pub(super) fn run_task(
             msg: &format!("task path: {}:{}", task.loc.file, task.loc.line),
         });
     }
-    let run_once = inh
-        .last(&task.kw, |k| k.run_once.as_ref())
-        .map(|v| template::ansible_bool(&v))
-        .unwrap_or(false);
+    let run_once = task_run_once(inh, task);
     // Decided at load time for the task and the play; inherited block keywords are few.
     let needs_hostvars = task.uses_hostvars
         || pc.play.uses_hostvars
@@ -59,7 +56,7 @@ pub(super) fn run_task(
         pc.rep.event(Event::Result(&r));
         (r, eff)
     });
-    let mut results: Vec<(String, HostResult, HostEffects)> = ran
+    let results: Vec<(String, HostResult, HostEffects)> = ran
         .into_iter()
         .map(|(hs, out)| {
             let (r, eff) = out.unwrap_or_else(|p| {
@@ -81,13 +78,18 @@ pub(super) fn run_task(
             (hs.name.clone(), r, eff)
         })
         .collect();
-    // run_once: the result applies to every host of the batch.
+    // run_once: the registered value and the facts apply to every host of the batch; the
+    // counts and notifications stay with the host that ran it (as Ansible keeps them).
     if run_once {
-        if let Some((_, r, eff)) = results.first().cloned() {
+        if let Some((_, r, eff)) = results.first() {
+            let shared = HostEffects {
+                notify: Vec::new(),
+                ..eff.clone()
+            };
             for h in active.iter().skip(1) {
-                let mut r2 = r.clone();
-                r2.host = h.clone();
-                results.push((h.clone(), r2, eff.clone()));
+                if let Some(hs) = hosts.get_mut(h) {
+                    apply_effects(hs, task, r, shared.clone());
+                }
             }
         }
     }
@@ -762,6 +764,9 @@ pub(super) fn search_dirs(pc: &PlayCtx, task: &Task, inh: &Inherit) -> Vec<PathB
     let mut d = vec![];
     if let Some(r) = task.role.as_ref().or(inh.role.as_ref()) {
         d.push(r.path.clone());
+    }
+    if pc.play.dir != pc.pb.dir {
+        d.push(pc.play.dir.clone());
     }
     d.push(pc.pb.dir.clone());
     d

@@ -4,14 +4,6 @@ use super::*;
 
 pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) {
     let handlers = &pc.play.handlers;
-    let mut last_named: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, h) in handlers.iter().enumerate() {
-        let name = h.name.clone().unwrap_or_default();
-        if let Some(r) = &h.role {
-            last_named.insert(format!("{} : {name}", r.name), i);
-        }
-        last_named.insert(name, i);
-    }
     loop {
         // What each host was notified of so far: every handler that answers to a name or a
         // `listen:` topic of it runs (several handlers may listen to one topic), in the order
@@ -27,24 +19,24 @@ pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostStat
         if pending.values().all(Vec::is_empty) {
             break;
         }
+        let runs: BTreeMap<&String, HashSet<usize>> = pending
+            .iter()
+            .map(|(n, topics)| {
+                let idx = topics
+                    .iter()
+                    .flat_map(|t| notified_by(handlers, t))
+                    .collect();
+                (n, idx)
+            })
+            .collect();
         for (i, h) in handlers.iter().enumerate() {
-            let hname = h.name.clone().unwrap_or_default();
-            let by_name = |x: &String| {
-                *x == hname
-                    || h.role
-                        .as_ref()
-                        .is_some_and(|r| format!("{} : {hname}", r.name) == *x)
-            };
-            // A name notifies one handler, the last one loaded with it (a role included twice
-            // loads its handlers twice); a `listen:` topic notifies every listener.
-            let answers = |x: &String| h.listen.contains(x) || (by_name(x) && last_named[x] == i);
             let who: Vec<String> = pc
                 .batch
                 .iter()
                 .filter(|n| {
                     let s = &hosts[*n];
                     let ok = !s.unreachable && (pc.play.force_handlers || !s.failed);
-                    ok && pending[*n].iter().any(answers)
+                    ok && runs[n].contains(&i)
                 })
                 .cloned()
                 .collect();
@@ -71,6 +63,37 @@ pub(super) fn flush_handlers(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostStat
     for n in &pc.batch {
         hosts.get_mut(n).unwrap().notified.clear();
     }
+}
+
+/// The handlers (indices, in load order) notification `n` runs, as Ansible finds them: the
+/// last one loaded whose name (or `role : name`) it is, and every handler that `listen`s to
+/// it, of listeners sharing a name only the last loaded.
+fn notified_by(handlers: &[Task], n: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let named = handlers.iter().rposition(|h| {
+        let name = h.name.as_deref().unwrap_or("");
+        !name.is_empty()
+            && (name == n
+                || h.role
+                    .as_ref()
+                    .is_some_and(|r| format!("{} : {name}", r.name) == n))
+    });
+    out.extend(named);
+    let mut seen = HashSet::new();
+    for (i, h) in handlers.iter().enumerate().rev() {
+        if !h.listen.iter().any(|l| l == n) {
+            continue;
+        }
+        if let Some(name) = h.name.as_deref().filter(|s| !s.is_empty()) {
+            if !seen.insert(name) {
+                continue;
+            }
+        }
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 pub(super) fn run_handler(
@@ -100,6 +123,7 @@ pub(super) fn run_handler(
         play_hosts: pc.play_hosts.clone(),
         batch: pc.batch.clone(),
         delegates: Mutex::new(HashMap::new()),
+        role_names: pc.role_names.clone(),
     };
     match &h.kind {
         TaskKind::Module { .. } => run_task(&pc2, hosts, h, &Inherit::default(), who),

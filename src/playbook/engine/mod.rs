@@ -9,6 +9,7 @@
 mod controller;
 mod executor;
 mod handlers;
+mod includes;
 mod loops;
 mod result;
 mod state;
@@ -23,6 +24,7 @@ use crate::transport::{local::LocalTransport, Become, Transport, TransportError}
 use controller::*;
 use executor::*;
 use handlers::*;
+use includes::*;
 use loops::*;
 use minijinja::value::Value as JValue;
 pub use result::TaskResult;
@@ -170,6 +172,7 @@ pub fn run(
 ) -> RunSummary {
     let mut hosts: BTreeMap<String, HostState> = BTreeMap::new();
     let groups = serde_json::to_value(inv.groups()).unwrap_or(Value::Null);
+    let mut stop = false;
     for play in &pb.plays {
         let pattern = match &play.hosts {
             Value::Array(a) => a.iter().map(py_str).collect::<Vec<_>>().join(","),
@@ -189,6 +192,9 @@ pub fn run(
                 vec![]
             }
         };
+        // Batches are cut from every host the pattern selects; a host that failed or was
+        // unreachable in an earlier play is then left out of its batch (as Ansible does).
+        let all_selected = selected.clone();
         let selected: Vec<String> = selected
             .into_iter()
             .filter(|h| {
@@ -207,7 +213,12 @@ pub fn run(
                 .entry(h.clone())
                 .or_insert_with(|| HostState::new(h, inv.host_vars(h)));
         }
-        for b in batches(play, &selected) {
+        let role_names = Arc::new(Mutex::new(play.role_names.clone()));
+        for b in batches(play, &all_selected) {
+            let b: Vec<String> = b.into_iter().filter(|h| selected.contains(h)).collect();
+            if b.is_empty() {
+                continue;
+            }
             let pc = PlayCtx {
                 pb,
                 play,
@@ -219,6 +230,7 @@ pub fn run(
                 play_hosts: selected.clone(),
                 batch: b.clone(),
                 delegates: Mutex::new(HashMap::new()),
+                role_names: role_names.clone(),
             };
             for h in &b {
                 let hs = hosts.get_mut(h).unwrap();
@@ -228,9 +240,16 @@ pub fn run(
             }
             load_vars_files(&pc, &mut hosts, &b);
             run_batch(&pc, &mut hosts, &b);
-            if play.any_errors_fatal && b.iter().any(|h| hosts[h].failed || hosts[h].unreachable) {
+            // A batch that ended with every host failed or unreachable (any_errors_fatal,
+            // max_fail_percentage, or each failing) ends the run: no later batch or play
+            // runs, as ansible-playbook stops.
+            if b.iter().all(|h| hosts[h].failed || hosts[h].unreachable) {
+                stop = true;
                 break;
             }
+        }
+        if stop {
+            break;
         }
     }
     let stats: BTreeMap<String, Stats> = hosts
@@ -266,8 +285,9 @@ fn load_vars_files(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>, b: &[S
                     }
                 };
                 let found = cands.iter().map(py_str).find_map(|f| {
-                    let p = pb.dir.join(&f);
-                    p.is_file().then_some(p)
+                    [play.dir.join(&f), pb.dir.join(&f)]
+                        .into_iter()
+                        .find(|p| p.is_file())
                 });
                 match found {
                     Some(p) => match crate::playbook::model::load_vars_file(&p) {
@@ -292,7 +312,9 @@ fn run_batch(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>, b: &[String]
     if play.gather_facts {
         let t = facts_task(play);
         let active = active_hosts(hosts, b);
-        run_task(pc, hosts, &t, &Inherit::default(), &active);
+        for h in run_task(pc, hosts, &t, &Inherit::default(), &active) {
+            hosts.get_mut(&h).unwrap().failed = true;
+        }
         check_fatal(pc, hosts);
     }
     let sections: [Vec<&Task>; 3] = [

@@ -52,6 +52,9 @@ pub(super) struct PlayCtx<'a> {
     pub(super) play_hosts: Vec<String>,
     pub(super) batch: Vec<String>,
     pub(super) delegates: Mutex<HashMap<String, Box<dyn Transport>>>,
+    /// The play's `role_names`: its roles and imports, then each `include_role` as it runs
+    /// (shared by the play's batches, as Ansible's play object is).
+    pub(super) role_names: Arc<Mutex<Vec<String>>>,
 }
 
 /// Block/role keywords inherited by the tasks inside.
@@ -62,6 +65,9 @@ pub(super) struct Inherit {
     /// The roles running, outermost first (a task file included at run time must not
     /// include one of them again: a loop).
     pub(super) roles: Vec<Arc<RoleCtx>>,
+    /// Inside the `block:` of a block with a `rescue:` section: a failure here may yet be
+    /// rescued, so it is not counted against the play until the block ends.
+    pub(super) rescuable: bool,
 }
 
 impl Inherit {

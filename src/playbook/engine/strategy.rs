@@ -3,30 +3,51 @@
 
 use super::*;
 
+/// After a task: the play's `any_errors_fatal` with a host of the batch failed or
+/// unreachable, or more of the batch failed than `max_fail_percentage` allows (failed hosts
+/// only, as Ansible counts them), ends the batch: every host of it is marked failed (its
+/// counts unchanged) and, all of the batch having failed, the run stops after it.
 pub(super) fn check_fatal(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) -> bool {
     let n = pc.batch.len().max(1);
-    let bad = pc
-        .batch
-        .iter()
-        .filter(|h| hosts[*h].failed || hosts[*h].unreachable)
-        .count();
-    let stop = (pc.play.any_errors_fatal && bad > 0)
+    let failed = pc.batch.iter().filter(|h| hosts[*h].failed).count();
+    let unreachable = pc.batch.iter().filter(|h| hosts[*h].unreachable).count();
+    let stop = (pc.play.any_errors_fatal && failed + unreachable > 0)
         || pc
             .play
             .max_fail_percentage
-            .map(|p| (bad as f64) * 100.0 / (n as f64) > p)
-            .unwrap_or(false);
+            .is_some_and(|p| (failed as f64) * 100.0 / (n as f64) > p);
     if stop {
-        for h in &pc.batch {
-            if let Some(hs) = hosts.get_mut(h) {
-                hs.ended = true;
-                if !hs.failed && !hs.unreachable && pc.play.any_errors_fatal {
-                    hs.failed = true;
-                }
+        fail_batch(pc, hosts);
+    }
+    stop
+}
+
+/// Every host of the batch stops here, marked failed without a count (Ansible's
+/// `any_errors_fatal`, `max_fail_percentage` and a failed `run_once` task).
+pub(super) fn fail_batch(pc: &PlayCtx, hosts: &mut BTreeMap<String, HostState>) {
+    for h in &pc.batch {
+        if let Some(hs) = hosts.get_mut(h) {
+            hs.ended = true;
+            if !hs.unreachable {
+                hs.failed = true;
             }
         }
     }
-    stop
+}
+
+/// The task's `run_once` (inherited from its blocks).
+pub(super) fn task_run_once(inh: &Inherit, task: &Task) -> bool {
+    inh.last(&task.kw, |k| k.run_once.as_ref())
+        .is_some_and(|v| template::ansible_bool(&v))
+}
+
+/// A failure of this task ends the batch: its `any_errors_fatal` (inherited, else the
+/// play's) or its `run_once`, as Ansible's linear strategy decides.
+fn fatal_task(pc: &PlayCtx, inh: &Inherit, task: &Task) -> bool {
+    inh.last(&task.kw, |k| k.any_errors_fatal.as_ref())
+        .map(|v| template::ansible_bool(&v))
+        .unwrap_or(pc.play.any_errors_fatal)
+        || task_run_once(inh, task)
 }
 
 pub(super) fn batches(play: &Play, hosts: &[String]) -> Vec<Vec<String>> {
@@ -75,6 +96,7 @@ pub(super) fn active_hosts(hosts: &BTreeMap<String, HostState>, batch: &[String]
 pub(super) fn facts_task(play: &Play) -> Task {
     let kw = Kw {
         tags: vec!["always".into()],
+        when: play.when.clone(),
         ..Default::default()
     };
     let mut task = Task::empty(play.loc.clone(), kw, None);
@@ -126,15 +148,19 @@ pub(super) fn run_list(
                 }
                 run_meta(pc, hosts, task, inh, &active, &mut res);
             }
+            TaskKind::IncludeRole { dynamic: true, .. } => {
+                if !tags_match(pc, inh, task) {
+                    continue;
+                }
+                run_role_include(pc, hosts, task, inh, &active, &mut res);
+            }
             TaskKind::Role { role, tasks: rt }
             | TaskKind::IncludeRole {
                 role, tasks: rt, ..
             } => {
-                // A role entry runs like a block: when a task inside matches the tags.
-                let role_entry = matches!(task.kind, TaskKind::Role { .. });
-                let runs =
-                    tags_match(pc, inh, task) || (role_entry && block_has_tagged(pc, inh, task));
-                if !runs {
+                // A role entry or import runs like a block: when a task inside matches the
+                // tags (they inherit the entry's).
+                if !tags_match(pc, inh, task) && !block_has_tagged(pc, inh, task) {
                     continue;
                 }
                 let mut sub = Inherit {
@@ -157,7 +183,20 @@ pub(super) fn run_list(
                     continue;
                 }
                 let failed = run_task(pc, hosts, task, inh, &active);
+                // A failure no rescue can catch counts at once (max_fail_percentage).
+                if !inh.rescuable {
+                    for h in &failed {
+                        hosts.get_mut(h).unwrap().failed = true;
+                    }
+                }
+                // A fatal failure a rescue catches is not fatal (the rescue runs).
+                let fatal = !failed.is_empty() && !inh.rescuable && fatal_task(pc, inh, task);
                 res.failed.extend(failed);
+                if fatal {
+                    fail_batch(pc, hosts);
+                    res.end_play = true;
+                    break;
+                }
             }
         }
         if check_fatal(pc, hosts) {
@@ -193,7 +232,9 @@ fn run_block(
         return;
     };
     let sub = inh.push(&task.kw, None);
-    let r = run_list(pc, hosts, block, &sub, active);
+    let mut in_block = sub.clone();
+    in_block.rescuable |= !rescue.is_empty();
+    let r = run_list(pc, hosts, block, &in_block, active);
     res.end_play |= r.end_play;
     let mut still_failed: Vec<String> = r.failed.clone();
     if !rescue.is_empty() && !r.failed.is_empty() {
@@ -291,147 +332,6 @@ fn run_meta(
     }
 }
 
-/// `include_tasks`: hosts grouped by the file they resolve (and loop item), each group run.
-fn run_include(
-    pc: &PlayCtx,
-    hosts: &mut BTreeMap<String, HostState>,
-    task: &Task,
-    inh: &Inherit,
-    active: &[String],
-    res: &mut ListResult,
-) {
-    let TaskKind::Include { file, base } = &task.kind else {
-        return;
-    };
-    // Group hosts by the resolved file (and loop items), then run each group.
-    let mut groups: Vec<(PathBuf, Vec<(String, LoopItem)>)> = vec![];
-    for h in active {
-        let hs = &hosts[h];
-        let vars = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
-        let ctx = from_json(&Value::Object(vars));
-        let when = all_when(inh, &task.kw);
-        match eval_cond(&Value::Array(when), &ctx) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
-                res.failed.push(h.clone());
-                continue;
-            }
-        }
-        let items: Vec<Option<(String, Value)>> = match &task.loop_ {
-            None => vec![None],
-            Some(l) => match loop_items(task, l, &ctx) {
-                Ok(items) => {
-                    let var = task
-                        .loop_control
-                        .get("loop_var")
-                        .map(py_str)
-                        .unwrap_or("item".into());
-                    items.into_iter().map(|i| Some((var.clone(), i))).collect()
-                }
-                Err(e) => {
-                    report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e);
-                    res.failed.push(h.clone());
-                    continue;
-                }
-            },
-        };
-        for it in items {
-            let ctx2 = match &it {
-                Some((k, v)) => {
-                    let mut m = build_vars(pc, hs, inh, &task.kw, task.role.as_ref());
-                    m.insert(k.clone(), v.clone());
-                    from_json(&Value::Object(m))
-                }
-                None => ctx.clone(),
-            };
-            let f = match template_value(file, &ctx2) {
-                Ok(v) => py_str(&v),
-                Err(e) => {
-                    report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.msg);
-                    res.failed.push(h.clone());
-                    break;
-                }
-            };
-            let mut p = PathBuf::from(&f);
-            if p.is_relative() {
-                let cands = [
-                    base.join(&f),
-                    task.role
-                        .as_ref()
-                        .map(|r| r.path.join("tasks").join(&f))
-                        .unwrap_or_default(),
-                    pc.pb.dir.join(&f),
-                ];
-                p = cands
-                    .iter()
-                    .find(|c| c.is_file())
-                    .cloned()
-                    .unwrap_or(cands[0].clone());
-            }
-            match groups.iter_mut().find(|(gp, _)| *gp == p) {
-                Some((_, hs_)) => hs_.push((h.clone(), it)),
-                None => groups.push((p, vec![(h.clone(), it)])),
-            }
-        }
-    }
-    for (p, members) in &groups {
-        for (h, it) in members {
-            let hs = hosts.get_mut(h).unwrap();
-            hs.stats.ok += 1;
-            let mut result = TaskResult::default();
-            result.insert("included", Value::String(p.display().to_string()));
-            if let Some((k, v)) = it {
-                result.insert(k.clone(), v.clone());
-            }
-            let r = HostResult {
-                host: h.clone(),
-                task: task.display_name(),
-                loc: task.loc.to_string(),
-                status: Status::Ok,
-                ignored: false,
-                delegated_to: None,
-                verbose: false,
-                result,
-                items: vec![],
-            };
-            pc.rep.event(Event::Result(&r));
-        }
-    }
-    for (p, members) in groups {
-        let tasks = match Playbook::load_tasks(&pc.pb.dir, &p, &task.role, &inh.roles) {
-            Ok(t) => t,
-            Err(e) => {
-                for (h, _) in &members {
-                    report_simple_fail(pc, hosts.get_mut(h).unwrap(), task, &e.to_string());
-                    res.failed.push(h.clone());
-                }
-                continue;
-            }
-        };
-        // Items become task vars of the included tasks.
-        let mut by_item: Vec<(LoopItem, Vec<String>)> = vec![];
-        for (h, it) in members {
-            match by_item.iter_mut().find(|(i, _)| *i == it) {
-                Some((_, v)) => v.push(h),
-                None => by_item.push((it, vec![h])),
-            }
-        }
-        for (it, hs_) in by_item {
-            let mut kw = task.kw.clone();
-            kw.when.clear();
-            if let Some((k, v)) = it {
-                kw.vars.insert(k, v);
-            }
-            let sub = inh.push(&kw, None);
-            let r = run_list(pc, hosts, &tasks, &sub, &hs_);
-            res.failed.extend(r.failed);
-            res.end_play |= r.end_play;
-        }
-    }
-}
-
 pub(super) fn report_simple_fail(pc: &PlayCtx, hs: &mut HostState, task: &Task, msg: &str) {
     hs.stats.failed += 1;
     let r = HostResult {
@@ -496,7 +396,14 @@ pub(super) fn block_has_tagged(pc: &PlayCtx, inh: &Inherit, task: &Task) -> bool
         TaskKind::Role { tasks, .. } => tasks
             .iter()
             .any(|t| tags_match(pc, &sub, t) || block_has_tagged(pc, &sub, t)),
-        TaskKind::IncludeRole { tasks, .. } => tasks.iter().any(|t| tags_match(pc, &sub, t)),
+        // An include_role is a task of its own: its tags decide (see `run_list`).
+        TaskKind::IncludeRole {
+            tasks,
+            dynamic: false,
+            ..
+        } => tasks
+            .iter()
+            .any(|t| tags_match(pc, &sub, t) || block_has_tagged(pc, &sub, t)),
         _ => false,
     }
 }

@@ -53,6 +53,13 @@ pub(super) fn build_vars(
         put(&mut m, hv, true);
     }
     // Magic variables.
+    let role_names = pc.role_names.lock().unwrap().clone();
+    let mut all_roles: Vec<&String> = role_names
+        .iter()
+        .chain(&pc.play.dependent_role_names)
+        .collect();
+    all_roles.sort();
+    all_roles.dedup();
     let magic = json!({
         "inventory_hostname": hs.name,
         "inventory_hostname_short": hs.name.split('.').next().unwrap_or(&hs.name),
@@ -65,7 +72,10 @@ pub(super) fn build_vars(
         "ansible_play_batch": pc.batch,
         "play_hosts": pc.batch,
         "ansible_play_name": pc.play.name,
-        "role_names": pc.play.role_names,
+        "role_names": role_names,
+        "ansible_play_role_names": role_names,
+        "ansible_dependent_role_names": pc.play.dependent_role_names,
+        "ansible_role_names": all_roles,
         "ansible_check_mode": pc.opts.check,
         "ansible_diff_mode": pc.opts.diff,
         "ansible_run_tags": if pc.opts.tags.is_empty() { vec!["all".to_string()] } else { pc.opts.tags.clone() },

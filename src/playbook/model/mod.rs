@@ -12,10 +12,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 mod args;
+mod imports;
 mod play;
 mod task;
 
 pub use args::{parse_kv, split_args};
+use imports::{abs_path, load_plays};
 
 /// Where something was written: `file:line`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -207,22 +209,28 @@ pub enum TaskKind {
         rescue: Vec<Task>,
         always: Vec<Task>,
     },
-    /// `include_tasks`: loaded when reached (the file name may be templated).
+    /// `include_tasks`: loaded when reached (the file name may be templated). The included
+    /// tasks inherit only the include's `vars` and its `apply:` keywords.
     Include {
         file: Value,
         base: PathBuf,
+        apply: Option<Box<Kw>>,
     },
     /// An entry of the play's `roles:` list (its handlers are already the play's).
     Role {
         role: Arc<RoleCtx>,
         tasks: Vec<Task>,
     },
-    /// `include_role` / `import_role` with a templated or late role.
+    /// `import_role` (static: the role's tasks inherit the task's keywords) or
+    /// `include_role` (`dynamic`: a task of its own, its `when` and loop decide per host,
+    /// the role's tasks inherit only its `vars` and `apply:` keywords).
     IncludeRole {
         role: Arc<RoleCtx>,
         tasks: Vec<Task>,
         /// The role's handlers and its dependencies' (they join the play's).
         handlers: Vec<Task>,
+        dynamic: bool,
+        apply: Option<Box<Kw>>,
     },
     Meta(String),
 }
@@ -372,8 +380,16 @@ pub struct Play {
     pub serial: Option<Value>,
     pub pre_tasks: Vec<Task>,
     pub roles: Vec<Arc<RoleCtx>>,
-    /// The names of the play's `roles:` entries as listed (Ansible's `role_names`).
+    /// The names of the play's `roles:` entries as listed, then the roles of its
+    /// `import_role` tasks (Ansible's `role_names`; `include_role` adds to it as it runs).
     pub role_names: Vec<String>,
+    /// The roles the `roles:` entries depend on (`ansible_dependent_role_names`).
+    pub dependent_role_names: Vec<String>,
+    /// The directory of the file the play is in (another one for `import_playbook`).
+    pub dir: PathBuf,
+    /// The `when` of the `import_playbook` entries that brought the play (also on its
+    /// fact gathering).
+    pub when: Vec<Value>,
     /// Role tasks (in role order), run between pre_tasks and tasks.
     pub role_tasks: Vec<Task>,
     pub tasks: Vec<Task>,
@@ -519,24 +535,30 @@ fn str_list(v: &Value) -> Vec<String> {
 }
 
 fn kw_from(map: &[(YNode, YNode)], file: &Arc<str>) -> Result<Kw, LoadError> {
+    kw_from_json(
+        map.iter()
+            .map(|(k, v)| (k.key_string(), v.to_json(), loc_of(file, v))),
+    )
+}
+
+/// The keywords of (key, value, where) entries; other keys are left to the caller.
+fn kw_from_json(entries: impl Iterator<Item = (String, Value, Loc)>) -> Result<Kw, LoadError> {
     let mut kw = Kw::default();
-    for (k, v) in map {
-        let key = k.key_string();
-        let j = v.to_json();
-        let loc = loc_of(file, v);
+    for (key, j, loc) in entries {
+        let loc = &loc;
         match key.as_str() {
             "when" => {
-                check_exprs(&j, &loc)?;
+                check_exprs(&j, loc)?;
                 kw.when = as_list(&j);
             }
             "tags" => kw.tags = str_list(&j),
             "vars" => match j {
                 Value::Object(m) => {
-                    check_templates(&Value::Object(m.clone()), &loc)?;
+                    check_templates(&Value::Object(m.clone()), loc)?;
                     kw.vars = m
                 }
                 Value::Null => {}
-                _ => return Err(invalid(&loc, "vars must be a mapping")),
+                _ => return Err(invalid(loc, "vars must be a mapping")),
             },
             "become" => kw.become_ = Some(j),
             "become_user" => kw.become_user = Some(j),
@@ -570,17 +592,8 @@ impl Playbook {
             })
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let loader = Loader::new(dir.clone(), 0);
-        let Some(items) = node.as_seq() else {
-            return Err(invalid(
-                &loc_of(&file, &node),
-                "a playbook must be a list of plays",
-            ));
-        };
         let mut plays = Vec::new();
-        for it in items {
-            plays.push(loader.load_play(it, &file)?);
-        }
+        load_plays(&dir, &file, &node, &mut vec![abs_path(path)], &mut plays)?;
         Ok(Playbook {
             path: path.to_path_buf(),
             dir,
@@ -625,8 +638,10 @@ pub fn check_vars_files(pb: &Playbook) -> Result<(), LoadError> {
                 if name.contains("{{") || name.contains("{%") {
                     break;
                 }
-                let p = pb.dir.join(name);
-                if p.is_file() {
+                let found = [play.dir.join(name), pb.dir.join(name)]
+                    .into_iter()
+                    .find(|p| p.is_file());
+                if let Some(p) = found {
                     load_vars_file(&p)?;
                     break;
                 }

@@ -62,11 +62,11 @@ impl Loader {
             }
             None => {}
         }
-        let mut handlers = match find_yaml(&path.join("handlers"), "main") {
-            Some(p) => sub.load_task_file(&p, &some)?,
-            None => vec![],
-        };
-        handlers.extend(dep_handlers);
+        // Dependencies' handlers come first, as Ansible compiles them.
+        let mut handlers = dep_handlers;
+        if let Some(p) = find_yaml(&path.join("handlers"), "main") {
+            handlers.extend(sub.load_task_file(&p, &some)?);
+        }
         Ok((rc, tasks, handlers))
     }
 
@@ -124,9 +124,6 @@ impl Loader {
         let Some(map) = node.as_map() else {
             return Err(invalid(&loc, "a play must be a mapping"));
         };
-        if node.get("import_playbook").is_some() {
-            return Err(invalid(&loc, "import_playbook is not supported"));
-        }
         self.ran.borrow_mut().clear(); // roles run once per play
         for (k, _) in map {
             let key = k.key_string();
@@ -152,6 +149,7 @@ impl Loader {
                 }),
             hosts,
             gather_facts: true,
+            dir: self.pb_dir.clone(),
             kw: kw_from(map, file)?,
             ..Default::default()
         };
@@ -164,22 +162,40 @@ impl Loader {
                 self.set_play_keyword(&mut play, &k, v, file)?;
             }
         }
+        let mut roles_handlers = Vec::new();
         for key in RUN_ORDER {
             if let Some(v) = node.get(key) {
-                self.set_play_keyword(&mut play, key, v, file)?;
+                if key == "roles" {
+                    self.load_play_roles(&mut play, v, file, &mut roles_handlers)?;
+                } else {
+                    self.set_play_keyword(&mut play, key, v, file)?;
+                }
             }
         }
-        // Handlers from include_role/import_role tasks join the play's handlers.
-        let mut extra = Vec::new();
+        // Ansible's handler list: the `roles:` entries' (dependencies first), the play's
+        // `handlers:`, then those of import_role (loaded with pre_tasks, post_tasks, tasks, in
+        // that order) and of include_role (added as they run: pre_tasks, roles, tasks,
+        // post_tasks). A name notifies the last one loaded with it.
+        let (mut imported, mut included) = (Vec::new(), Vec::new());
+        for list in [&play.pre_tasks, &play.post_tasks, &play.tasks] {
+            role_handlers(list, false, &mut imported);
+        }
         for list in [
             &play.pre_tasks,
             &play.role_tasks,
             &play.tasks,
             &play.post_tasks,
         ] {
-            role_handlers(list, &mut extra);
+            role_handlers(list, true, &mut included);
         }
-        play.handlers.extend(extra);
+        for list in [&play.pre_tasks, &play.post_tasks, &play.tasks] {
+            import_role_names(list, &mut play.role_names);
+        }
+        let mut handlers = std::mem::take(&mut roles_handlers);
+        handlers.append(&mut play.handlers);
+        handlers.extend(imported);
+        handlers.extend(included);
+        play.handlers = handlers;
         play.uses_hostvars = play.vars.values().any(mentions_hostvars)
             || play.roles.iter().any(|r| {
                 [&r.defaults, &r.vars, &r.params]
@@ -232,32 +248,43 @@ impl Loader {
             "tasks" => play.tasks = self.load_task_list(v, file, &base, &None)?,
             "post_tasks" => play.post_tasks = self.load_task_list(v, file, &base, &None)?,
             "handlers" => play.handlers = self.load_task_list(v, file, &base, &None)?,
-            "roles" => {
-                for r in v.as_seq().unwrap_or(&[]) {
-                    // `role_names`: every entry as listed (twice if listed twice), without
-                    // the dependencies, by the role's name (a path's last component).
-                    let listed = match &r.v {
-                        YValue::Str(s) => Some(s.clone()),
-                        _ => r
-                            .get("role")
-                            .or_else(|| r.get("name"))
-                            .map(|x| template::py_str(&x.to_json())),
-                    };
-                    if let Some(n) = listed {
-                        let n = n.trim_end_matches('/');
-                        play.role_names
-                            .push(n.rsplit('/').next().unwrap_or(n).to_string());
-                    }
-                    // None: the same role with the same params is already in the play.
-                    if let Some((rc, task, handlers)) = self.load_play_role(r, file)? {
-                        // Dependencies' defaults and vars are the play's too, theirs first.
-                        push_with_deps(&rc, &task, &mut play.roles);
-                        play.role_tasks.push(task);
-                        play.handlers.extend(handlers);
-                    }
-                }
-            }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// The play's `roles:` list: each entry (its dependencies first) as a task of
+    /// `role_tasks`, its variables in `roles`, its handlers into `handlers`.
+    fn load_play_roles(
+        &self,
+        play: &mut Play,
+        v: &YNode,
+        file: &Arc<str>,
+        handlers: &mut Vec<Task>,
+    ) -> Result<(), LoadError> {
+        for r in v.as_seq().unwrap_or(&[]) {
+            // `role_names`: every entry as listed (twice if listed twice), without
+            // the dependencies, by the role's name (a path's last component).
+            let listed = match &r.v {
+                YValue::Str(s) => Some(s.clone()),
+                _ => r
+                    .get("role")
+                    .or_else(|| r.get("name"))
+                    .map(|x| template::py_str(&x.to_json())),
+            };
+            if let Some(n) = listed {
+                let n = n.trim_end_matches('/');
+                play.role_names
+                    .push(n.rsplit('/').next().unwrap_or(n).to_string());
+            }
+            // None: the same role with the same params is already in the play.
+            if let Some((rc, task, hs)) = self.load_play_role(r, file)? {
+                // Dependencies' defaults and vars are the play's too, theirs first.
+                push_with_deps(&rc, &task, &mut play.roles);
+                collect_deps(&task, true, &mut play.dependent_role_names);
+                play.role_tasks.push(task);
+                handlers.extend(hs);
+            }
         }
         Ok(())
     }
@@ -322,29 +349,77 @@ fn push_with_deps(rc: &Arc<RoleCtx>, task: &Task, out: &mut Vec<Arc<RoleCtx>>) {
     out.push(rc.clone());
 }
 
-/// Handlers of the roles that tasks include (include_role/import_role), found through
-/// blocks and roles; a play role's own handlers (and its dependencies') are already the
-/// play's.
-fn role_handlers(tasks: &[Task], out: &mut Vec<Task>) {
+/// Handlers of the roles that tasks import (`dynamic` false) or include (true), found
+/// through blocks and roles; a play role's own handlers (and its dependencies') are
+/// already the play's.
+fn role_handlers(tasks: &[Task], dynamic: bool, out: &mut Vec<Task>) {
     for t in tasks {
         match &t.kind {
             TaskKind::IncludeRole {
-                tasks, handlers, ..
+                tasks,
+                handlers,
+                dynamic: d,
+                ..
             } => {
-                out.extend(handlers.iter().cloned());
-                role_handlers(tasks, out);
+                if *d == dynamic {
+                    out.extend(handlers.iter().cloned());
+                }
+                role_handlers(tasks, dynamic, out);
             }
             TaskKind::Block {
                 block,
                 rescue,
                 always,
             } => {
-                role_handlers(block, out);
-                role_handlers(rescue, out);
-                role_handlers(always, out);
+                role_handlers(block, dynamic, out);
+                role_handlers(rescue, dynamic, out);
+                role_handlers(always, dynamic, out);
             }
-            TaskKind::Role { tasks, .. } => role_handlers(tasks, out),
+            TaskKind::Role { tasks, .. } => role_handlers(tasks, dynamic, out),
             _ => {}
+        }
+    }
+}
+
+/// The roles `import_role` brings (they join the play's roles at load, as in Ansible).
+fn import_role_names(tasks: &[Task], out: &mut Vec<String>) {
+    for t in tasks {
+        match &t.kind {
+            TaskKind::IncludeRole {
+                role,
+                tasks,
+                dynamic,
+                ..
+            } => {
+                if !dynamic {
+                    out.push(role.name.clone());
+                }
+                import_role_names(tasks, out);
+            }
+            TaskKind::Block {
+                block,
+                rescue,
+                always,
+            } => {
+                import_role_names(block, out);
+                import_role_names(rescue, out);
+                import_role_names(always, out);
+            }
+            TaskKind::Role { tasks, .. } => import_role_names(tasks, out),
+            _ => {}
+        }
+    }
+}
+
+/// The roles that role entries depend on (`meta/main.yml`, recursively; `top` is the entry
+/// itself, which is not its own dependency): Ansible's `ansible_dependent_role_names`.
+fn collect_deps(task: &Task, top: bool, out: &mut Vec<String>) {
+    if let TaskKind::Role { role, tasks } = &task.kind {
+        if !top && !out.contains(&role.name) {
+            out.push(role.name.clone());
+        }
+        for t in tasks {
+            collect_deps(t, false, out);
         }
     }
 }

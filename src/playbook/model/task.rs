@@ -119,6 +119,15 @@ impl Loader {
             };
             check_exprs(&Value::Array(as_list(that)), &args_loc)?;
         }
+        if module.starts_with("import_") && task.loop_.is_some() {
+            return Err(invalid(
+                &loc,
+                format!(
+                    "you cannot use loops on '{module}' (it is static: use include_{})",
+                    &module[7..]
+                ),
+            ));
+        }
         task.kind = self.task_kind(module, args, &args_loc, base, role)?;
         task.uses_hostvars = task_mentions_hostvars(&task);
         Ok(task)
@@ -183,6 +192,8 @@ impl Loader {
                 TaskKind::Meta(what)
             }
             "import_tasks" | "include_tasks" => {
+                check_include_args(module, &args, &["file", "_raw_params", "apply"], args_loc)?;
+                let apply = apply_kw(module, &args, args_loc)?;
                 let f = args
                     .get("_raw_params")
                     .or_else(|| args.get("file"))
@@ -205,17 +216,22 @@ impl Loader {
                         TaskKind::Include {
                             file: Value::String(p.display().to_string()),
                             base: base.to_path_buf(),
+                            apply,
                         }
                     }
                     _ => TaskKind::Include {
                         file: f,
                         base: base.to_path_buf(),
+                        apply,
                     },
                 }
             }
             "import_role" | "include_role" => {
+                check_include_args(module, &args, ROLE_INCLUDE_ARGS, args_loc)?;
+                let apply = apply_kw(module, &args, args_loc)?;
                 let name = args
                     .get("name")
+                    .or_else(|| args.get("role"))
                     .map(template::py_str)
                     .ok_or_else(|| invalid(args_loc, format!("{module}: no role name given")))?;
                 let tasks_from = args.get("tasks_from").map(template::py_str);
@@ -225,6 +241,8 @@ impl Loader {
                     role: rc,
                     tasks,
                     handlers,
+                    dynamic: module == "include_role",
+                    apply,
                 }
             }
             _ => TaskKind::Module {
@@ -255,6 +273,82 @@ impl Loader {
             .cloned()
             .unwrap_or_else(|| cands[0].clone())
     }
+}
+
+/// The options of `include_role`/`import_role` darkport takes; `vars_from`,
+/// `defaults_from`, `handlers_from` and `public` are refused at load (see [`check_include_args`]).
+const ROLE_INCLUDE_ARGS: &[&str] = &[
+    "name",
+    "role",
+    "tasks_from",
+    "apply",
+    "allow_duplicates",
+    "rolespec_validate",
+];
+
+/// Refuse an include/import option that is not in `known`: one Ansible has but darkport
+/// does not run is named as such, an unknown one as Ansible names it.
+fn check_include_args(
+    module: &str,
+    args: &Map<String, Value>,
+    known: &[&str],
+    loc: &Loc,
+) -> Result<(), LoadError> {
+    const NOT_SUPPORTED: &[&str] = &["vars_from", "defaults_from", "handlers_from", "public"];
+    for k in args.keys() {
+        if known.contains(&k.as_str()) {
+            continue;
+        }
+        if NOT_SUPPORTED.contains(&k.as_str()) {
+            return Err(invalid(
+                loc,
+                format!("{module}: the option '{k}' is not supported by darkport"),
+            ));
+        }
+        return Err(invalid(loc, format!("Invalid options for {module}: {k}")));
+    }
+    Ok(())
+}
+
+/// The `apply:` keywords of an include (only `include_*` take them, as in Ansible).
+fn apply_kw(
+    module: &str,
+    args: &Map<String, Value>,
+    loc: &Loc,
+) -> Result<Option<Box<Kw>>, LoadError> {
+    let Some(a) = args.get("apply") else {
+        return Ok(None);
+    };
+    if module.starts_with("import_") {
+        return Err(invalid(loc, format!("Invalid options for {module}: apply")));
+    }
+    let Value::Object(m) = a else {
+        return Err(invalid(
+            loc,
+            format!(
+                "Expected a dict for apply but got {} instead",
+                match a {
+                    Value::Array(_) => "list",
+                    Value::String(_) => "str",
+                    Value::Number(_) => "number",
+                    Value::Bool(_) => "bool",
+                    _ => "NoneType",
+                }
+            ),
+        ));
+    };
+    for k in m.keys() {
+        if !BLOCK_KEYWORDS.contains(&k.as_str())
+            || matches!(k.as_str(), "block" | "rescue" | "always")
+        {
+            return Err(invalid(
+                loc,
+                format!("{module}: '{k}' is not a keyword apply can give the included tasks"),
+            ));
+        }
+    }
+    let kw = kw_from_json(m.iter().map(|(k, v)| (k.clone(), v.clone(), loc.clone())))?;
+    Ok(Some(Box::new(kw)))
 }
 
 /// The `with_<lookup>` loops darkport runs.
