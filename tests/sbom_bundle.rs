@@ -363,7 +363,10 @@ fn delta_bundle_carries_only_the_changed_images_sboms() {
         "testprod/a:1.1.0",
     ]));
     assert!(
-        e.contains("is a delta bundle") && e.contains("base bundle testprod 1.0.0"),
+        e.starts_with("error: ")
+            && e.lines().next().unwrap().contains("is a delta bundle")
+            && e.contains("base bundle testprod 1.0.0")
+            && e.contains("hint: scan the full bundle"),
         "{e}"
     );
 }
