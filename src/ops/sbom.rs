@@ -147,14 +147,14 @@ pub fn scan(o: &ScanOpts, rep: &dyn ScanReporter) -> anyhow::Result<ScanReport> 
         });
         if entries.is_empty() && !elsewhere.is_empty() {
             let lines: Vec<String> = elsewhere.iter().map(|e| e.note.clone()).collect();
-            return Err(anyhow::anyhow!(
-                "{} is a delta bundle: no selected image has all its layers in it\n{}",
-                o.source.display(),
-                lines.join("\n")
-            ))
-            .context(Hint(
-                "scan the full bundle of the version the site runs (or the base named above) for those images".into(),
-            ));
+            return Err(anyhow::anyhow!(lines.join("\n"))
+                .context(Hint(
+                    "scan the full bundle of the version the site runs (or the base named above) for those images".into(),
+                ))
+                .context(format!(
+                    "{} is a delta bundle: no selected image has all its layers in it",
+                    o.source.display()
+                )));
         }
     }
     let (deltas, _) = scan_layers(&layout, &entries, rep).with_context(scan_err)?;
