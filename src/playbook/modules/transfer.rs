@@ -5,6 +5,7 @@
 
 use super::{add_info, b, fail, kv_lines, obj, req, s, Args, Attrs, ModCtx, ModResult};
 use super::{ATTRS_FN, INFO_FN};
+use crate::playbook::template::normpath;
 use crate::transport::{shell_quote, Transport};
 use openssl::hash::{hash, MessageDigest};
 use serde_json::{json, Map, Value};
@@ -18,28 +19,6 @@ const STATE_FN: &str = "dp_state() {\n  if [ -e \"$1\" ]; then dp_info \"$1\"; i
 
 fn hex_digest(md: MessageDigest, data: &[u8]) -> String {
     hash(md, data).map(hex::encode).unwrap_or_default()
-}
-
-/// Python's `os.path.normpath` for absolute and relative POSIX paths.
-pub(super) fn normpath(p: &str) -> String {
-    let abs = p.starts_with('/');
-    let mut parts: Vec<&str> = vec![];
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|l| *l != "..") => {
-                parts.pop();
-            }
-            ".." if abs => {}
-            other => parts.push(other),
-        }
-    }
-    let body = parts.join("/");
-    match (abs, body.is_empty()) {
-        (true, _) => format!("/{body}"),
-        (false, true) => ".".into(),
-        (false, false) => body,
-    }
 }
 
 /// Ansible's `path_dwim`: `~` and absolute paths as they are, others under the playbook's
