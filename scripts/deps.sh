@@ -22,12 +22,13 @@ if ! python3 -c "import ansible.cli.inventory" >/dev/null 2>&1 || ! command -v a
   python3 -m pip install --quiet --disable-pip-version-check ansible-core
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
-# ansible.posix (its sysctl module, for tests/compat): only that collection, extracted from the
-# wheel of PyPI's `ansible` package (the version line that goes with ansible-core 2.19); the rest
-# of that package is not installed.
+# ansible.posix (its sysctl module, for tests/compat) and community.general's ini_file module
+# alone: extracted from the wheel of PyPI's `ansible` package (the version line that goes with
+# ansible-core 2.19); the rest of that package is not installed.
 coll="$HOME/.ansible/collections/ansible_collections/ansible/posix"
-if [ ! -f "$coll/plugins/modules/sysctl.py" ]; then
-  echo "deps: extracting the ansible.posix collection from PyPI's ansible wheel"
+cg="$HOME/.ansible/collections/ansible_collections/community/general"
+if [ ! -f "$coll/plugins/modules/sysctl.py" ] || [ ! -f "$cg/plugins/modules/ini_file.py" ]; then
+  echo "deps: extracting ansible.posix and community.general's ini_file from PyPI's ansible wheel"
   tmp=$(mktemp -d)
   python3 -m pip download --quiet --disable-pip-version-check --no-deps "ansible>=12,<13" -d "$tmp"
   mkdir -p "$HOME/.ansible/collections"
@@ -35,7 +36,7 @@ if [ ! -f "$coll/plugins/modules/sysctl.py" ]; then
 import glob, sys, zipfile
 z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/ansible-*.whl")[0])
 for n in z.namelist():
-    if n.startswith("ansible_collections/ansible/posix/"):
+    if n.startswith("ansible_collections/ansible/posix/") or n == "ansible_collections/community/general/plugins/modules/ini_file.py":
         z.extract(n, sys.argv[2])
 PY
   rm -rf "$tmp"

@@ -5,6 +5,8 @@
 //!
 //! A case may have an `args` file with extra command-line arguments for both tools
 //! (`--check`, `--diff`, `-t`, `-e`, …). `COMPAT_ONLY=35-,37-` runs only the matching cases.
+//! Each tool gets its own empty controller directory in `COMPAT_LOCAL` (for `fetch` and other
+//! controller-side writes); the two are compared like the node files.
 
 mod support;
 use support::nodes as common;
@@ -205,9 +207,16 @@ fn compat_with_ansible_playbook() {
             nodes.exec_ok(i, "rm -rf /srv/compat");
         }
         let args = case_args(&dir);
+        let local = |tool: &str| {
+            let p = work.path().join(format!("local-{tool}-{name}"));
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let (local_a, local_d) = (local("ansible"), local("darkport"));
         let t0 = Instant::now();
         let mut cmd = Command::new("ansible-playbook");
-        cmd.arg("-i")
+        cmd.env("COMPAT_LOCAL", &local_a)
+            .arg("-i")
             .arg(&inv_a)
             .arg("site.yml")
             .args(&args)
@@ -217,6 +226,7 @@ fn compat_with_ansible_playbook() {
         let ta = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let d_out = Command::new(bin)
+            .env("COMPAT_LOCAL", &local_d)
             .arg("run")
             .arg("-i")
             .arg(&inv_d)
@@ -251,6 +261,12 @@ fn compat_with_ansible_playbook() {
         let sa = snapshot(&nodes.node_root(0).join("srv/compat"));
         let sd = snapshot(&nodes.node_root(1).join("srv/compat"));
         problems.extend(compare(&sa, &sd));
+        let (la, ld) = (snapshot(&local_a), snapshot(&local_d));
+        problems.extend(
+            compare(&la, &ld)
+                .into_iter()
+                .map(|d| format!("controller {d}")),
+        );
         summary.push(format!(
             "{name:<28} ansible {ta:5.2}s  darkport {td:5.2}s  {}",
             if problems.is_empty() {

@@ -282,9 +282,16 @@ fn exec_loop(
         iv.insert(loop_var.clone(), item.clone());
         if let Some(ix) = &index_var {
             iv.insert(ix.clone(), json!(i));
+            iv.insert("ansible_index_var".into(), Value::String(ix.clone()));
         }
         if extended {
-            let mut l = json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n, "revindex": n - i, "revindex0": n - i - 1, "allitems": all_items});
+            let mut l = json!({"index": i + 1, "index0": i, "first": i == 0, "last": i + 1 == n, "length": n, "revindex": n - i, "revindex0": n - i - 1});
+            if lc
+                .get("extended_allitems")
+                .map_or(true, template::ansible_bool)
+            {
+                l["allitems"] = json!(all_items);
+            }
             if i > 0 {
                 l["previtem"] = all_items[i - 1].clone();
             }
@@ -294,13 +301,11 @@ fn exec_loop(
             iv.insert("ansible_loop".into(), l);
         }
         iv.insert("ansible_loop_var".into(), Value::String(loop_var.clone()));
+        // As Ansible: `register` holds the previous item's result while the next one runs.
+        if let (Some(reg), Some(prev)) = (&task.register, results.last()) {
+            iv.insert(reg.clone(), prev.clone());
+        }
         let ictx = from_json(&Value::Object(iv.clone()));
-        let label = match lc.get("label") {
-            Some(l) => template_value(l, &ictx)
-                .map(|v| py_str(&v))
-                .unwrap_or_else(|_| py_str(l)),
-            None => py_str(&item),
-        };
         let mut r = match eval_cond(&Value::Array(when.to_vec()), &ictx) {
             Ok(false) => TaskResult::skipped_by(when.last().cloned()),
             Err(e) => TaskResult::failed(format!(
@@ -319,6 +324,20 @@ fn exec_loop(
             r.insert("ansible_index_var", Value::String(ix.clone()));
             r.insert(ix.clone(), json!(i));
         }
+        if let Some(l) = iv.get("ansible_loop") {
+            r.insert("ansible_loop", l.clone());
+        }
+        // The label and `break_when` see this item's result under `register`.
+        if let Some(reg) = &task.register {
+            iv.insert(reg.clone(), r.to_value());
+        }
+        let ictx = from_json(&Value::Object(iv));
+        let label = match lc.get("label") {
+            Some(l) => template_value(l, &ictx)
+                .map(|v| py_str(&v))
+                .unwrap_or_else(|_| py_str(l)),
+            None => py_str(&item),
+        };
         let st = r.status();
         any_changed |= st == Status::Changed;
         any_failed |= st == Status::Failed;
@@ -331,6 +350,15 @@ fn exec_loop(
         results.push(r.to_value());
         if st == Status::Unreachable {
             return (TaskResult::unreachable("host became unreachable"), eff);
+        }
+        if let Some(bw) = lc.get("break_when") {
+            let conds = match bw {
+                Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            if eval_cond(&Value::Array(conds), &ictx).unwrap_or(false) {
+                break;
+            }
         }
     }
     let mut r = TaskResult::default();

@@ -174,6 +174,8 @@ pub(super) fn hostvars_value(pc: &PlayCtx, hosts: &BTreeMap<String, HostState>) 
             None => pc.inv.host_vars(&h),
         };
         m.insert("inventory_hostname".into(), Value::String(h.clone()));
+        let short = h.split('.').next().unwrap_or(&h).to_string();
+        m.insert("inventory_hostname_short".into(), Value::String(short));
         m.insert("group_names".into(), json!(pc.inv.group_names(&h)));
         let ctx = from_json(&Value::Object(m.clone()));
         for (k, v) in m.clone() {

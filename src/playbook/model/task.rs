@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// The `loop_control` keys (Ansible's LoopControl attributes).
+const LOOP_CONTROL: &[&str] = &[
+    "loop_var",
+    "index_var",
+    "label",
+    "pause",
+    "extended",
+    "extended_allitems",
+    "break_when",
+];
+
 impl Loader {
     pub(super) fn load_task_list(
         &self,
@@ -408,6 +419,12 @@ fn set_task_keyword(
         "loop" => task.loop_ = Some(j),
         "loop_control" => {
             if let Value::Object(m) = j {
+                if let Some(k) = m.keys().find(|k| !LOOP_CONTROL.contains(&k.as_str())) {
+                    return Err(invalid(
+                        kloc,
+                        format!("'{k}' is not a valid attribute for a LoopControl"),
+                    ));
+                }
                 task.loop_control = m
             }
         }

@@ -710,7 +710,7 @@ pub fn unarchive(t: &mut dyn Transport, c: &ModCtx, a: &Args) -> ModResult {
         let o = c.sh(t, &format!("[ -e {} ]", shell_quote(&cr)))?;
         if o.success() {
             return Ok(obj(
-                json!({"changed": false, "skipped": false, "msg": format!("skipped, since {cr} exists"), "dest": dest}),
+                json!({"changed": false, "skipped": true, "msg": format!("skipped, since {cr} exists")}),
             ));
         }
     }

@@ -10,6 +10,7 @@ mod facts_hw;
 mod files;
 pub mod registry;
 mod system;
+mod transfer;
 
 use crate::transport::{shell_quote, Become, ExecOpts, ExecOutput, Transport, TransportError};
 use minijinja::value::Value as JValue;

@@ -2,7 +2,7 @@
 //! (`lookup`), the engine asks it where a module runs, and node modules are dispatched
 //! through the handler it holds: adding a module is one entry here.
 
-use super::{cmd, edit, facts, files, system, Args, ModCtx, ModResult};
+use super::{cmd, edit, facts, files, system, transfer, Args, ModCtx, ModResult};
 use crate::transport::Transport;
 
 /// Runs a node module: its canonical name (one handler serves e.g. `command` and `shell`),
@@ -69,6 +69,8 @@ pub static MODULES: &[ModuleDef] = &[
     node("group", |_, t, c, a| system::group(t, c, a)),
     node("sysctl", |_, t, c, a| system::sysctl(t, c, a)),
     node("uri", |_, t, c, a| system::uri(t, c, a)),
+    node("fetch", |_, t, c, a| transfer::fetch(t, c, a)),
+    node("get_url", |_, t, c, a| transfer::get_url(t, c, a)),
     node("package", system::package),
     node("apt", system::package),
     node("dnf", system::package),

@@ -638,6 +638,7 @@ pub(super) fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     env.add_filter("hash", f_hash);
     env.add_filter("checksum", |v: JValue| f_hash(v, Some("sha1".into())));
     env.add_filter("type_debug", f_type_debug);
+    super::datafilters::register(&mut env);
     env.add_test("failed", t_failed);
     env.add_test("failure", t_failed);
     env.add_test("succeeded", t_succeeded);

@@ -26,63 +26,57 @@ pub(super) fn search_path(state: &State, name: &str, sub: &str) -> std::path::Pa
     p.to_path_buf()
 }
 
-/// Ansible's `fileglob` lookup: the files (not directories) matching `pattern`. A
-/// relative pattern is looked up as Ansible does: in the first of the role's `files/`, the
-/// role, the playbook's `files/` and the playbook directory where its directory exists.
+/// Ansible's `fileglob` lookup: the files (not directories) whose name matches the pattern's
+/// last component. A pattern with a directory part globs in the first existing of that
+/// directory under the role's `files/`, the role, the playbook's `files/` and the playbook
+/// directory (an absolute one as it is); a bare name pattern tries those four in turn and
+/// takes the first that matches something.
 pub(crate) fn fileglob(
     pattern: &str,
     role_path: Option<&str>,
     playbook_dir: Option<&str>,
 ) -> Vec<String> {
-    let p = std::path::Path::new(pattern);
-    let full = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        let dir = p.parent().unwrap_or(std::path::Path::new(""));
-        let bases = [role_path, playbook_dir]
-            .into_iter()
-            .flatten()
-            .flat_map(|b| [std::path::Path::new(b).join("files"), b.into()]);
-        let mut found = None;
-        for b in bases {
-            if b.join(dir).is_dir() {
-                found = Some(b.join(p));
-                break;
-            }
-        }
-        match found {
-            Some(f) => f,
-            None => return Vec::new(),
-        }
-    };
-    // A wildcard in the last component only (the usual case): the directory's own order, as
-    // Python's glob lists it for Ansible (os.scandir); otherwise the glob crate's order.
-    let (dir, name) = (full.parent(), full.file_name().map(|n| n.to_string_lossy()));
-    let plain_dir = dir.is_some_and(|d| !d.to_string_lossy().contains(['*', '?', '[']));
-    if let (Some(dir), Some(name), true) = (dir, name, plain_dir) {
-        let Ok(pat) = glob::Pattern::new(&name) else {
-            return Vec::new();
-        };
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        return rd
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                // Python's glob leaves out hidden files unless the pattern starts with a dot.
-                (!n.starts_with('.') || name.starts_with('.')) && pat.matches(&n)
-            })
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-    }
-    let Ok(paths) = glob::glob(&full.to_string_lossy()) else {
+    use std::path::{Path, PathBuf};
+    let p = Path::new(pattern);
+    let Some(name) = p.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Vec::new();
     };
-    paths
+    let bases: Vec<PathBuf> = [role_path, playbook_dir]
+        .into_iter()
         .flatten()
+        .flat_map(|b| [Path::new(b).join("files"), b.into()])
+        .collect();
+    let dirs: Vec<PathBuf> = match p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) if d.is_absolute() => vec![d.to_path_buf()],
+        Some(d) => bases
+            .iter()
+            .map(|b| b.join(d))
+            .filter(|c| c.exists())
+            .take(1)
+            .collect(),
+        None => bases,
+    };
+    dirs.iter()
+        .map(|d| glob_in(d, &name))
+        .find(|found| !found.is_empty())
+        .unwrap_or_default()
+}
+
+/// The files in `dir` whose name matches `name`, in the directory's own order (as Python's
+/// glob lists them, through os.scandir); hidden files only for a pattern starting with a dot.
+fn glob_in(dir: &std::path::Path, name: &str) -> Vec<String> {
+    let Ok(pat) = glob::Pattern::new(name) else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            (!n.starts_with('.') || name.starts_with('.')) && pat.matches(&n)
+        })
+        .map(|e| e.path())
         .filter(|p| p.is_file())
         .map(|p| p.to_string_lossy().into_owned())
         .collect()
@@ -92,9 +86,9 @@ pub(crate) fn fileglob(
 pub(super) fn lookup_values(
     state: &State,
     kind: &str,
-    args: Rest<ValueOrKwargs>,
+    args: &[JValue],
 ) -> Result<Vec<JValue>, JError> {
-    let (terms, _kw) = split_kwargs(&args.into_values());
+    let (terms, _kw) = split_kwargs(args);
     let mut out = Vec::new();
     for t in &terms {
         let t = t
@@ -132,10 +126,18 @@ pub(super) fn lookup_values(
             other => return Err(jerr(format!("lookup plugin {other:?} is not supported"))),
         }
     }
-    if ["items", "list"].contains(&kind) {
-        return Ok(terms);
+    match kind {
+        // `items` flattens its terms one level (LookupBase._flatten); `list` keeps them.
+        "items" => Ok(terms
+            .into_iter()
+            .flat_map(|t| match t.kind() {
+                ValueKind::Seq => t.try_iter().map(|it| it.collect()).unwrap_or_default(),
+                _ => vec![t],
+            })
+            .collect()),
+        "list" => Ok(terms),
+        _ => Ok(out),
     }
-    Ok(out)
 }
 
 /// `lookup(kind, …)`: one value as it is, several joined with `,` (Ansible's default).
@@ -144,8 +146,15 @@ pub(super) fn fn_lookup(
     kind: String,
     args: Rest<ValueOrKwargs>,
 ) -> Result<JValue, JError> {
-    let mut out = lookup_values(state, &kind, args)?;
-    if ["items", "list"].contains(&kind.as_str()) {
+    let args = args.into_values();
+    let mut out = lookup_values(state, &kind, &args)?;
+    let (_, kw) = split_kwargs(&args);
+    let wantlist = kw
+        .get::<Option<JValue>>("wantlist")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.is_true());
+    if wantlist || ["items", "list"].contains(&kind.as_str()) {
         Ok(JValue::from(out))
     } else if out.len() == 1 {
         Ok(out.pop().unwrap())
@@ -198,5 +207,9 @@ pub(super) fn fn_query(
     kind: String,
     args: Rest<ValueOrKwargs>,
 ) -> Result<JValue, JError> {
-    Ok(JValue::from(lookup_values(state, &kind, args)?))
+    Ok(JValue::from(lookup_values(
+        state,
+        &kind,
+        &args.into_values(),
+    )?))
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use std::sync::OnceLock;
 
 mod comment;
+mod datafilters;
 mod escape;
 pub mod file;
 mod filters;
@@ -19,6 +20,7 @@ mod pydatetime;
 mod pyfmt;
 mod regex;
 
+pub(crate) use datafilters::normpath;
 pub use filters::ansible_bool;
 use filters::build_env;
 pub(crate) use functions::fileglob;
