@@ -2,13 +2,13 @@
 //! block in the style `plain` (`#`), `erlang` (`%`), `c` (`//`), `cblock` (`/* … */`) or
 //! `xml` (`<!-- … -->`), each part overridable by keyword as in ansible-core.
 
-use super::filters::jerr;
+use super::args::jerr;
 use super::py_str;
 use minijinja::value::{Kwargs, Value as JValue};
 use minijinja::Error as JError;
 
 pub(super) fn f_comment(text: JValue, style: Option<String>, kw: Kwargs) -> Result<JValue, JError> {
-    let text = py_str(&super::filters::j(&text)?);
+    let text = py_str(&super::args::j(&text)?);
     let style = style.unwrap_or_else(|| "plain".into());
     let (beginning, decoration, end) = match style.as_str() {
         "plain" => ("", "# ", ""),

@@ -2,7 +2,7 @@
 //! helpers as Python's `os.path` computes them, set theory on lists, itertools, math, sizes,
 //! URL parts and `extract`. Results are shaped as Ansible returns them (tuples as lists).
 
-use super::filters::{j, jerr};
+use super::args::{j, jerr};
 use super::*;
 
 pub(super) fn register(env: &mut Environment<'static>) {

@@ -1,17 +1,10 @@
 //! The Ansible filter plugins, Jinja tests and lookup functions playbooks use, registered
 //! on the environment by `build_env`.
 
+use super::args::{j, jerr, split_kwargs};
 use super::functions::*;
 use super::regex::*;
 use super::*;
-
-pub(super) fn j(v: &JValue) -> Result<Value, JError> {
-    to_json(v).map_err(|m| JError::new(ErrorKind::InvalidOperation, m))
-}
-
-pub(super) fn jerr(msg: impl Into<String>) -> JError {
-    JError::new(ErrorKind::InvalidOperation, msg.into())
-}
 
 /// Ansible's `bool`: yes/on/1/true (any case) are True, everything else False.
 pub fn ansible_bool(v: &Value) -> bool {
@@ -133,19 +126,6 @@ fn f_from_yaml(v: String) -> Result<JValue, JError> {
     let n = crate::playbook::yaml::load(&v, "<from_yaml>")
         .map_err(|e| jerr(format!("from_yaml: {e}")))?;
     Ok(from_json(&n.to_json()))
-}
-
-pub(super) fn split_kwargs(args: &[JValue]) -> (Vec<JValue>, Kwargs) {
-    let mut pos = Vec::new();
-    let mut kw = Kwargs::from_iter(std::iter::empty::<(&str, JValue)>());
-    for a in args {
-        if a.is_kwargs() {
-            kw = Kwargs::try_from(a.clone()).unwrap_or(kw);
-        } else {
-            pos.push(a.clone());
-        }
-    }
-    (pos, kw)
 }
 
 fn f_b64encode(v: JValue) -> Result<JValue, JError> {

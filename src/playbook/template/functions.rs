@@ -2,7 +2,7 @@
 //! pipe, fileglob, items, …, searched as Ansible searches a role's and the play's
 //! directories) and Python's `dict()`.
 
-use super::filters::{j, jerr, split_kwargs};
+use super::args::{j, jerr, split_kwargs};
 use super::*;
 
 pub(super) fn search_path(state: &State, name: &str, sub: &str) -> std::path::PathBuf {

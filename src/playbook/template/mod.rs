@@ -10,6 +10,7 @@ use minijinja::{AutoEscape, Environment, Error as JError, ErrorKind, State, Unde
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 
+mod args;
 mod comment;
 mod datafilters;
 mod escape;

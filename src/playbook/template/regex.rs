@@ -3,7 +3,7 @@
 //! crate allows: replacement templates as `re.sub` reads them (`\1`, `\g<name>`, `\g<2>`,
 //! `\n`…, unknown letter escapes refused), `regex_search` group arguments returning a list.
 
-use super::filters::{j, jerr, split_kwargs};
+use super::args::{j, jerr, split_kwargs};
 use super::py_str;
 use minijinja::value::{Kwargs, Rest, Value as JValue, ValueOrKwargs};
 use minijinja::Error as JError;
