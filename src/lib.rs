@@ -20,11 +20,15 @@
 //!   `preflight` (pure `evaluate`), `seed`, `migrate`, `status`, `build`, `run`, `playbooks`,
 //!   `support`, `sbom`, `hash`, `keys`, `inventory`, `trust`, `bundle_info`, `kept`,
 //!   `uninstall`, `build_check` (what build-bundle checks in the playbooks before signing),
-//!   `conn` (Ansible's -u/--private-key/-k/-K and ansible.cfg/ANSIBLE_* merged, checked).
+//!   `build_sbom` (each distinct layer read once: digest, diff_id, package databases),
+//!   `deploy/` (a compose product onto the `compose` or `swarm` target), `external`
+//!   (pushing to a site's own registry), `conn` (Ansible's -u/--private-key/-k/-K and ansible.cfg/ANSIBLE_* merged, checked).
 //! - [`report`]: the report types ops return (and `Hint` for error advice).
 //! - Domain: [`bundle`] (spec, writer, signature-first reader in `scan.rs`), [`source`]
 //!   (registries, `docker save` archives, OCI layouts, layer dirs), [`store`] (CAS),
-//!   [`registry`] (site registry server, client, receive/fetch), [`inventory`] (INI/YAML
+//!   [`registry`] (site registry: request routing in `names`, server and listener sharing
+//!   `events`, client, receive/fetch), [`compose`] (compose files read, pinned by digest,
+//!   placed on hosts, stack state), [`inventory`] (INI/YAML
 //!   sources, host patterns, `ansible_cfg`, `connvars`: Ansible connection variables into a
 //!   `transport::ConnSpec`), [`transport`] (`spec`, `session`, `ssh`, `jump`, `local`),
 //!   [`node`] (remote paths, service units, runtime trust, blob push, which layer
@@ -34,6 +38,8 @@
 //! - Base: [`digest`] (sha256), [`fanout`] (the one bounded worker pool, panics caught per
 //!   item) used by ops, transport and the playbook engine.
 //!   [`yaml_limits`]: the bounds every YAML loader shares (document size, alias expansion).
+//! - [`fuzzing`]: the entry points of the `fuzz/` targets, which `tests/fuzz_corpus.rs`
+//!   replays on stable; nothing in the product calls it.
 //!
 //! ```text
 //! build:   spec ─► source/ ─► store/ (CAS, sha256) ─► bundle/ (writer + minisign) ─► FILE
