@@ -201,3 +201,28 @@ fn bundle_seeds_open() {
         assert!(!b.manifest().images.is_empty() && !b.manifest().playbooks.is_empty());
     }
 }
+
+/// What the inventory crash (`all` made a child of another group) now gives: a parse error
+/// naming the source and line, as ansible-core also refuses it (exit 1, no panic).
+#[test]
+fn all_as_a_child_group_is_refused_with_file_and_line() {
+    use darkport::inventory::Inventory;
+    let ini = "[web]\nw1\n[top:children]\nweb\nall\n";
+    let e = match Inventory::from_ini_str(ini, Path::new("hosts.ini")) {
+        Ok(_) => panic!("{ini:?} was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("hosts.ini:5") && e.contains("group 'all' cannot be a child of group 'top'"),
+        "{e}"
+    );
+    let yaml = "top:\n  children:\n    all:\n";
+    let e = match Inventory::from_yaml_str(yaml, Path::new("hosts.yml")) {
+        Ok(_) => panic!("{yaml:?} was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("hosts.yml:") && e.contains("group 'all' cannot be a child of group 'top'"),
+        "{e}"
+    );
+}

@@ -472,6 +472,15 @@ impl Inventory {
                 self.groups[parent].name
             ));
         }
+        if child == ALL {
+            // Every group ends up under `all`, so `all` under another group is always a loop
+            // (ansible-core fails on it when it reconciles); refused here, where the source
+            // and line are known (`reconcile` relied on `all` having no parents).
+            return Err(format!(
+                "group 'all' cannot be a child of group '{}' (every group is under 'all': a recursive dependency loop)",
+                self.groups[parent].name
+            ));
+        }
         if self.groups[parent].children.contains(&child) {
             return Ok(());
         }

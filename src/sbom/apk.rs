@@ -51,7 +51,8 @@ pub fn parse_installed(data: &[u8]) -> Result<Vec<Package>, String> {
         }
         let mut chars = line.chars();
         if let (Some(k), Some(':')) = (chars.next(), chars.next()) {
-            rec.push((k, &line[2..]));
+            // The rest after `K:`: `&line[2..]` cut a multi-byte key character (fuzzer).
+            rec.push((k, chars.as_str()));
         }
     }
     flush(&mut rec, n)?;

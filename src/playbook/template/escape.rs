@@ -28,7 +28,7 @@ pub fn template(src: &str) -> Cow<'_, str> {
             (b'{', b'#') => i = find_from(src, i + 2, "#}").map_or(b.len(), |e| e + 2),
             (b'{', b'%') => {
                 let end = statement_end(src, i + 2);
-                i = if is_raw(&src[i + 2..end.saturating_sub(2).max(i + 2)]) {
+                i = if is_raw(statement_body(src, i + 2, end)) {
                     raw_end(src, end)
                 } else {
                     end
@@ -127,6 +127,14 @@ fn statement_end(src: &str, mut i: usize) -> usize {
     b.len()
 }
 
+/// The text of a statement from `start` (after `{%`) to `end` (from [`statement_end`]),
+/// without its `%}`. An unterminated statement runs to the end of `src` and has no `%}` to
+/// drop (cutting two bytes off it split a multi-byte character: a panic the fuzzer found).
+fn statement_body(src: &str, start: usize, end: usize) -> &str {
+    let s = &src[start..end];
+    s.strip_suffix("%}").unwrap_or(s)
+}
+
 fn is_raw(body: &str) -> bool {
     body.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "raw"
 }
@@ -135,7 +143,7 @@ fn is_raw(body: &str) -> bool {
 fn raw_end(src: &str, mut i: usize) -> usize {
     while let Some(s) = find_from(src, i, "{%") {
         let end = statement_end(src, s + 2);
-        let body = &src[s + 2..end.saturating_sub(2).max(s + 2)];
+        let body = statement_body(src, s + 2, end);
         if body.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "endraw" {
             return end;
         }
