@@ -122,8 +122,9 @@ fn docker_archive_plain_gzipped_and_multi_image() {
             "",
         );
         let (b, j) = build_ok(d, &spec, &["--layer-compression", comp]);
-        // 2 manifests + 2 configs + shared base + 2 app layers
-        assert_eq!(j["blob_count"], 7, "{j}");
+        // 2 manifests + 2 configs + shared base + 2 app layers, and one SBOM per image
+        assert_eq!(stored_sboms(&b).1, 2);
+        assert_eq!(j["blob_count"], 7 + 2, "{j}");
         // Every layer is compressed and decompresses to its diff_id.
         let pubk = d.join("k.pub");
         let top = j["images"][0]["digest"].as_str().unwrap().to_string();
@@ -214,7 +215,7 @@ fn oci_archive_and_multi_platform_index() {
         ],
         "",
     );
-    let (_, j) = build_ok(d, &spec, &[]);
+    let (b, j) = build_ok(d, &spec, &[]);
     assert_eq!(j["images"][0]["digest"].as_str().unwrap(), v[0].1);
     // The index keeps its bytes (digest) but only the amd64 child is carried.
     assert_eq!(j["images"][1]["digest"].as_str().unwrap(), id);
@@ -222,8 +223,10 @@ fn oci_archive_and_multi_platform_index() {
         j["images"][1]["platforms"],
         serde_json::json!(["linux/amd64"])
     );
-    // index + app0 manifest/config/base/app layer; app1's own layer and config are not there
-    assert_eq!(j["blob_count"], 5, "{j}");
+    // index + app0 manifest/config/base/app layer; app1's own layer and config are not there;
+    // plus one SBOM document per image (the index has one platform here)
+    assert_eq!(stored_sboms(&b).1, 2);
+    assert_eq!(j["blob_count"], 5 + 2, "{j}");
 
     // Asking for arm64 too brings the second child.
     let spec2 = d.join("s2.yaml");
@@ -234,12 +237,14 @@ fn oci_archive_and_multi_platform_index() {
             .replace("[linux/amd64]", "[linux/amd64, linux/arm64/v8]"),
     )
     .unwrap();
-    let (_, j2) = build_ok(d, &spec2, &[]);
+    let (b2, j2) = build_ok(d, &spec2, &[]);
     assert_eq!(
         j2["images"][1]["platforms"],
         serde_json::json!(["linux/amd64", "linux/arm64/v8"])
     );
-    assert_eq!(j2["blob_count"], 8, "{j2}");
+    // ... and its SBOM: testprod/a, multi amd64, multi arm64
+    assert_eq!(stored_sboms(&b2).1, 3);
+    assert_eq!(j2["blob_count"], 8 + 3, "{j2}");
 
     // A platform nobody has is an error naming the image and what it has.
     let spec3 = d.join("s3.yaml");
@@ -414,7 +419,13 @@ fn registry_source_against_docker_registry() {
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
-    assert_eq!(j["stored_blob_bytes"].as_u64().unwrap(), unique);
+    // (the bundle also stores one compressed SBOM document per image)
+    let (sbom_bytes, sboms) = stored_sboms(&b);
+    assert_eq!(sboms, 2);
+    assert_eq!(
+        j["stored_blob_bytes"].as_u64().unwrap(),
+        unique + sbom_bytes
+    );
     // And skopeo can push every image from the bundle back into the registry, same digest.
     for (i, name) in ["testprod/app0:1", "testprod/app1:1"].iter().enumerate() {
         sh(&format!(

@@ -271,3 +271,23 @@ pub fn layout_refs(dir: &Path) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Bytes and count of the SBOM documents a bundle stores (format v2: zstd SPDX blobs, not
+/// image blobs).
+pub fn stored_sboms(bundle: &Path) -> (u64, usize) {
+    let mut ar = tar::Archive::new(std::fs::File::open(bundle).unwrap());
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    let docs: Vec<&serde_json::Value> = m["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["mediaType"] == "application/spdx+json+zstd" && b["present"] == true)
+        .collect();
+    (
+        docs.iter().map(|b| b["size"].as_u64().unwrap()).sum(),
+        docs.len(),
+    )
+}
