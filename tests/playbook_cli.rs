@@ -158,6 +158,40 @@ fn local_run_output_and_runtime_undefined_variable() {
     assert!(!lines.iter().any(|e| e.to_string().contains("s3cr3t")));
 }
 
+/// Variables that refer to each other in a loop fail the task that uses them (ansible-core:
+/// "Recursive loop detected in template"), they never print their own template text.
+#[test]
+fn variables_in_a_reference_loop_fail_the_task() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "inv", "here ansible_connection=local\n");
+    write(
+        d.path(),
+        "pb.yml",
+        "- hosts: all\n  gather_facts: false\n  vars:\n    a: \"{{ b }}\"\n    b: \"{{ a }}\"\n    c: \"{{ c }}\"\n    ok: \"{{ 'fine' }}\"\n  tasks:\n    - debug: msg=\"{{ ok }}\"\n    - debug: msg=\"{{ a }}\"\n      ignore_errors: true\n    - debug: msg=\"{{ c }}\"\n",
+    );
+    let a = Command::cargo_bin("darkport")
+        .unwrap()
+        .current_dir(d.path())
+        .args(["run", "-i", "inv", "pb.yml"])
+        .assert()
+        .code(2);
+    let o = String::from_utf8_lossy(&a.get_output().stdout).to_string();
+    assert!(o.contains("\"msg\": \"fine\""), "{o}");
+    assert!(
+        !o.contains("\"msg\": \"{{"),
+        "a loop printed its own template: {o}"
+    );
+    assert!(
+        o.contains("'a' is undefined") && o.contains("'c' is undefined"),
+        "{o}"
+    );
+    // ansible-core 2.19 on this playbook: ok=2 failed=1 ignored=1, exit 2.
+    assert!(
+        o.contains("ok=2") && o.contains("failed=1") && o.contains("ignored=1"),
+        "{o}"
+    );
+}
+
 #[test]
 fn extra_vars_forms() {
     let d = tempfile::tempdir().unwrap();

@@ -151,12 +151,27 @@ fn fetch_or_push(
         .as_ref()
         .map(|p| p.blobs.clone())
         .unwrap_or_default();
-    let missing: Vec<&Digest> = wanted.iter().filter(|d| !present.contains(d)).collect();
+    let all_missing: Vec<&Digest> = wanted.iter().filter(|d| !present.contains(d)).collect();
     let mut report = PushReport {
         host: n.name.clone(),
-        blobs_present: wanted.len() - missing.len(),
+        blobs_present: wanted.len() - all_missing.len(),
         ..Default::default()
     };
+    // The registry serves image blobs only: the bundle's SBOM documents (and any other blob
+    // of no image) go from here, the images' blobs are copied inside the site.
+    let repo_of = repo_of_blobs(b.manifest());
+    let (missing, own): (Vec<&Digest>, Vec<&Digest>) = all_missing
+        .into_iter()
+        .partition(|d| repo_of.contains_key(*d));
+    let own: BTreeSet<Digest> = own.into_iter().copied().collect();
+    if !own.is_empty() {
+        let bin = n.layout().bin(&exe.digest);
+        let mut t = n.t();
+        let r = push::push_missing(&mut t, &n.root, &own, &present, b, &(), Some(&bin))?;
+        report.blobs_sent = r.blobs_sent;
+        report.bytes_sent = r.bytes_sent;
+        report.bytes_resumed = r.bytes_resumed;
+    }
     if !missing.is_empty() {
         let fetched = match primary {
             None => Err(anyhow::anyhow!("the first registry host is not serving")),
@@ -177,10 +192,11 @@ fn fetch_or_push(
                 report.fetch_error = Some(format!("{e:#}"));
                 let bin = n.layout().bin(&exe.digest);
                 let mut t = n.t();
-                let r = push::push_missing(&mut t, &n.root, wanted, &present, b, &(), Some(&bin))?;
-                report.blobs_sent = r.blobs_sent;
-                report.bytes_sent = r.bytes_sent;
-                report.bytes_resumed = r.bytes_resumed;
+                let have: BTreeSet<Digest> = present.union(&own).copied().collect();
+                let r = push::push_missing(&mut t, &n.root, wanted, &have, b, &(), Some(&bin))?;
+                report.blobs_sent += r.blobs_sent;
+                report.bytes_sent += r.bytes_sent;
+                report.bytes_resumed += r.bytes_resumed;
             }
         }
     }

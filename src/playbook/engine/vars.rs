@@ -140,7 +140,11 @@ pub(super) fn resolve_lazy(m: &mut Map<String, Value>, lazy: &HashSet<String>) {
                         m.insert(k.clone(), nv);
                         next.push(k.clone());
                     } else if has_template(&nv) {
-                        m.insert(k.clone(), nv);
+                        // Renders to itself and is still a template: the variable refers to
+                        // itself through a loop (`a: "{{ b }}"`, `b: "{{ a }}"`). It stays
+                        // pending and ends undefined, so a task using it fails as in Ansible
+                        // instead of printing its own template text.
+                        next.push(k.clone());
                     } else {
                         progressed = true;
                         m.insert(k.clone(), nv);
