@@ -33,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 now() { date +%s.%N; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib/registry.sh
 
 echo "== binary: $BIN"
 echo "== content: example product + one image with a $BIG_MB MiB random layer (zstd layers)"
@@ -89,17 +89,9 @@ DP=$(printf '%s\n' "${DPS[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+
 SEED=$(printf '%s\n' "${SEEDS[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 
 echo "== (c) skopeo copy of every image into docker-registry"
-DR_PORT=$(free_port)
-mkdir -p "$WORK/dreg"
-cat >"$WORK/dreg.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/dreg}, delete: {enabled: false}}
-http: {addr: 127.0.0.1:$DR_PORT}
-YML
-docker-registry serve "$WORK/dreg.yml" >"$WORK/dreg.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$DR_PORT/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+start_docker_registry "$WORK"
+PIDS+=("$DR_PID")
+wait_v2 "$DR_PORT"
 t0=$(now)
 for i in $IMAGES; do
   skopeo copy -q --dest-tls-verify=false "oci-archive:$B:$i" "docker://127.0.0.1:$DR_PORT/$i"

@@ -1,4 +1,5 @@
-# Sourced by the registry benchmarks (bench/registry.sh, bench/pull-load.sh).
+# Sourced by the benchmarks that start registries (bench/registry.sh, bench/pull-load.sh,
+# bench/install.sh).
 #   free_port                 a free TCP port on 127.0.0.1
 #   wait_v2 PORT              wait (up to 10 s) until http://127.0.0.1:PORT/v2/ answers
 #   start_docker_registry DIR starts Debian's docker-registry (distribution, filesystem driver,

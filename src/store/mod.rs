@@ -142,10 +142,8 @@ impl Store {
         }
     }
 
-    /// An open file positioned at a blob's first byte and bounded to its size, for a plain
-    /// copy (no hashing): only for blobs that are [`StoredBlob::verified`].
-    pub fn open_raw(&self, d: &Digest) -> Result<io::Take<File>, StoreError> {
-        use std::io::{Seek, SeekFrom};
+    /// A blob's entry, the file holding it and the offset of its first byte there.
+    fn locate(&self, d: &Digest) -> Result<(&StoredBlob, PathBuf, u64), StoreError> {
         let b = self
             .blobs
             .get(d)
@@ -154,6 +152,14 @@ impl Store {
             Location::File(p) => (p.clone(), 0),
             Location::Range { path, offset, .. } => (path.clone(), *offset),
         };
+        Ok((b, path, offset))
+    }
+
+    /// An open file positioned at a blob's first byte and bounded to its size, for a plain
+    /// copy (no hashing): only for blobs that are [`StoredBlob::verified`].
+    pub fn open_raw(&self, d: &Digest) -> Result<io::Take<File>, StoreError> {
+        use std::io::{Seek, SeekFrom};
+        let (b, path, offset) = self.locate(d)?;
         let io_err = |source| StoreError::Io {
             op: "open blob",
             path: path.clone(),
@@ -295,14 +301,7 @@ impl Store {
     /// A streaming reader over the blob that fails with `InvalidData` at the end if the
     /// bytes do not hash to the digest or have the wrong length.
     pub fn open_verified(&self, d: &Digest) -> Result<VerifiedReader, StoreError> {
-        let b = self
-            .blobs
-            .get(d)
-            .ok_or(StoreError::Missing { digest: *d })?;
-        let (path, offset) = match &b.location {
-            Location::File(p) => (p.clone(), 0),
-            Location::Range { path, offset, .. } => (path.clone(), *offset),
-        };
+        let (b, path, offset) = self.locate(d)?;
         let f = File::open(&path).map_err(|source| StoreError::Io {
             op: "open blob",
             path: path.clone(),

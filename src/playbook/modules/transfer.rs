@@ -5,7 +5,7 @@
 
 use super::{add_info, b, fail, kv_lines, obj, req, s, Args, Attrs, ModCtx, ModResult};
 use super::{ATTRS_FN, INFO_FN};
-use crate::playbook::template::normpath;
+use crate::playbook::template::{normpath, percent_decode};
 use crate::transport::{shell_quote, Transport};
 use openssl::hash::{hash, MessageDigest};
 use serde_json::{json, Map, Value};
@@ -239,22 +239,7 @@ fn url_filename(url: &str) -> String {
 fn file_url_path(url: &str) -> Option<String> {
     let rest = url.strip_prefix("file://")?;
     let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
-    let bytes = path.as_bytes();
-    let mut out = vec![];
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hexd = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hexd, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(percent_decode(path, false))
 }
 
 /// The `filename` parameter of a Content-Disposition header (its basename).

@@ -21,12 +21,6 @@ pub(super) fn register(env: &mut Environment<'static>) {
     });
     env.add_filter("expanduser", |s: String| expanduser(&s));
     env.add_filter("expandvars", |s: String| expandvars(&s));
-    env.add_filter("md5", |v: JValue| {
-        digest(&v, openssl::hash::MessageDigest::md5())
-    });
-    env.add_filter("sha1", |v: JValue| {
-        digest(&v, openssl::hash::MessageDigest::sha1())
-    });
     env.add_filter("symmetric_difference", f_symmetric_difference);
     env.add_filter("permutations", |v: JValue, a: Rest<ValueOrKwargs>| {
         let r = opt_f64(&named(&a.into_values(), &["r"])?[0])?.map(|r| r as usize);
@@ -273,16 +267,6 @@ fn expandvars(s: &str) -> String {
         i += ch.len_utf8();
     }
     out
-}
-
-fn digest(v: &JValue, md: openssl::hash::MessageDigest) -> Result<String, JError> {
-    let s = v
-        .as_str()
-        .map(String::from)
-        .unwrap_or_else(|| v.to_string());
-    openssl::hash::hash(md, s.as_bytes())
-        .map(hex::encode)
-        .map_err(|e| jerr(e.to_string()))
 }
 
 fn seq(v: &JValue) -> Result<Vec<Value>, JError> {
@@ -545,12 +529,18 @@ fn f_urlsplit(url: String, a: Rest<ValueOrKwargs>) -> Result<JValue, JError> {
 
 /// Python's `unquote_plus`.
 fn urldecode(s: &str) -> String {
+    percent_decode(s, true)
+}
+
+/// `%XX` escapes decoded (a `%` not followed by two hex digits stays), `+` as a space when
+/// `plus_is_space` (Python's `unquote_plus`; `unquote` otherwise); invalid UTF-8 replaced.
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let b = s.as_bytes();
     let mut out = vec![];
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < b.len() => {
                 match std::str::from_utf8(&b[i + 1..i + 3])
                     .ok()

@@ -616,6 +616,8 @@ pub(super) fn build_env(undefined: UndefinedBehavior) -> Environment<'static> {
     env.add_filter("zip_longest", f_zip_longest);
     env.add_filter("product", f_product);
     env.add_filter("hash", f_hash);
+    env.add_filter("md5", |v: JValue| f_hash(v, Some("md5".into())));
+    env.add_filter("sha1", |v: JValue| f_hash(v, Some("sha1".into())));
     env.add_filter("checksum", |v: JValue| f_hash(v, Some("sha1".into())));
     env.add_filter("type_debug", f_type_debug);
     super::datafilters::register(&mut env);

@@ -21,7 +21,7 @@ mod pydatetime;
 mod pyfmt;
 mod regex;
 
-pub(crate) use datafilters::normpath;
+pub(crate) use datafilters::{normpath, percent_decode};
 pub use filters::ansible_bool;
 use filters::build_env;
 pub(crate) use functions::fileglob;
